@@ -864,14 +864,21 @@ class SoftLocLoss(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def _check_pos_weight_scalar(fn: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"{fn}: `pos_weight` must be a float or a (class,) tensor, got {type(value).__name__}"
+        )
+    if not value >= 0:
+        raise ValueError(f"{fn}: `pos_weight` must be >= 0, got {value}")
+    return float(value)
+
+
 def _check_pos_weight(fn: str, pos_weight: object, n_classes: int) -> torch.Tensor | None:
     if pos_weight is None:
         return None
-    if isinstance(pos_weight, bool):
-        raise TypeError(f"{fn}: `pos_weight` must be a float or a (class,) tensor, got bool")
-    if isinstance(pos_weight, (int, float)):
-        pos_weight = torch.tensor([float(pos_weight)] * n_classes)
-    pos_weight = check_tensor(fn, "pos_weight", pos_weight)
+    if not isinstance(pos_weight, torch.Tensor):
+        pos_weight = torch.tensor([_check_pos_weight_scalar(fn, pos_weight)] * n_classes)
     if pos_weight.shape != (n_classes,):
         raise ValueError(
             f"{fn}: `pos_weight` must be a float or have shape (class,) = ({n_classes},), "
@@ -1064,7 +1071,14 @@ def bootstrap_loss(
 
 
 class FrameBCELoss(nn.Module):
-    """Module form of :func:`bce_loss` (keeps ``pos_weight`` as a buffer when given)."""
+    """Module form of :func:`bce_loss`; a tensor ``pos_weight`` is kept as a buffer.
+
+    Args:
+        pos_weight: weight of the positive term, a float or a ``(class,)`` tensor (>= 0).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+    """
+
+    pos_weight: torch.Tensor | None
 
     def __init__(
         self, *, pos_weight: float | torch.Tensor | None = None, reduction: str = "mean"
@@ -1072,16 +1086,18 @@ class FrameBCELoss(nn.Module):
         super().__init__()
         check_reduction("FrameBCELoss", reduction)
         self.reduction = reduction
-        if pos_weight is not None and not isinstance(pos_weight, torch.Tensor):
-            pos_weight = torch.tensor(float(pos_weight))
-        self.register_buffer("pos_weight", pos_weight)
+        self.pos_weight_value: float | None = None
+        if isinstance(pos_weight, torch.Tensor):
+            self.register_buffer("pos_weight", pos_weight)
+        else:
+            self.register_buffer("pos_weight", None)
+            if pos_weight is not None:
+                self.pos_weight_value = _check_pos_weight_scalar("FrameBCELoss", pos_weight)
 
     def forward(
         self, probs: torch.Tensor, targets: torch.Tensor, *, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        weight = self.pos_weight
-        if isinstance(weight, torch.Tensor) and weight.dim() == 0:
-            weight = float(weight)
+        weight = self.pos_weight if self.pos_weight is not None else self.pos_weight_value
         return bce_loss(
             probs, targets, lengths=lengths, pos_weight=weight, reduction=self.reduction
         )

@@ -423,6 +423,9 @@ def test_bce_loss_pos_weight_and_lengths():
     torch.testing.assert_close(
         FrameBCELoss(pos_weight=2.0)(probs, targets), bce_loss(probs, targets, pos_weight=2.0)
     )
+    module = FrameBCELoss(pos_weight=w, reduction="sum")
+    assert "pos_weight" in dict(module.named_buffers())
+    torch.testing.assert_close(module(probs, targets), ref.sum())
 
 
 def test_bootstrap_loss_matches_bce_against_mixed_target_and_entropy_form():
@@ -552,6 +555,10 @@ def test_validation_errors_name_function_argument_and_expectation():
         LoCoLoss(3, reduction="classes")
     with pytest.raises(ValueError, match=r"bce_loss: `pos_weight` must be a float or have shape"):
         bce_loss(probs, targets, pos_weight=torch.ones(2))
+    with pytest.raises(TypeError, match="bce_loss: `pos_weight` must be a float or a"):
+        bce_loss(probs, targets, pos_weight="2")
+    with pytest.raises(ValueError, match="FrameBCELoss: `pos_weight` must be >= 0"):
+        FrameBCELoss(pos_weight=-2.0)
     with pytest.raises(ValueError, match="bce_loss: `pos_weight` must be >= 0"):
         bce_loss(probs, targets, pos_weight=-1.0)
     with pytest.raises(ValueError, match=r"bootstrap_loss: `beta` must lie in \[0, 1\]"):
