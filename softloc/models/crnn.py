@@ -1,0 +1,222 @@
+"""The audio CRNN of LoCo (§6) and SoftLoc (§5.1): power mel in, frame event probabilities out.
+
+Conventions: the input is a *power* mel spectrogram ``(batch, n_mels, time)`` (as produced by
+``softloc.features.mel_power``); the first layer (``softloc.features.LogDelta``) takes the log,
+removes the per-window per-band mean over the valid frames and stacks the first time difference,
+so training and inference see exactly the same transform. The output is p(t) in (0, 1) of shape
+``(batch, class, time)``, one independent Bernoulli probability per class and frame.
+
+Architecture (official code, fact sheet §3.1): a stack of [3 (time) x 4 (freq)] convolutions with
+'same' padding, ReLU and max-pooling over *frequency only* (time resolution is kept), one
+unidirectional LSTM with forget-gate bias 1, and a per-frame head
+``p = sigmoid(W2 sigmoid(W1 h + b1) + b2)`` with N(0, 1) weights and the output bias ``b2`` set from
+the count prior (LoCo eq. 15, ``softloc.counting.count_prior_bias``).
+
+This module never imports Lightning or training code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from softloc._validation import check_float, check_lengths, check_ndim, check_tensor
+from softloc.features import LogDelta
+
+__all__ = ["CRNN", "PerClassCRNN", "build_model"]
+
+
+def _same_padding(kernel_time: int, kernel_freq: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding of TF 'SAME' for a (time, freq) kernel."""
+    ft, ff = kernel_time - 1, kernel_freq - 1
+    return (ff // 2, ff - ff // 2, ft // 2, ft - ft // 2)
+
+
+class CRNN(nn.Module):
+    """Convolutional-recurrent frame classifier (LoCo §6, SoftLoc §5.1).
+
+    Args:
+        n_mels: mel bands of the input power spectrogram; the network sees ``2 * n_mels`` features
+            (log-mel + first time difference).
+        n_classes: output channels (one Bernoulli p(t) per class).
+        conv_filters: output channels of each conv layer (drums: 8, 16, 16, 16, 16, 16).
+        pool_sizes: frequency max-pool size after each conv (drums: 2, 2, 2, 2, 3, 3); the
+            product should reduce ``2 * n_mels`` to 1 (remaining bins are flattened otherwise).
+        lstm_units: LSTM hidden size (drums: 24).
+        hidden_units: size of the sigmoid hidden layer of the head (drums: 16).
+        output_bias: initial pre-sigmoid output bias, e.g. ``count_prior_bias(T, omega)``.
+        kernel_time: conv kernel extent in frames (3).
+        kernel_freq: conv kernel extent in feature bins (4).
+
+    Shape:
+        ``mel_power (batch, n_mels, time)``, ``lengths (batch,)`` ->
+        probabilities ``(batch, n_classes, time)``.
+
+    Notes:
+        Frames beyond ``lengths`` are still computed (the LSTM is causal, so padding never changes
+        the valid frames) but carry no meaning; losses mask them with the same ``lengths``. The
+        official code instead shortened the sequence by 2 frames and read the count at
+        ``length - 3`` (fact sheet §2.8); we use every valid frame.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_mels: int,
+        n_classes: int,
+        conv_filters: Sequence[int],
+        pool_sizes: Sequence[int],
+        lstm_units: int,
+        hidden_units: int,
+        output_bias: float = 0.0,
+        kernel_time: int = 3,
+        kernel_freq: int = 4,
+    ) -> None:
+        super().__init__()
+        fn = "CRNN"
+        if len(conv_filters) != len(pool_sizes) or not conv_filters:
+            raise ValueError(
+                f"{fn}: `conv_filters` and `pool_sizes` must be non-empty and of equal length, "
+                f"got {len(conv_filters)} and {len(pool_sizes)}"
+            )
+        width = 2 * n_mels
+        for p in pool_sizes:
+            if p < 1 or width // p < 1:
+                raise ValueError(
+                    f"{fn}: `pool_sizes` {list(pool_sizes)} pool {2 * n_mels} features "
+                    f"(2 * n_mels) below one bin"
+                )
+            width //= p
+        self.n_mels = n_mels
+        self.n_classes = n_classes
+        self.front = LogDelta()
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for filters, pool in zip(conv_filters, pool_sizes):
+            conv = nn.Conv2d(in_ch, filters, (kernel_time, kernel_freq))
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            # TF 'SAME' padding: the odd extra column goes to the right/bottom.
+            pad = nn.ZeroPad2d(_same_padding(kernel_time, kernel_freq))
+            layers += [pad, conv, nn.ReLU(), nn.MaxPool2d((1, pool))]
+            in_ch = filters
+        self.convs = nn.Sequential(*layers)
+        self.lstm = nn.LSTM(in_ch * width, lstm_units, batch_first=True)
+        with torch.no_grad():
+            for name, param in self.lstm.named_parameters():
+                if name.startswith("bias"):
+                    param.zero_()
+            # PyTorch gate order is (input, forget, cell, output); TF's forget_bias=1.0 adds 1 to
+            # the forget pre-activation, i.e. one of the two bias vectors gets 1 on that slice.
+            self.lstm.bias_ih_l0[lstm_units : 2 * lstm_units] = 1.0
+        self.hidden = nn.Linear(lstm_units, hidden_units)
+        self.out = nn.Linear(hidden_units, n_classes)
+        with torch.no_grad():
+            # N(0, 1) head weights as in the official code (not Glorot).
+            nn.init.normal_(self.hidden.weight, 0.0, 1.0)
+            nn.init.zeros_(self.hidden.bias)
+            nn.init.normal_(self.out.weight, 0.0, 1.0)
+            self.out.bias.fill_(float(output_bias))
+
+    def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-sigmoid outputs; see the class docstring for shapes."""
+        fn = "CRNN"
+        check_tensor(fn, "mel_power", mel_power)
+        check_ndim(fn, "mel_power", mel_power, 3, "(batch, n_mels, time)")
+        check_float(fn, "mel_power", mel_power)
+        if mel_power.shape[1] != self.n_mels:
+            raise ValueError(
+                f"{fn}: `mel_power` must have {self.n_mels} mel bands (dim 1), "
+                f"got shape {tuple(mel_power.shape)}"
+            )
+        check_lengths(fn, lengths, mel_power.shape[0], mel_power.shape[2])
+        x = self.front(mel_power, lengths=lengths)  # (B, M, T) -> (B, 2M, T)
+        x = x.transpose(1, 2).unsqueeze(1)  # (B, 2M, T) -> (B, 1, T, 2M)
+        x = self.convs(x)  # (B, 1, T, 2M) -> (B, F, T, W)
+        b, f, t, w = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, t, f * w)  # (B, F, T, W) -> (B, T, F*W)
+        h, _ = self.lstm(x)  # (B, T, F*W) -> (B, T, H)
+        z = self.out(torch.sigmoid(self.hidden(h)))  # (B, T, H) -> (B, T, C)
+        return z.transpose(1, 2)  # (B, T, C) -> (B, C, T)
+
+    def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Event probabilities p(t); see the class docstring for shapes."""
+        return torch.sigmoid(self.logits(mel_power, lengths))
+
+
+class PerClassCRNN(nn.Module):
+    """One independent single-output :class:`CRNN` per class, as the papers trained them.
+
+    Takes the same arguments as :class:`CRNN`; ``n_classes`` networks with one output each are
+    built and their outputs concatenated along the class axis.
+
+    Shape:
+        ``mel_power (batch, n_mels, time)`` -> ``(batch, n_classes, time)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_mels: int,
+        n_classes: int,
+        conv_filters: Sequence[int],
+        pool_sizes: Sequence[int],
+        lstm_units: int,
+        hidden_units: int,
+        output_bias: float = 0.0,
+        kernel_time: int = 3,
+        kernel_freq: int = 4,
+    ) -> None:
+        super().__init__()
+        self.n_mels = n_mels
+        self.n_classes = n_classes
+        self.nets = nn.ModuleList(
+            CRNN(
+                n_mels=n_mels,
+                n_classes=1,
+                conv_filters=conv_filters,
+                pool_sizes=pool_sizes,
+                lstm_units=lstm_units,
+                hidden_units=hidden_units,
+                output_bias=output_bias,
+                kernel_time=kernel_time,
+                kernel_freq=kernel_freq,
+            )
+            for _ in range(n_classes)
+        )
+
+    def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.cat([net.logits(mel_power, lengths) for net in self.nets], dim=1)
+
+    def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.sigmoid(self.logits(mel_power, lengths))
+
+
+def build_model(
+    *,
+    n_mels: int,
+    n_classes: int,
+    conv_filters: Sequence[int],
+    pool_sizes: Sequence[int],
+    lstm_units: int,
+    hidden_units: int,
+    output_bias: float,
+    kernel_time: int = 3,
+    kernel_freq: int = 4,
+    per_class: bool = False,
+) -> CRNN | PerClassCRNN:
+    """A multi-class :class:`CRNN` (default) or a :class:`PerClassCRNN` (``per_class=True``)."""
+    cls = PerClassCRNN if per_class else CRNN
+    return cls(
+        n_mels=n_mels,
+        n_classes=n_classes,
+        conv_filters=conv_filters,
+        pool_sizes=pool_sizes,
+        lstm_units=lstm_units,
+        hidden_units=hidden_units,
+        output_bias=output_bias,
+        kernel_time=kernel_time,
+        kernel_freq=kernel_freq,
+    )

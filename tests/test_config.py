@@ -1,0 +1,123 @@
+import pytest
+import yaml
+
+from softloc.config import (
+    RunConfig,
+    apply_overrides,
+    available_presets,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    load_preset,
+    save_config,
+)
+
+
+def test_presets_ship_drums_and_piano_variants():
+    assert {"drums", "demo", "piano-loco", "piano-softloc"} <= set(available_presets())
+
+
+def test_drums_preset_has_paper_front_end_and_model_sizes():
+    cfg = load_preset("drums")
+    f = cfg.features
+    assert (f.sample_rate, f.n_fft, f.win_length, f.hop_length, f.n_mels) == (
+        44100, 4096, 1102, 220, 72
+    )
+    assert cfg.model.conv_filters == (8, 16, 16, 16, 16, 16)
+    assert cfg.model.pool_sizes == (2, 2, 2, 2, 3, 3)
+    assert (cfg.model.lstm_units, cfg.model.hidden_units) == (24, 16)
+    assert cfg.loss.k_max == 22  # 23 count bins
+    assert cfg.inference.threshold == 0.4
+    assert cfg.train.grad_clip_norm == 10.0
+
+
+def test_piano_presets_have_paper_sizes():
+    loco, soft = load_preset("piano-loco"), load_preset("piano-softloc")
+    assert loco.model.conv_filters == (16, 16, 32, 32, 64, 64, 64, 64, 64)
+    assert (loco.model.lstm_units, loco.model.hidden_units, loco.model.prior_omega) == (64, 32, 0.8)
+    assert soft.model.conv_filters == (32, 32, 64, 64, 64, 64, 64, 128, 128)
+    assert (soft.model.lstm_units, soft.model.hidden_units) == (128, 96)
+    assert soft.loss.name == "softloc"
+    # 768 features pooled to one bin: 3 * 2**8 = 768
+    assert 3 * 2**8 == 2 * loco.features.n_mels
+
+
+def test_yaml_round_trip_is_lossless(tmp_path):
+    cfg = apply_overrides(load_preset("drums"), ["classes=[HH, KD, SD]", "train.seed=7"])
+    save_config(cfg, tmp_path / "c.yaml")
+    again = load_config(tmp_path / "c.yaml")
+    assert again == cfg
+    assert config_to_dict(again) == yaml.safe_load((tmp_path / "c.yaml").read_text())
+
+
+def test_missing_keys_take_defaults():
+    cfg = config_from_dict({"train": {"max_steps": 5}})
+    assert cfg.train.max_steps == 5
+    assert cfg.model == RunConfig().model
+
+
+def test_unknown_key_is_an_error_naming_the_dotted_path():
+    with pytest.raises(ValueError, match=r"unknown key `train.learning_rat`"):
+        config_from_dict({"train": {"learning_rat": 1e-3}})
+    with pytest.raises(ValueError, match=r"unknown key `optimizer`"):
+        config_from_dict({"optimizer": {}})
+
+
+def test_wrong_value_types_are_errors_naming_the_key():
+    with pytest.raises(ValueError, match=r"`train.max_steps` must be an integer"):
+        config_from_dict({"train": {"max_steps": "many"}})
+    with pytest.raises(ValueError, match=r"`model.per_class` must be true or false"):
+        config_from_dict({"model": {"per_class": "yes"}})
+    with pytest.raises(ValueError, match=r"`data.rate_factors` must be a list"):
+        config_from_dict({"data": {"rate_factors": 1.0}})
+
+
+def test_invalid_front_end_value_is_reported_with_its_section():
+    with pytest.raises(ValueError, match="features"):
+        config_from_dict({"features": {"n_mels": 0}})
+
+
+def test_unknown_loss_name_is_rejected():
+    with pytest.raises(ValueError, match="loss.name"):
+        config_from_dict({"loss": {"name": "mse"}})
+
+
+def test_overrides_by_dotted_path_parse_yaml_values():
+    cfg = apply_overrides(
+        load_preset("drums"),
+        ["train.learning_rate=1e-3", "data.rate_factors=[1.0]", "features.f_max_hz=8000"],
+    )
+    assert cfg.train.learning_rate == 1e-3
+    assert cfg.data.rate_factors == (1.0,)
+    assert cfg.features.f_max_hz == 8000.0
+
+
+def test_bad_overrides_are_rejected():
+    cfg = load_preset("drums")
+    with pytest.raises(ValueError, match="expected 'dotted.key=value'"):
+        apply_overrides(cfg, ["train.max_steps"])
+    with pytest.raises(ValueError, match="unknown key `train.nope`"):
+        apply_overrides(cfg, ["train.nope=1"])
+    with pytest.raises(ValueError, match="unknown key `nope`"):
+        apply_overrides(cfg, ["nope.x=1"])
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  max_step: 3\n")
+    with pytest.raises(ValueError, match=r"bad.yaml: unknown key `train.max_step`"):
+        load_config(bad)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("train: [\n")
+    with pytest.raises(ValueError, match="broken.yaml: not valid YAML"):
+        load_config(broken)
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ValueError, match="available: .*drums"):
+        load_preset("guitar")
+
+
+def test_save_config_never_leaves_temp_files(tmp_path):
+    save_config(load_preset("drums"), tmp_path / "run" / "config.yaml")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]

@@ -1,0 +1,141 @@
+import math
+
+import pytest
+import torch
+
+from softloc.counting import count_prior_bias
+from softloc.features import LogDelta
+from softloc.models import CRNN, PerClassCRNN, model_from_config, window_frames
+from softloc.models.crnn import build_model
+
+DRUMS = dict(
+    n_mels=72,
+    n_classes=3,
+    conv_filters=(8, 16, 16, 16, 16, 16),
+    pool_sizes=(2, 2, 2, 2, 3, 3),
+    lstm_units=24,
+    hidden_units=16,
+)
+
+
+def test_output_shape_and_range_for_drum_sizes():
+    net = CRNN(**DRUMS, output_bias=-6.7)
+    x = torch.rand(2, 72, 50)
+    p = net(x)
+    assert p.shape == (2, 3, 50)
+    assert p.dtype == torch.float32
+    assert bool(((p > 0) & (p < 1)).all())
+
+
+def test_frequency_pooling_reduces_144_features_to_one_bin():
+    net = CRNN(**DRUMS)
+    x = net.front(torch.rand(1, 72, 10)).transpose(1, 2).unsqueeze(1)
+    y = net.convs(x)
+    assert y.shape == (1, 16, 10, 1)  # time kept, 144 -> 72 -> 36 -> 18 -> 9 -> 3 -> 1
+    assert net.lstm.input_size == 16
+
+
+def test_conv_padding_is_tf_same_with_extra_column_right():
+    net = CRNN(**DRUMS)
+    pads = [m for m in net.convs if isinstance(m, torch.nn.ZeroPad2d)]
+    assert len(pads) == 6
+    assert pads[0].padding == (1, 2, 1, 1)  # (left, right, top, bottom)
+
+
+def test_lstm_forget_gate_bias_is_one_and_other_biases_zero():
+    net = CRNN(**DRUMS)
+    h = 24
+    bias = net.lstm.bias_ih_l0.detach() + net.lstm.bias_hh_l0.detach()
+    assert torch.equal(bias[h : 2 * h], torch.ones(h))
+    assert torch.equal(bias[:h], torch.zeros(h))
+    assert torch.equal(bias[2 * h :], torch.zeros(2 * h))
+
+
+def test_head_weights_are_standard_normal_and_output_bias_set():
+    torch.manual_seed(0)
+    net = CRNN(**{**DRUMS, "hidden_units": 400}, output_bias=-6.72)
+    w = net.hidden.weight.detach()
+    assert abs(float(w.std()) - 1.0) < 0.05
+    assert torch.allclose(net.out.bias.detach(), torch.full((3,), -6.72))
+
+
+def test_model_is_causal_beyond_conv_context_and_padding_does_not_change_valid_frames():
+    """Appending frames changes earlier outputs only within the conv receptive field (6 frames)
+    when the per-window normalisation is fixed by `lengths`."""
+    torch.manual_seed(1)
+    net = CRNN(**DRUMS).eval()
+    x = torch.rand(1, 72, 80) + 0.1
+    lengths = torch.tensor([60])
+    full = net(x, lengths)
+    padded = x.clone()
+    padded[..., 60:] = 0.0
+    other = net(padded, lengths)
+    assert torch.allclose(full[..., :54], other[..., :54], atol=1e-6)
+
+
+def test_front_end_is_logdelta_first_layer():
+    net = CRNN(**DRUMS)
+    assert isinstance(net.front, LogDelta)
+
+
+def test_gradients_reach_every_parameter():
+    net = CRNN(**DRUMS)
+    net(torch.rand(2, 72, 30)).sum().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_per_class_model_concatenates_independent_networks():
+    net = PerClassCRNN(**DRUMS)
+    assert len(net.nets) == 3
+    x = torch.rand(2, 72, 20)
+    p = net(x)
+    assert p.shape == (2, 3, 20)
+    assert torch.allclose(p[:, 1:2], net.nets[1](x))
+
+
+def test_build_model_selects_per_class_variant():
+    assert isinstance(build_model(**DRUMS, output_bias=0.0, per_class=True), PerClassCRNN)
+    assert isinstance(build_model(**DRUMS, output_bias=0.0), CRNN)
+
+
+def test_model_from_config_uses_count_prior_bias_over_window_frames():
+    from dataclasses import replace
+
+    from softloc.config import load_preset
+
+    cfg = replace(load_preset("drums"), classes=("HH", "KD", "SD"))
+    net = model_from_config(cfg)
+    t = window_frames(cfg)
+    assert t == round(1.5 * 44100 / 220)
+    expected = count_prior_bias(t, 0.64)
+    assert math.isclose(float(net.out.bias[0].detach()), expected, rel_tol=1e-6)
+    # Pr(no event in the window) = 0.64 for a constant p = sigmoid(bias).
+    p0 = torch.sigmoid(torch.tensor(expected, dtype=torch.float64))
+    assert math.isclose(float((1 - p0) ** t), 0.64, rel_tol=1e-6)
+
+
+def test_model_from_config_requires_classes():
+    from softloc.config import load_preset
+
+    with pytest.raises(ValueError, match="classes"):
+        model_from_config(load_preset("drums"))
+
+
+def test_bad_input_shapes_are_rejected_with_named_argument():
+    net = CRNN(**DRUMS)
+    with pytest.raises(ValueError, match="CRNN: `mel_power` must have shape"):
+        net(torch.rand(72, 10))
+    with pytest.raises(ValueError, match="72 mel bands"):
+        net(torch.rand(1, 40, 10))
+    with pytest.raises(TypeError, match="floating-point"):
+        net(torch.ones(1, 72, 10, dtype=torch.int64))
+    with pytest.raises(ValueError, match="lengths"):
+        net(torch.rand(2, 72, 10), torch.tensor([11, 3]))
+
+
+def test_inconsistent_layer_lists_are_rejected():
+    with pytest.raises(ValueError, match="equal length"):
+        CRNN(**{**DRUMS, "pool_sizes": (2, 2)})
+    with pytest.raises(ValueError, match="below one bin"):
+        CRNN(**{**DRUMS, "pool_sizes": (2, 2, 2, 2, 3, 30)})
