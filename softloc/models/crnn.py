@@ -94,7 +94,7 @@ class CRNN(nn.Module):
         self.front = LogDelta()
         layers: list[nn.Module] = []
         in_ch = 1
-        for filters, pool in zip(conv_filters, pool_sizes):
+        for filters, pool in zip(conv_filters, pool_sizes, strict=True):
             conv = nn.Conv2d(in_ch, filters, (kernel_time, kernel_freq))
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)
