@@ -417,7 +417,8 @@ def gaussian_kernel(
     fn = "gaussian_kernel"
     sigma = _check_finite_sigma(fn, sigma)
     truncate = _check_truncate(fn, truncate)
-    return torch.as_tensor(_kernel_taps(sigma, truncate), dtype=dtype, device=device)
+    # torch.tensor copies: the cached taps must never be handed out for in-place edits.
+    return torch.tensor(_kernel_taps(sigma, truncate), dtype=dtype, device=device)
 
 
 def softness_ms_to_sigma(softness_ms: float, frame_rate: float) -> float:

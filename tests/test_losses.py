@@ -113,6 +113,12 @@ def test_gaussian_kernel_zero_sigma_is_impulse():
     assert gaussian_kernel(0.0).tolist() == [1.0]
 
 
+def test_gaussian_kernel_returns_a_fresh_tensor():
+    first = gaussian_kernel(2.0, dtype=torch.float64)
+    first.zero_()
+    assert float(gaussian_kernel(2.0, dtype=torch.float64).sum()) == pytest.approx(1.0)
+
+
 def test_softness_ms_to_sigma_piano_setting():
     assert softness_ms_to_sigma(100.0, 200.0) == pytest.approx(20.0)
 
