@@ -391,13 +391,15 @@ def _parse_dataset(fn: str, name: str, data: object) -> dict[str, dict[str, list
             ok = isinstance(item, (tuple, list)) and len(item) == 2
             if ok:
                 time_s, label = item
-                ok = isinstance(label, str) and not isinstance(time_s, (bool, str, bytes))
+                ok = isinstance(label, str)
             if not ok:
                 raise TypeError(
                     f"{fn}: {name}[{file_id!r}][{i}]: expected a (time_s, label) pair with a "
                     f"str label, got {item!r}"
                 )
             try:
+                if isinstance(time_s, (bool, str, bytes)):
+                    raise TypeError("not a number")
                 t = float(time_s)
             except (TypeError, ValueError) as err:
                 raise TypeError(
