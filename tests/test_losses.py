@@ -511,6 +511,14 @@ def test_validation_errors_name_function_argument_and_expectation():
         loco_loss(probs, counts, 3, reduction="avg")
     with pytest.raises(ValueError, match=r"loco_loss: `lengths` must lie in \[0, time=25\]"):
         loco_loss(probs, counts, 3, lengths=torch.tensor([26, 3]))
+    with pytest.raises(TypeError, match="soft_localization_loss: `targets` must be a torch.Tensor"):
+        soft_localization_loss(probs, targets.tolist(), 1.0)
+    with pytest.raises(TypeError, match="soft_localization_loss: `probs` must be a floating-point"):
+        soft_localization_loss(targets.long(), targets, 1.0)
+    with pytest.raises(ValueError, match=r"soft_localization_loss: `lengths` must have shape"):
+        soft_localization_loss(probs, targets, 1.0, lengths=torch.tensor([3]))
+    with pytest.raises(TypeError, match="soft_localization_loss: `truncate` must be a float"):
+        soft_localization_loss(probs, targets, 1.0, truncate="4")
     with pytest.raises(ValueError, match="soft_localization_loss: `targets` must have the shape"):
         soft_localization_loss(probs, targets[:, :2], 1.0)
     with pytest.raises(ValueError, match=r"soft_localization_loss: `targets` must hold label"):
