@@ -316,6 +316,11 @@ def perturb_events(
         ([0.48, 0.98], ['KD', 'SD'])
     """
     fn = "perturb_events"
+    if isinstance(labels, NoiseModel):
+        raise TypeError(
+            f"{fn}: `labels` got a NoiseModel; call perturb_events(times_s, labels, model=..., "
+            "duration_s=..., seed=...)"
+        )
     if not isinstance(model, NoiseModel):
         raise TypeError(
             f"{fn}: `model` must be a NoiseModel (e.g. parse_noise('normal:100ms')), "

@@ -235,6 +235,8 @@ def test_validation_errors():
     model = NormalNoise(0.1)
     with pytest.raises(TypeError, match="perturb_events: `model` must be a NoiseModel"):
         perturb_events([1.0], model="normal:100ms", duration_s=2.0, seed=0)
+    with pytest.raises(TypeError, match="perturb_events: `labels` got a NoiseModel"):
+        perturb_events([1.0], model, model=model, duration_s=2.0, seed=0)
     with pytest.raises(TypeError, match="perturb_events: `seed` must be an int or a numpy"):
         perturb_events([1.0], model=model, duration_s=2.0, seed=None)
     with pytest.raises(ValueError, match="perturb_events: `duration_s` must be > 0"):
