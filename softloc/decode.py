@@ -261,7 +261,9 @@ class Events:
     def labelled(self, class_names: Sequence[str]) -> list[tuple[float, str]]:
         """``[(time_s, label), ...]`` with ``label = class_names[class_index]``.
 
-        This is the per-file event format of :func:`softloc.metrics.evaluate`.
+        This is the per-file event format of :func:`softloc.metrics.evaluate`, which rejects
+        negative times: with a negative ``time_offset_s``, clip first (the original drum scripts
+        used ``max(t, 0)``).
 
         Raises:
             ValueError: ``len(class_names) != n_classes``.
@@ -356,8 +358,10 @@ def threshold_events(
     probability as its score. Optionally, events of the same class closer than
     ``min_distance_frames`` are thinned, keeping the higher score (ties: the earlier one).
 
-    The probabilities are the model's per-frame event probabilities ``p_t`` (LoCo eq. 4-6:
-    the head output that drives the count recursion; SoftLoc eq. 2 localisation output).
+    ``probs`` are the model's per-frame event probabilities: the Bernoulli parameters
+    ``p_hat(t)`` of LoCo eq. 4-5 (which also drive the count distribution, LoCo eq. 6) or the
+    point predictions ``y_theta(t)`` of SoftLoc eq. 2-4, which the SoftLoc loss concentrates on
+    single frames, so no peak-picking heuristic is needed (SoftLoc §4.2).
 
     Args:
         probs: per-frame event probabilities in [0, 1], numpy array or torch tensor.
@@ -438,7 +442,8 @@ def pick_peaks(
     """Peak picking: local maxima with ``activation > threshold``, >= ``min_distance_frames`` apart.
 
     For heat-map baselines trained on Gaussian-smoothed one-sided targets, whose output is a
-    bump around each event rather than a probability per frame. A frame is a local maximum
+    bump around each event rather than a probability per frame (the "peak picking" heuristic of
+    SoftLoc §3, Issues 2-3). A frame is a local maximum
     when it is higher than its neighbours (for a flat top, the middle frame, rounded down, as
     in ``scipy.signal.find_peaks``); the first and last frames count too (the sequence is padded
     with lower values), since events can sit on a boundary. Among maxima closer than

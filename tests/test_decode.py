@@ -449,3 +449,12 @@ def test_stitch_windows_type_errors():
         stitch_windows(np.zeros((1, 5)), hop_frames=1, total_frames=5)
     with pytest.raises(TypeError, match="`valid_frames` must be an int or a 1-D sequence of ints"):
         stitch_windows(np.zeros((2, 1, 5)), hop_frames=1, total_frames=5, valid_frames=[1.5, 2.0])
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import softloc.decode
+
+    result = doctest.testmod(softloc.decode)
+    assert result.failed == 0 and result.attempted >= 5

@@ -439,3 +439,12 @@ def test_count_metrics_validation_errors():
         count_metrics([1], [1.5])
     with pytest.raises(ValueError, match="`reference_counts` must be >= 0"):
         count_metrics([-1], [1])
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import softloc.metrics
+
+    result = doctest.testmod(softloc.metrics)
+    assert result.failed == 0 and result.attempted >= 5
