@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import convolve1d, gaussian_filter
 
+import softloc.losses as losses_module
 from softloc.losses import (
     AlphaSchedule,
     BootstrapLoss,
@@ -132,8 +133,11 @@ def test_sll_is_zero_when_predictions_equal_labels():
         assert float(soft_localization_loss(targets.clone(), targets, sigma)) == 0.0
 
 
+@pytest.mark.parametrize("path", ["toeplitz", "conv1d"])
 @pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0, 6.0, 40.0])
-def test_sll_matches_numpy_convolve1d_reference(sigma):
+def test_sll_matches_numpy_convolve1d_reference(sigma, path, monkeypatch):
+    if path == "conv1d":  # the long-sequence path, forced on a short sequence
+        monkeypatch.setattr(losses_module, "_TOEPLITZ_MAX_STEPS", 0)
     probs, targets = _inputs(t=30)
     ref = _np_sll(probs, targets, sigma)
     got = soft_localization_loss(probs, targets, sigma, reduction="none")
