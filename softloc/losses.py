@@ -15,16 +15,15 @@ Conventions:
 Functional core (tensors in, tensors out) with thin :class:`torch.nn.Module` wrappers that hold
 hyper-parameters, the Gaussian kernel as a buffer and the alpha schedule:
 
-============================== ======================== ================================
-function                       module                   reference
-============================== ======================== ================================
-:func:`loco_loss`              :class:`LoCoLoss`        LoCo eq. 7
-:func:`soft_localization_loss` :class:`SoftLocalizationLoss` SoftLoc eq. 2 (and eq. 5)
-:func:`softloc_loss`           :class:`SoftLocLoss`     SoftLoc eq. 3-4 (limits eq. 5-6)
-:func:`bce_loss`               :class:`FrameBCELoss`    frame-wise cross-entropy baseline
-:func:`one_sided_loss`         :class:`OneSidedLoss`    label-smoothing ("classical") baseline
-:func:`bootstrap_loss`         :class:`BootstrapLoss`   soft bootstrapping, Reed et al. 2014
-============================== ======================== ================================
+* :func:`loco_loss` / :class:`LoCoLoss`: count loss (LoCo eq. 7).
+* :func:`gaussian_kernel`: the softness filter Φ_σ (scipy's ``gaussian_filter`` taps).
+* :func:`soft_localization_loss` / :class:`SoftLocalizationLoss`: L_SLL (SoftLoc eq. 2, 5).
+* :func:`softloc_loss` / :class:`SoftLocLoss` with :class:`AlphaSchedule`: (1 − α)·L_SLL + α·L_MC
+  (SoftLoc eq. 3-4; limits eq. 5-6).
+* Baselines for the robustness study: :func:`bce_loss` / :class:`FrameBCELoss` (frame-wise
+  cross-entropy), :func:`smoothed_targets` and :func:`one_sided_loss` / :class:`OneSidedLoss`
+  (the "classical" label-smoothing heuristic), :func:`bootstrap_loss` / :class:`BootstrapLoss`
+  (soft bootstrapping, Reed et al. 2014).
 
 References:
     Schroeter, Sidorov, Marshall. Weakly-Supervised Temporal Localization via Occurrence Count

@@ -9,16 +9,13 @@ pass an ``int`` seed or a :class:`numpy.random.Generator`.
 
 Models (SoftLoc §5 and the authors' code, facts §2.7):
 
-======================== =============================================== ===================
-model                    offset of each event                            spec string
-======================== =============================================== ===================
-:class:`NormalNoise`     N(0, σ²) seconds (piano, drums)                 ``normal:100ms``
-:class:`RoundedNormalNoise` round(N(0, σ²)) frames, on the frame grid    ``rounded-normal:2frames``
-                         (golf, time series: ⌊N(0, σ²)⌉)
-:class:`BinaryNoise`     +δ or −δ with probability 1/2, B(−δ, δ)         ``binary:50ms``
-:class:`ShiftNoise`      the constant δ (video experiments)              ``shift:-20ms``
-:class:`SkewNormalNoise` skew-normal(shape a, loc 0, scale) seconds      ``skew-normal:-2:100ms``
-======================== =============================================== ===================
+* :class:`NormalNoise`: N(0, σ²) seconds per event (piano, drums) — ``normal:100ms``.
+* :class:`RoundedNormalNoise`: ⌊N(0, σ²)⌉ whole frames, results on the frame grid (golf, time
+  series) — ``rounded-normal:2frames``.
+* :class:`BinaryNoise`: +δ or −δ with probability 1/2, B(−δ, δ) — ``binary:50ms``.
+* :class:`ShiftNoise`: the same signed δ for every event (video experiments) — ``shift:-20ms``.
+* :class:`SkewNormalNoise`: skew-normal(shape a, location 0, scale ω) seconds; not zero-mean
+  (time series, a = −2) — ``skew-normal:-2:100ms``.
 
 Spec grammar (:func:`parse_noise`, used by ``--label-noise``)::
 
