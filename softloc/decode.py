@@ -313,15 +313,23 @@ def _suppress_close(frames: np.ndarray, scores: np.ndarray, min_distance: int) -
     keep = np.ones(frames.shape[0], dtype=bool)
     if min_distance <= 1 or frames.shape[0] < 2:
         return keep
-    removed = np.zeros(frames.shape[0], dtype=bool)
-    for i in np.lexsort((frames, -scores)):  # highest score first, ties by earlier frame
+    # a candidate >= min_distance from both neighbours neither suppresses nor is suppressed:
+    # run the greedy loop on the crowded ones only
+    close = np.diff(frames) < min_distance  # (n-1,)
+    crowded = np.zeros(frames.shape[0], dtype=bool)
+    crowded[:-1] |= close
+    crowded[1:] |= close
+    idx = np.flatnonzero(crowded)
+    sub_frames, sub_scores = frames[idx], scores[idx]
+    removed = np.zeros(idx.shape[0], dtype=bool)
+    for i in np.lexsort((sub_frames, -sub_scores)):  # highest score first, ties: earlier frame
         if removed[i]:
             continue
-        lo = np.searchsorted(frames, frames[i] - min_distance, side="right")
-        hi = np.searchsorted(frames, frames[i] + min_distance, side="left")
+        lo = np.searchsorted(sub_frames, sub_frames[i] - min_distance, side="right")
+        hi = np.searchsorted(sub_frames, sub_frames[i] + min_distance, side="left")
         removed[lo:hi] = True
         removed[i] = False
-    keep &= ~removed
+    keep[idx] = ~removed
     return keep
 
 
@@ -413,18 +421,20 @@ def threshold_events(
     min_distance = _check_int(fn, "min_distance_frames", min_distance_frames, 1)
     n_classes, n_frames = arr.shape
 
-    above = np.zeros((n_classes, n_frames + 2), dtype=np.int8)  # (C, T) -> (C, T+2), 0-padded
+    above = np.zeros((n_classes, n_frames + 2), dtype=bool)  # (C, T) -> (C, T+2), False-padded
     above[:, 1:-1] = arr > thr
-    edges = np.diff(above, axis=1)  # (C, T+1): +1 at a run start, -1 one past its end
-    run_class, run_start = np.nonzero(edges == 1)  # row-major: sorted by (class, start)
-    _, run_stop = np.nonzero(edges == -1)  # paired with the starts in the same order
-
-    frames = np.empty(run_start.shape[0], dtype=np.int64)
-    scores = np.empty(run_start.shape[0], dtype=np.float64)
-    for i, (c, start, stop) in enumerate(zip(run_class, run_start, run_stop, strict=True)):
-        peak = start + int(np.argmax(arr[c, start:stop]))  # argmax: first frame on ties
-        frames[i] = peak
-        scores[i] = arr[c, peak]
+    flat = above.ravel()  # the padding keeps runs of different classes apart
+    is_start = flat & ~np.concatenate(([False], flat[:-1]))
+    pos = np.flatnonzero(flat)  # flat positions of frames above threshold, ascending
+    run_id = np.cumsum(is_start)[pos] - 1  # (n_above,) run index of each such frame
+    values = arr[pos // (n_frames + 2), pos % (n_frames + 2) - 1]
+    # peak of each run: highest value, ties -> earliest frame (lexsort: last key is primary)
+    order = np.lexsort((pos, -values, run_id))
+    first = np.flatnonzero(np.diff(run_id[order], prepend=-1))  # first row of each run
+    peak_pos = pos[order[first]]  # ascending in run order = sorted by (class, frame)
+    run_class = peak_pos // (n_frames + 2)
+    frames = peak_pos % (n_frames + 2) - 1
+    scores = values[order[first]]
     frames, classes, scores = _apply_min_distance(frames, run_class, scores, min_distance)
     return _make_events(
         frames, classes, scores, n_classes=n_classes, frame_rate=rate, time_offset_s=offset
