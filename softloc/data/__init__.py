@@ -1,0 +1,33 @@
+"""Datasets: the generic layout, annotation formats, the synthetic drum set, training windows."""
+
+from __future__ import annotations
+
+from softloc.data.layout import (
+    CountWindow,
+    DatasetError,
+    DatasetIndex,
+    count_windows,
+    load_dataset,
+    read_annotation_file,
+    read_counts_csv,
+    write_annotation_file,
+    write_counts_csv,
+    write_split_file,
+)
+from softloc.data.synth_drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
+
+__all__ = [
+    "DRUM_CLASSES",
+    "CountWindow",
+    "DatasetError",
+    "DatasetIndex",
+    "count_windows",
+    "load_dataset",
+    "read_annotation_file",
+    "read_counts_csv",
+    "render_drum_track",
+    "synthesize_drum_dataset",
+    "write_annotation_file",
+    "write_counts_csv",
+    "write_split_file",
+]

@@ -1,0 +1,557 @@
+"""The generic dataset layout: reading it with up-front validation, and writing it atomically.
+
+A dataset is a folder ``ROOT``::
+
+    ROOT/audio/<stem>.wav|.flac|.ogg    any sample rate, mono or multi-channel
+    ROOT/annotations/<stem>.txt         strong labels, one '<onset seconds>\\t<label>' per line
+                                        (ENST / madmom style; tab or spaces; '#' comments);
+                                        <stem>.xml (IDMT-SMT-Drums) and <stem>.mid (MIDI drums)
+                                        are read too, see softloc.data.formats
+    ROOT/counts.csv                     weak labels, header 'file,start,end,label,count':
+                                        `count` events of `label` in [start, end) seconds
+    ROOT/splits/train.txt, valid.txt, test.txt   one stem per line (optional; else a seeded split)
+
+Any annotation folder can be named instead of ``annotations/`` (e.g. one holding noisy
+timestamps). Every file is parsed and cross-checked when the dataset is loaded, and every problem is
+reported as ``path:line: what is wrong; expected ...; got '...'`` before any training starts.
+
+Conventions: times in seconds from the start of the file; a count window is half-open
+``[start, end)``; for each count window there is one row per class (a count of 0 is a row too);
+class names are case-sensitive strings; stems are file names without extension.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "COUNTS_HEADER",
+    "CountWindow",
+    "DatasetError",
+    "DatasetIndex",
+    "SPLIT_NAMES",
+    "count_windows",
+    "load_dataset",
+    "read_annotation_file",
+    "read_counts_csv",
+    "read_split_file",
+    "write_annotation_file",
+    "write_counts_csv",
+    "write_split_file",
+]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+COUNTS_HEADER = ("file", "start", "end", "label", "count")
+SPLIT_NAMES = ("train", "valid", "test")
+
+Event = tuple[float, str]
+
+
+class DatasetError(ValueError):
+    """A malformed dataset file; the message starts with ``path:line:``."""
+
+
+def _err(path, line: int | None, msg: str) -> DatasetError:
+    where = f"{path}:{line}" if line is not None else f"{path}"
+    return DatasetError(f"{where}: {msg}")
+
+
+def _parse_time(text: str, path, line: int, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _err(path, line, f"{what} is not a number; expected seconds as a decimal number "
+                               f"like 1.25, got {text!r}") from None
+    if not math.isfinite(value):
+        raise _err(path, line, f"{what} is not finite; expected seconds >= 0, got {text!r}")
+    if value < 0:
+        raise _err(path, line, f"{what} is negative; expected seconds >= 0, got {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- annotations
+
+def read_annotation_file(path: str | os.PathLike) -> list[Event]:
+    """Parse a strong-label text file: one ``<onset seconds>\\t<label>`` per line.
+
+    Tabs or runs of spaces separate the two fields; blank lines and lines starting with ``#`` are
+    skipped. Events are returned sorted by time (stable).
+
+    Returns:
+        list of ``(onset_s, label)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DatasetError: a malformed line, as ``path:line: ...``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise _err(path, None, f"not UTF-8 text ({err}); expected lines "
+                               "'<onset seconds>\\t<label>'") from None
+    events: list[Event] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise _err(path, lineno, f"expected 2 fields '<onset seconds>\\t<label>', found "
+                                     f"{len(parts)}, got {raw!r}")
+        events.append((_parse_time(parts[0], path, lineno, "onset time"), parts[1]))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def _atomic_write_text(path: Path, text: str, *, overwrite: bool) -> None:
+    """Write via a temp file in the same folder + rename; refuse to replace unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: already exists; not overwriting it (pass overwrite=True)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_annotation_file(path: str | os.PathLike, events: Iterable[Event], *,
+                          overwrite: bool = False) -> None:
+    """Write ``(onset_s, label)`` events as ``'<onset>\\t<label>'`` lines (sorted, atomic).
+
+    Raises:
+        ValueError: a negative / non-finite time, or a label that is empty or holds whitespace.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    lines = []
+    for t, label in sorted(events, key=lambda e: e[0]):
+        if not (math.isfinite(t) and t >= 0):
+            raise ValueError(f"write_annotation_file: onset times must be finite and >= 0, got {t}")
+        _check_label("write_annotation_file", label)
+        lines.append(f"{t:.6f}\t{label}\n")
+    _atomic_write_text(Path(path), "".join(lines), overwrite=overwrite)
+
+
+def _check_label(fn: str, label: object) -> None:
+    if not isinstance(label, str) or not label or any(c.isspace() or c == "," for c in label):
+        raise ValueError(f"{fn}: labels must be non-empty strings without whitespace or commas, "
+                         f"got {label!r}")
+
+
+# ----------------------------------------------------------------------------- counts
+
+@dataclass(frozen=True)
+class CountWindow:
+    """Weak labels of one window: ``counts[label]`` events in ``[start_s, end_s)`` of ``stem``.
+
+    ``line`` is the counts.csv line of the window's first row (0 when not read from a file).
+    """
+
+    stem: str
+    start_s: float
+    end_s: float
+    counts: Mapping[str, int]
+    line: int = 0
+
+
+def read_counts_csv(path: str | os.PathLike) -> list[tuple[int, str, float, float, str, int]]:
+    """Parse counts.csv rows without cross-checks: ``(line, file, start, end, label, count)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        DatasetError: wrong header, wrong number of fields, bad number, ``end <= start``,
+            a count that is not a non-negative integer, or an empty file / label.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: counts file not found")
+    text = path.read_text(encoding="utf-8-sig")
+    reader = csv.reader(io.StringIO(text))
+    rows = []
+    header_seen = False
+    for lineno, fields_ in enumerate(reader, start=1):
+        if not fields_ or all(not f.strip() for f in fields_):
+            continue
+        fields_ = [f.strip() for f in fields_]
+        if not header_seen:
+            if tuple(f.lower() for f in fields_) != COUNTS_HEADER:
+                raise _err(path, lineno, f"bad header; expected '{','.join(COUNTS_HEADER)}', "
+                                         f"got {','.join(fields_)!r}")
+            header_seen = True
+            continue
+        if len(fields_) != len(COUNTS_HEADER):
+            raise _err(path, lineno, f"expected {len(COUNTS_HEADER)} comma-separated fields "
+                                     f"'{','.join(COUNTS_HEADER)}', found {len(fields_)}, "
+                                     f"got {','.join(fields_)!r}")
+        file_, start_txt, end_txt, label, count_txt = fields_
+        if not file_:
+            raise _err(path, lineno, "empty `file`; expected an audio stem")
+        if not label:
+            raise _err(path, lineno, "empty `label`; expected a class name")
+        start = _parse_time(start_txt, path, lineno, "`start`")
+        end = _parse_time(end_txt, path, lineno, "`end`")
+        if end <= start:
+            raise _err(path, lineno, f"`end` must be greater than `start`; got start={start_txt}, "
+                                     f"end={end_txt}")
+        if not count_txt.isdigit():
+            raise _err(path, lineno, f"`count` must be a non-negative integer, got {count_txt!r}")
+        rows.append((lineno, file_, start, end, label, int(count_txt)))
+    if not header_seen:
+        raise _err(path, 1, f"empty file; expected the header '{','.join(COUNTS_HEADER)}'")
+    return rows
+
+
+def write_counts_csv(path: str | os.PathLike, windows: Iterable[CountWindow], *,
+                     classes: Sequence[str], overwrite: bool = False) -> None:
+    """Write count windows as counts.csv, one row per (window, class) in ``classes`` order.
+
+    A class missing from a window's ``counts`` is written as 0 (the writer's caller knows all
+    events of the window). Atomic (temp file + rename).
+    """
+    for c in classes:
+        _check_label("write_counts_csv", c)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COUNTS_HEADER)
+    for w in windows:
+        for c in classes:
+            writer.writerow([w.stem, _fmt_s(w.start_s), _fmt_s(w.end_s), c,
+                             int(w.counts.get(c, 0))])
+    _atomic_write_text(Path(path), out.getvalue(), overwrite=overwrite)
+
+
+def _fmt_s(t: float) -> str:
+    return f"{t:.6f}".rstrip("0").rstrip(".") if t != int(t) else f"{int(t)}"
+
+
+def count_windows(stem: str, events: Iterable[Event], duration_s: float, *,
+                  window_s: float = 1.5, hop_s: float = 0.5,
+                  classes: Sequence[str] | None = None) -> list[CountWindow]:
+    """Counts of events per class in windows ``[k * hop_s, k * hop_s + window_s)`` of a file.
+
+    Windows lie wholly inside ``[0, duration_s]``; a file shorter than ``window_s`` gets one
+    window ``[0, duration_s)``. Events of labels outside ``classes`` (if given) are ignored.
+    """
+    if not (window_s > 0 and hop_s > 0 and duration_s > 0):
+        raise ValueError(f"count_windows: window_s, hop_s and duration_s must be > 0, got "
+                         f"{window_s}, {hop_s}, {duration_s}")
+    ev = [(t, lab) for t, lab in events if classes is None or lab in classes]
+    labels = list(classes) if classes is not None else sorted({lab for _, lab in ev})
+    times = {c: np.sort(np.array([t for t, lab in ev if lab == c], dtype=np.float64))
+             for c in labels}
+    n = max(1, int(math.floor((duration_s - window_s) / hop_s + 1e-9)) + 1)
+    out = []
+    for k in range(n):
+        start = round(k * hop_s, 9)
+        end = round(min(start + window_s, duration_s), 9)
+        counts = {c: int(np.searchsorted(times[c], end, side="left")
+                         - np.searchsorted(times[c], start, side="left")) for c in labels}
+        out.append(CountWindow(stem, start, end, counts))
+    return out
+
+
+# ----------------------------------------------------------------------------- splits
+
+def read_split_file(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """Parse a split file: one stem per line (blank lines and ``#`` comments skipped).
+
+    Returns:
+        list of ``(line, stem)``.
+
+    Raises:
+        DatasetError: a stem listed twice, or a line with whitespace inside.
+    """
+    path = Path(path)
+    out: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        stem = raw.strip()
+        if not stem or stem.startswith("#"):
+            continue
+        if any(c.isspace() for c in stem):
+            raise _err(path, lineno, f"expected one stem per line, got {raw!r}")
+        for suffix in AUDIO_SUFFIXES:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+        if stem in seen:
+            raise _err(path, lineno, f"stem {stem!r} is listed twice (first on line "
+                                     f"{seen[stem]}); expected each stem once")
+        seen[stem] = lineno
+        out.append((lineno, stem))
+    return out
+
+
+def write_split_file(path: str | os.PathLike, stems: Iterable[str], *,
+                     overwrite: bool = False) -> None:
+    """Write one stem per line (atomic)."""
+    _atomic_write_text(Path(path), "".join(f"{s}\n" for s in stems), overwrite=overwrite)
+
+
+# ----------------------------------------------------------------------------- the index
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """A validated dataset: what :func:`load_dataset` returns.
+
+    Attributes:
+        root: the dataset folder.
+        classes: class names, the order of the ``class`` axis everywhere downstream.
+        stems: all audio stems, sorted.
+        audio_paths: stem -> audio file.
+        durations_s: stem -> audio duration in seconds (from the file header).
+        events: stem -> sorted ``(onset_s, label)`` list restricted to ``classes``, or ``None``
+            where the stem has no annotation file.
+        count_windows: stem -> list of :class:`CountWindow` (empty without counts.csv rows);
+            each window's ``counts`` holds every class that occurs in counts.csv.
+        splits: ``{"train": [...], "valid": [...], "test": [...]}`` lists of stems.
+        split_source: ``"splits/"`` when read from files, else ``"seeded (seed=N)"``.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    stems: tuple[str, ...]
+    audio_paths: Mapping[str, Path]
+    durations_s: Mapping[str, float]
+    events: Mapping[str, list[Event] | None]
+    count_windows: Mapping[str, list[CountWindow]]
+    splits: Mapping[str, list[str]]
+    split_source: str = field(default="")
+
+    def with_events(self, events: Mapping[str, list[Event] | None]) -> DatasetIndex:
+        """A copy with other events (e.g. perturbed by ``softloc.noise`` for label noise)."""
+        unknown = sorted(set(events) - set(self.stems))
+        if unknown:
+            raise ValueError(f"DatasetIndex.with_events: unknown stems {unknown[:5]}")
+        merged = dict(self.events)
+        merged.update({s: (None if e is None else sorted(e, key=lambda x: x[0]))
+                       for s, e in events.items()})
+        return replace(self, events=merged)
+
+    def has_events(self, stem: str) -> bool:
+        return self.events.get(stem) is not None
+
+
+def _find_audio(audio_dir: Path) -> dict[str, Path]:
+    if not audio_dir.is_dir():
+        raise DatasetError(f"{audio_dir}: audio folder not found; expected ROOT/audio/<stem>.wav "
+                           f"or .flac files")
+    found: dict[str, Path] = {}
+    for p in sorted(audio_dir.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in AUDIO_SUFFIXES:
+            continue
+        if p.stem in found:
+            raise DatasetError(f"{p}: two audio files share the stem {p.stem!r} "
+                               f"({found[p.stem].name} and {p.name}); expected one file per stem")
+        found[p.stem] = p
+    if not found:
+        raise DatasetError(f"{audio_dir}: no audio files; expected <stem>"
+                           f"{'|'.join(AUDIO_SUFFIXES)} files")
+    return found
+
+
+def _audio_duration(path: Path) -> float:
+    try:
+        info = sf.info(str(path))
+    except Exception as err:
+        raise DatasetError(f"{path}: cannot read the audio header ({err}); expected a WAV/FLAC/"
+                           "OGG file readable by soundfile") from None
+    if info.frames == 0:
+        raise DatasetError(f"{path}: audio file holds no samples")
+    return info.frames / info.samplerate
+
+
+def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | None = "annotations",
+                 labels: Sequence[str] | None = None,
+                 label_map: Mapping[str, str] | None = None,
+                 split_seed: int = 0,
+                 split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+                 time_tolerance_s: float = 0.05) -> DatasetIndex:
+    """Read and validate a dataset in the generic layout (see the module docstring).
+
+    Args:
+        root: the dataset folder.
+        annotations: the strong-label folder, relative to ``root`` or absolute (default
+            ``"annotations"``; it may be absent then). ``None`` ignores annotations.
+        labels: the classes, in order. Events and count rows of other labels (after
+            ``label_map``) are dropped. ``None``: every label found, sorted.
+        label_map: raw label -> class (e.g. ``{"bd": "KD", "sd": "SD", "chh": "HH"}``);
+            labels not in it are kept as they are.
+        split_seed: seed of the random split used when ``root/splits/`` is absent.
+        split_fractions: train / valid / test fractions of that random split (default
+            70/15/15, the split of the SoftLoc drum experiments).
+        time_tolerance_s: how far beyond the end of its audio an onset or a count window may
+            reach before it is an error (default 0.05 s).
+
+    Returns:
+        a :class:`DatasetIndex`.
+
+    Raises:
+        DatasetError: any malformed or inconsistent file, as ``path:line: ...`` (unknown stems,
+            missing audio, a count window without a row for some class, duplicate rows, times past
+            the end of the audio, stems in two splits, ...).
+        FileNotFoundError: ``root`` or a named annotation folder does not exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: dataset folder not found")
+    audio_paths = _find_audio(root / "audio")
+    stems = tuple(sorted(audio_paths))
+    durations = {s: _audio_duration(p) for s, p in audio_paths.items()}
+    mapping = dict(label_map or {})
+
+    def canon(label: str) -> str:
+        return mapping.get(label, label)
+
+    # Strong labels.
+    raw_events: dict[str, list[Event] | None] = {s: None for s in stems}
+    if annotations is not None:
+        ann_dir = Path(annotations)
+        if not ann_dir.is_absolute():
+            ann_dir = root / ann_dir
+        if ann_dir.is_dir():
+            from softloc.data.formats import read_events_any  # local: formats imports us
+
+            for p in sorted(ann_dir.iterdir()):
+                if p.name.startswith(".") or not p.is_file():
+                    continue
+                stem = p.stem
+                if stem not in audio_paths:
+                    raise DatasetError(f"{p}: annotation for unknown stem {stem!r}; expected a "
+                                       f"matching audio file {root / 'audio' / stem}.wav|.flac")
+                if raw_events[stem] is not None:
+                    raise DatasetError(f"{p}: a second annotation file for stem {stem!r}; "
+                                       "expected one per stem")
+                evs = [(t, canon(lab)) for t, lab in read_events_any(p)]
+                for t, _ in evs:
+                    if t > durations[stem] + time_tolerance_s:
+                        raise DatasetError(
+                            f"{p}: onset {t:g} s is after the end of {audio_paths[stem].name} "
+                            f"({durations[stem]:g} s); expected onsets inside the audio")
+                raw_events[stem] = evs
+        elif annotations != "annotations":
+            raise FileNotFoundError(f"{ann_dir}: annotation folder not found")
+
+    # Weak labels.
+    rows = []
+    counts_path = root / "counts.csv"
+    if counts_path.is_file():
+        rows = read_counts_csv(counts_path)
+
+    if labels is not None:
+        classes = tuple(labels)
+        if len(set(classes)) != len(classes) or not classes:
+            raise ValueError(f"load_dataset: `labels` must be distinct and non-empty, got {labels}")
+    else:
+        found = {lab for evs in raw_events.values() if evs for _, lab in evs}
+        found |= {canon(r[4]) for r in rows}
+        classes = tuple(sorted(found))
+    keep = set(classes)
+
+    events = {s: (None if e is None else [(t, lab) for t, lab in e if lab in keep])
+              for s, e in raw_events.items()}
+    windows = _group_counts(counts_path, rows, audio_paths, durations, classes, canon,
+                            time_tolerance_s)
+
+    splits, source = _load_splits(root, stems, split_seed, split_fractions)
+    return DatasetIndex(root=root, classes=classes, stems=stems, audio_paths=audio_paths,
+                        durations_s=durations, events=events, count_windows=windows,
+                        splits=splits, split_source=source)
+
+
+def _group_counts(path, rows, audio_paths, durations, classes, canon, tol):
+    windows: dict[str, dict[tuple[float, float], dict]] = {s: {} for s in audio_paths}
+    keep = set(classes)
+    for lineno, file_, start, end, label, count in rows:
+        stem = file_
+        for suffix in AUDIO_SUFFIXES:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+        if stem not in audio_paths:
+            raise _err(path, lineno, f"unknown file {file_!r}; expected the stem of a file in "
+                                     f"audio/ (e.g. {next(iter(audio_paths))!r})")
+        if end > durations[stem] + tol:
+            raise _err(path, lineno, f"window end {end:g} s is after the end of "
+                                     f"{audio_paths[stem].name} ({durations[stem]:g} s); expected "
+                                     "windows inside the audio")
+        label = canon(label)
+        if label not in keep:
+            continue
+        w = windows[stem].setdefault((start, end), {"line": lineno, "counts": {}, "lines": {}})
+        if label in w["counts"]:
+            raise _err(path, lineno, f"duplicate row for ({file_}, {start:g}, {end:g}, {label}) "
+                                     f"(first on line {w['lines'][label]}); expected one row per "
+                                     "window and class")
+        w["counts"][label] = count
+        w["lines"][label] = lineno
+    # A class that never occurs in counts.csv simply has no weak labels; one that occurs must
+    # have a row in every window (a missing row is ambiguous: 0, or forgotten?).
+    counted = [c for c in classes if any(c in w["counts"] for ws in windows.values()
+                                         for w in ws.values())]
+    out: dict[str, list[CountWindow]] = {}
+    for stem, ws in windows.items():
+        lst = []
+        for (start, end), w in sorted(ws.items()):
+            missing = [c for c in counted if c not in w["counts"]]
+            if missing:
+                raise _err(path, w["line"], f"window ({stem}, {start:g}, {end:g}) has no row for "
+                                            f"class(es) {missing}; expected one row per class "
+                                            "(write count 0 where there is no event)")
+            lst.append(CountWindow(stem, start, end, dict(w["counts"]), w["line"]))
+        out[stem] = lst
+    return out
+
+
+def _load_splits(root: Path, stems: tuple[str, ...], seed: int,
+                 fractions: tuple[float, float, float]) -> tuple[dict[str, list[str]], str]:
+    split_dir = root / "splits"
+    known = set(stems)
+    if split_dir.is_dir():
+        splits: dict[str, list[str]] = {}
+        where: dict[str, str] = {}
+        for name in SPLIT_NAMES:
+            p = split_dir / f"{name}.txt"
+            splits[name] = []
+            if not p.is_file():
+                continue
+            for lineno, stem in read_split_file(p):
+                if stem not in known:
+                    raise _err(p, lineno, f"unknown stem {stem!r}; expected a file in audio/")
+                if stem in where:
+                    raise _err(p, lineno, f"stem {stem!r} is also in {where[stem]}; expected "
+                                          "each stem in one split only")
+                where[stem] = f"splits/{name}.txt"
+                splits[name].append(stem)
+        if not splits["train"] and not splits["test"]:
+            raise DatasetError(f"{split_dir}: no stems in train.txt or test.txt; expected "
+                               "one stem per line")
+        return splits, "splits/"
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1):
+        raise ValueError(f"load_dataset: `split_fractions` must be 3 non-negative numbers summing "
+                         f"to 1, got {fractions}")
+    order = np.random.default_rng(seed).permutation(len(stems))
+    n_train = int(round(fractions[0] * len(stems)))
+    n_valid = int(round(fractions[1] * len(stems)))
+    shuffled = [stems[i] for i in order]
+    splits = {"train": sorted(shuffled[:n_train]),
+              "valid": sorted(shuffled[n_train:n_train + n_valid]),
+              "test": sorted(shuffled[n_train + n_valid:])}
+    return splits, f"seeded (seed={seed})"
