@@ -25,6 +25,11 @@ hyper-parameters, the Gaussian kernel as a buffer and the alpha schedule:
   (the "classical" label-smoothing heuristic), :func:`bootstrap_loss` / :class:`BootstrapLoss`
   (soft bootstrapping, Reed et al. 2014).
 
+The cross-entropy-type losses (:func:`loco_loss`, :func:`softloc_loss`, :func:`bce_loss`,
+:func:`bootstrap_loss`) take ``logits=True`` to receive pre-sigmoid logits, which is numerically
+preferable (a float32 sigmoid rounds to exactly 1 above a logit of ~17). The squared-error losses
+(:func:`soft_localization_loss`, :func:`one_sided_loss`) are bounded and take probabilities.
+
 References:
     Schroeter, Sidorov, Marshall. Weakly-Supervised Temporal Localization via Occurrence Count
     Learning. ICML 2019 ("LoCo").
@@ -98,6 +103,32 @@ def _check_probs(fn: str, probs: object) -> torch.Tensor:
     return probs
 
 
+def _check_scores(
+    fn: str, probs: object, logits: object
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """-> (p, z): probabilities, and the logits they came from when ``logits`` is True."""
+    if not _check_bool(fn, "logits", logits):
+        return _check_probs(fn, probs), None
+    z = check_tensor(fn, "probs", probs)
+    check_ndim(fn, "probs", z, 3, _LAYOUT)
+    check_float(fn, "probs", z)
+    if bool(z.isnan().any()):
+        raise ValueError(f"{fn}: `probs` holds logits (logits=True) and must not contain NaN")
+    return torch.sigmoid(z), z
+
+
+def _log_likelihood(
+    p: torch.Tensor,
+    z: torch.Tensor | None,
+    counts: torch.Tensor,
+    k_max: int,
+    lengths: torch.Tensor | None,
+) -> torch.Tensor:
+    if z is not None:
+        return count_log_likelihood(z, counts, k_max, lengths=lengths, logits=True)
+    return count_log_likelihood(p, counts, k_max, lengths=lengths)
+
+
 def _check_targets(fn: str, targets: object, probs: torch.Tensor) -> torch.Tensor:
     targets = check_tensor(fn, "targets", targets)
     if targets.shape != probs.shape:
@@ -169,6 +200,12 @@ def _check_unit_float(fn: str, name: str, value: object) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{fn}: `{name}` must lie in [0, 1], got {value}")
     return float(value)
+
+
+def _check_bool(fn: str, name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{fn}: `{name}` must be a bool, got {type(value).__name__}")
+    return value
 
 
 def _check_distance(fn: str, distance: str) -> None:
@@ -288,10 +325,16 @@ def _pointwise(diff: torch.Tensor, distance: str) -> torch.Tensor:
 
 
 def _bce_elementwise(
-    probs: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None
+    probs: torch.Tensor,
+    z: torch.Tensor | None,
+    targets: torch.Tensor,
+    pos_weight: torch.Tensor | None,
 ) -> torch.Tensor:
-    log_p = torch.log(probs).clamp(min=_LOG_FLOOR)
-    log_q = torch.log1p(-probs).clamp(min=_LOG_FLOOR)
+    if z is not None:  # exact log p and log(1 - p) from the logits, no floor needed
+        log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
+    else:
+        log_p = torch.log(probs).clamp(min=_LOG_FLOOR)
+        log_q = torch.log1p(-probs).clamp(min=_LOG_FLOOR)
     pos = targets * log_p
     if pos_weight is not None:
         pos = pos * pos_weight.to(probs.dtype).view(1, -1, 1)  # (C,) -> (1, C, 1)
@@ -310,6 +353,7 @@ def loco_loss(
     *,
     lengths: torch.Tensor | None = None,
     reduction: str = "mean",
+    logits: bool = False,
 ) -> torch.Tensor:
     """Count loss −log Pr(Y = min(count, k_max)) of a Poisson-binomial count Y (LoCo eq. 7).
 
@@ -319,13 +363,15 @@ def loco_loss(
     ``k_max`` are not an error, they map to the top bin.
 
     Args:
-        probs: event probabilities p(t) in [0, 1].
+        probs: event probabilities p(t) in [0, 1], or pre-sigmoid logits when ``logits=True``.
         counts: target event counts, integers >= 0 (any integer or float dtype).
         k_max: index of the absorbing top bin (>= 1). The originals used 42 ([L] piano),
             40 (SoftLoc piano), 23 (drums).
         lengths: valid steps per item; later steps are ignored. Default: all steps valid.
         reduction: ``"mean"`` (default; the original: mean over batch × class), ``"sum"``, or
             ``"none"`` (the per-row loss).
+        logits: ``probs`` holds logits. Numerically preferable: in float32 a sigmoid rounds to
+            exactly 1 for logits above ~17, which can make a count impossible (infinite loss).
 
     Returns:
         A scalar, or ``(batch, class)`` for ``reduction="none"``.
@@ -341,16 +387,17 @@ def loco_loss(
     Notes:
         The original read the count distribution at step ``length - 3`` (an artefact of its
         padding) and added 1e-9 inside the log. We read it at the last valid step and work in log
-        space, which needs no epsilon; a count that the model deems impossible (e.g. more events
-        than valid steps, or p exactly 0 everywhere with count >= 1) gives an infinite loss.
+        space (:func:`softloc.counting.count_log_likelihood`), which needs no epsilon; a count
+        that the model deems impossible (more events than valid steps, or probabilities of
+        exactly 0 or 1 that rule it out) gives an infinite loss. Pass logits to avoid the latter.
     """
     fn = "loco_loss"
-    probs = _check_probs(fn, probs)
-    counts = _check_counts(fn, counts, probs)
+    p, z = _check_scores(fn, probs, logits)
+    counts = _check_counts(fn, counts, p)
     check_positive_int(fn, "k_max", k_max)
-    check_lengths(fn, lengths, probs.shape[0], probs.shape[2])
+    check_lengths(fn, lengths, p.shape[0], p.shape[2])
     check_reduction(fn, reduction)
-    nll = -count_log_likelihood(probs, counts, k_max, lengths=lengths)  # (B, C)
+    nll = -_log_likelihood(p, z, counts, k_max, lengths)  # (B, C)
     return _reduce_rows(nll, reduction)
 
 
@@ -360,6 +407,7 @@ class LoCoLoss(nn.Module):
     Args:
         k_max: index of the absorbing top bin (>= 1).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        logits: :meth:`forward` receives pre-sigmoid logits instead of probabilities.
 
     Example:
         >>> loss = LoCoLoss(k_max=5)
@@ -368,20 +416,24 @@ class LoCoLoss(nn.Module):
         True
     """
 
-    def __init__(self, k_max: int, *, reduction: str = "mean") -> None:
+    def __init__(self, k_max: int, *, reduction: str = "mean", logits: bool = False) -> None:
         super().__init__()
         check_positive_int("LoCoLoss", "k_max", k_max)
         check_reduction("LoCoLoss", reduction)
+        _check_bool("LoCoLoss", "logits", logits)
         self.k_max = k_max
         self.reduction = reduction
+        self.logits = logits
 
     def forward(
         self, probs: torch.Tensor, counts: torch.Tensor, *, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return loco_loss(probs, counts, self.k_max, lengths=lengths, reduction=self.reduction)
+        return loco_loss(
+            probs, counts, self.k_max, lengths=lengths, reduction=self.reduction, logits=self.logits
+        )
 
     def extra_repr(self) -> str:
-        return f"k_max={self.k_max}, reduction={self.reduction!r}"
+        return f"k_max={self.k_max}, reduction={self.reduction!r}, logits={self.logits}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +702,7 @@ def _label_counts(fn: str, targets: torch.Tensor, lengths: torch.Tensor | None) 
 def _softloc(
     fn: str,
     probs: torch.Tensor,
+    z: torch.Tensor | None,
     targets: torch.Tensor,
     sigma: float | torch.Tensor,
     alpha: float,
@@ -665,7 +718,7 @@ def _softloc(
         counts = _label_counts(fn, targets, lengths)
     # Skip a term whose weight is 0: saves the recursion and avoids inf * 0 = NaN.
     if alpha > 0:
-        mc = -count_log_likelihood(probs, counts, k_max, lengths=lengths)  # (B, C)
+        mc = -_log_likelihood(probs, z, counts, k_max, lengths)  # (B, C)
     else:
         mc = probs.new_zeros(probs.shape[:2])
     if alpha < 1:
@@ -691,6 +744,7 @@ def softloc_loss(
     reduction: str = "classes",
     distance: str = "squared",
     truncate: float = 4.0,
+    logits: bool = False,
 ) -> torch.Tensor:
     """SoftLoc loss (1 − α)·L_SLL + α·L_MC (SoftLoc eq. 4).
 
@@ -704,7 +758,7 @@ def softloc_loss(
     weighted α as in eq. 6 — the way to mix count-only files with timestamped ones.
 
     Args:
-        probs: event probabilities p(t) in [0, 1].
+        probs: event probabilities p(t) in [0, 1], or pre-sigmoid logits when ``logits=True``.
         targets: label series, 1 at event frames. For count-only items they are not used by the
             SLL (σ = inf) but still give the count unless ``counts`` is passed.
         sigma: softness in frames (float >= 0, inf allowed) or ``(batch,)`` per-item softness.
@@ -719,6 +773,8 @@ def softloc_loss(
             class)`` per-row values).
         distance: point-wise measure of the SLL, ``"squared"`` (default) or ``"log"``.
         truncate: kernel radius in standard deviations.
+        logits: ``probs`` holds logits; the count term then uses them directly (see
+            :func:`loco_loss`), the SLL uses their sigmoid.
 
     Returns:
         A scalar, or ``(batch, class)`` for ``reduction="none"``.
@@ -738,7 +794,7 @@ def softloc_loss(
         :func:`soft_localization_loss`.
     """
     fn = "softloc_loss"
-    probs = _check_probs(fn, probs)
+    probs, z = _check_scores(fn, probs, logits)
     targets = _check_targets(fn, targets, probs)
     sigma = _check_sigma(fn, sigma, probs.shape[0])
     alpha = _check_unit_float(fn, "alpha", alpha)
@@ -750,7 +806,7 @@ def softloc_loss(
     _check_distance(fn, distance)
     truncate = _check_truncate(fn, truncate)
     return _softloc(
-        fn, probs, targets, sigma, alpha, k_max, lengths, counts, reduction, distance, truncate
+        fn, probs, z, targets, sigma, alpha, k_max, lengths, counts, reduction, distance, truncate
     )
 
 
@@ -771,6 +827,7 @@ class SoftLocLoss(nn.Module):
         reduction: ``"classes"`` (default, original scaling), ``"mean"``, ``"sum"`` or ``"none"``.
         distance: ``"squared"`` (default) or ``"log"``.
         truncate: kernel radius in standard deviations.
+        logits: :meth:`forward` receives pre-sigmoid logits instead of probabilities.
 
     Example:
         >>> loss = SoftLocLoss(sigma=20.0, k_max=23, alpha=AlphaSchedule.drums())
@@ -792,9 +849,11 @@ class SoftLocLoss(nn.Module):
         reduction: str = "classes",
         distance: str = "squared",
         truncate: float = 4.0,
+        logits: bool = False,
     ) -> None:
         super().__init__()
         fn = "SoftLocLoss"
+        _check_bool(fn, "logits", logits)
         _check_finite_sigma(fn, sigma)
         check_positive_int(fn, "k_max", k_max)
         truncate = _check_truncate(fn, truncate)
@@ -808,6 +867,7 @@ class SoftLocLoss(nn.Module):
         self.reduction = reduction
         self.distance = distance
         self.truncate = float(truncate)
+        self.logits = logits
         self.register_buffer(
             "kernel", gaussian_kernel(sigma, truncate=truncate, dtype=torch.float64)
         )
@@ -833,7 +893,7 @@ class SoftLocLoss(nn.Module):
         softness for this call, for mixed supervision.
         """
         fn = "SoftLocLoss"
-        probs = _check_probs(fn, probs)
+        probs, z = _check_scores(fn, probs, self.logits)
         targets = _check_targets(fn, targets, probs)
         check_lengths(fn, lengths, probs.shape[0], probs.shape[2])
         if counts is not None:
@@ -847,6 +907,7 @@ class SoftLocLoss(nn.Module):
         out = _softloc(
             fn,
             probs,
+            z,
             targets,
             sigma,
             alpha,
@@ -865,7 +926,7 @@ class SoftLocLoss(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"sigma={self.sigma:g}, k_max={self.k_max}, alpha={self.alpha}, "
-            f"reduction={self.reduction!r}, distance={self.distance!r}"
+            f"reduction={self.reduction!r}, distance={self.distance!r}, logits={self.logits}"
         )
 
 
@@ -906,20 +967,23 @@ def bce_loss(
     lengths: torch.Tensor | None = None,
     pos_weight: float | torch.Tensor | None = None,
     reduction: str = "mean",
+    logits: bool = False,
 ) -> torch.Tensor:
     """Frame-wise binary cross-entropy, the fully supervised baseline (SoftLoc eq. 5 at α = 0).
 
     −[w·y log p + (1 − y) log(1 − p)] per element, log terms floored at −100 as in
-    ``torch.nn.functional.binary_cross_entropy``.
+    ``torch.nn.functional.binary_cross_entropy`` (with ``logits=True``: computed exactly from
+    the logits, as ``binary_cross_entropy_with_logits``).
 
     Args:
-        probs: event probabilities p(t) in [0, 1].
+        probs: event probabilities p(t) in [0, 1], or pre-sigmoid logits when ``logits=True``.
         targets: label series in [0, 1].
         lengths: valid steps per item; later steps contribute nothing.
         pos_weight: weight w of the positive term, a float or a ``(class,)`` tensor (>= 0);
             default 1.
         reduction: ``"mean"`` (default, over valid elements), ``"sum"`` or ``"none"``
             (``(batch, class, time)``, zero beyond ``lengths``).
+        logits: ``probs`` holds logits.
 
     Returns:
         A scalar, or ``(batch, class, time)`` for ``reduction="none"``.
@@ -930,13 +994,13 @@ def bce_loss(
             ``reduction``.
     """
     fn = "bce_loss"
-    probs = _check_probs(fn, probs)
+    probs, z = _check_scores(fn, probs, logits)
     targets = _check_targets(fn, targets, probs)
     check_lengths(fn, lengths, probs.shape[0], probs.shape[2])
     weight = _check_pos_weight(fn, pos_weight, probs.shape[1])
     check_reduction(fn, reduction)
     elem = _masked(
-        _bce_elementwise(probs, targets.to(probs.dtype), weight), _time_mask(lengths, probs)
+        _bce_elementwise(probs, z, targets.to(probs.dtype), weight), _time_mask(lengths, probs)
     )
     return _reduce_time(fn, elem, lengths, reduction)
 
@@ -1049,6 +1113,7 @@ def bootstrap_loss(
     beta: float = 0.95,
     lengths: torch.Tensor | None = None,
     reduction: str = "mean",
+    logits: bool = False,
 ) -> torch.Tensor:
     """Soft bootstrapping (Reed et al. 2014): cross-entropy against β·y + (1 − β)·p.
 
@@ -1057,11 +1122,12 @@ def bootstrap_loss(
     through the p inside the target, as in the paper's soft variant.
 
     Args:
-        probs: event probabilities p(t) in [0, 1].
+        probs: event probabilities p(t) in [0, 1], or pre-sigmoid logits when ``logits=True``.
         targets: label series in [0, 1].
         beta: weight β of the given labels in [0, 1] (default 0.95, Reed et al.'s soft setting).
         lengths: valid steps per item.
         reduction: ``"mean"`` (default, over valid elements), ``"sum"`` or ``"none"``.
+        logits: ``probs`` holds logits.
 
     Returns:
         A scalar, or ``(batch, class, time)`` for ``reduction="none"``.
@@ -1070,13 +1136,13 @@ def bootstrap_loss(
         TypeError, ValueError: as :func:`bce_loss`; ``beta`` outside [0, 1].
     """
     fn = "bootstrap_loss"
-    probs = _check_probs(fn, probs)
+    probs, z = _check_scores(fn, probs, logits)
     targets = _check_targets(fn, targets, probs)
     beta = _check_unit_float(fn, "beta", beta)
     check_lengths(fn, lengths, probs.shape[0], probs.shape[2])
     check_reduction(fn, reduction)
     mixed = beta * targets.to(probs.dtype) + (1 - beta) * probs
-    elem = _masked(_bce_elementwise(probs, mixed, None), _time_mask(lengths, probs))
+    elem = _masked(_bce_elementwise(probs, z, mixed, None), _time_mask(lengths, probs))
     return _reduce_time(fn, elem, lengths, reduction)
 
 
@@ -1086,16 +1152,22 @@ class FrameBCELoss(nn.Module):
     Args:
         pos_weight: weight of the positive term, a float or a ``(class,)`` tensor (>= 0).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"``.
+        logits: :meth:`forward` receives pre-sigmoid logits instead of probabilities.
     """
 
     pos_weight: torch.Tensor | None
 
     def __init__(
-        self, *, pos_weight: float | torch.Tensor | None = None, reduction: str = "mean"
+        self,
+        *,
+        pos_weight: float | torch.Tensor | None = None,
+        reduction: str = "mean",
+        logits: bool = False,
     ) -> None:
         super().__init__()
         check_reduction("FrameBCELoss", reduction)
         self.reduction = reduction
+        self.logits = _check_bool("FrameBCELoss", "logits", logits)
         self.pos_weight_value: float | None = None
         if isinstance(pos_weight, torch.Tensor):
             self.register_buffer("pos_weight", pos_weight)
@@ -1109,7 +1181,12 @@ class FrameBCELoss(nn.Module):
     ) -> torch.Tensor:
         weight = self.pos_weight if self.pos_weight is not None else self.pos_weight_value
         return bce_loss(
-            probs, targets, lengths=lengths, pos_weight=weight, reduction=self.reduction
+            probs,
+            targets,
+            lengths=lengths,
+            pos_weight=weight,
+            reduction=self.reduction,
+            logits=self.logits,
         )
 
 
@@ -1139,17 +1216,25 @@ class OneSidedLoss(nn.Module):
 
 
 class BootstrapLoss(nn.Module):
-    """Module form of :func:`bootstrap_loss`."""
+    """Module form of :func:`bootstrap_loss` (``beta``, ``reduction``, ``logits`` as there)."""
 
-    def __init__(self, *, beta: float = 0.95, reduction: str = "mean") -> None:
+    def __init__(
+        self, *, beta: float = 0.95, reduction: str = "mean", logits: bool = False
+    ) -> None:
         super().__init__()
         self.beta = _check_unit_float("BootstrapLoss", "beta", beta)
         check_reduction("BootstrapLoss", reduction)
         self.reduction = reduction
+        self.logits = _check_bool("BootstrapLoss", "logits", logits)
 
     def forward(
         self, probs: torch.Tensor, targets: torch.Tensor, *, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
         return bootstrap_loss(
-            probs, targets, beta=self.beta, lengths=lengths, reduction=self.reduction
+            probs,
+            targets,
+            beta=self.beta,
+            lengths=lengths,
+            reduction=self.reduction,
+            logits=self.logits,
         )

@@ -74,24 +74,6 @@ def _brute_force_log_pr(p_row, count, k_max):
     return math.log(total)
 
 
-def _count_backend_gives_nan_gradients() -> bool:
-    """Probe softloc.counting: its skeleton recursion back-propagates NaN through
-    logaddexp(-inf, -inf) (issue #4). Our loss must not mask that, so the gradchecks that go
-    through the count term are expected to fail exactly while the probe finds NaN."""
-    from softloc.counting import count_log_likelihood
-
-    p = torch.full((1, 1, 4), 0.3, dtype=torch.float64, requires_grad=True)
-    count_log_likelihood(p, torch.tensor([[1]]), 3).sum().backward()
-    return bool(p.grad.isnan().any())
-
-
-_needs_finite_count_gradients = pytest.mark.xfail(
-    condition=_count_backend_gives_nan_gradients(),
-    reason="softloc.counting back-propagates NaN (logaddexp(-inf, -inf)); fixed by issue #4",
-    strict=True,
-)
-
-
 # ---------------------------------------------------------------------------------- kernel
 
 
@@ -275,7 +257,6 @@ def test_loco_loss_reductions():
     torch.testing.assert_close(LoCoLoss(5, reduction="sum")(probs, counts), rows.sum())
 
 
-@_needs_finite_count_gradients
 def test_loco_loss_gradcheck_float64():
     probs, _ = _inputs(b=2, c=2, t=8, lo=0.1, hi=0.9)
     probs.requires_grad_(True)
@@ -352,7 +333,6 @@ def test_softloc_per_item_inf_sigma_keeps_only_count_term_for_that_item():
     torch.testing.assert_close(rows[:1], first)
 
 
-@_needs_finite_count_gradients
 def test_softloc_gradcheck_float64():
     probs, targets = _inputs(b=2, c=2, t=10, lo=0.1, hi=0.9)
     probs.requires_grad_(True)
@@ -489,6 +469,51 @@ def test_baselines_gradcheck_float64():
     assert torch.autograd.gradcheck(lambda p: one_sided_loss(p, targets, 1.0), (probs,))
 
 
+# ---------------------------------------------------------------------------------- logits
+
+
+def test_logits_variants_equal_probability_versions():
+    probs, targets = _inputs()
+    z = torch.logit(probs)
+    counts = targets.sum(-1)
+    torch.testing.assert_close(loco_loss(z, counts, 4, logits=True), loco_loss(probs, counts, 4))
+    torch.testing.assert_close(
+        softloc_loss(z, targets, 2.0, 0.4, 4, logits=True),
+        softloc_loss(probs, targets, 2.0, 0.4, 4),
+    )
+    torch.testing.assert_close(
+        bootstrap_loss(z, targets, logits=True), bootstrap_loss(probs, targets)
+    )
+    w = torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64)
+    torch.testing.assert_close(
+        bce_loss(z, targets, pos_weight=w, logits=True, reduction="none"),
+        F.binary_cross_entropy_with_logits(z, targets, pos_weight=w.view(3, 1), reduction="none"),
+    )
+    torch.testing.assert_close(LoCoLoss(4, logits=True)(z, counts), loco_loss(probs, counts, 4))
+    torch.testing.assert_close(
+        SoftLocLoss(2.0, 4, alpha=0.4, logits=True)(z, targets),
+        softloc_loss(probs, targets, 2.0, 0.4, 4),
+    )
+    torch.testing.assert_close(FrameBCELoss(logits=True)(z, targets), bce_loss(probs, targets))
+    torch.testing.assert_close(
+        BootstrapLoss(logits=True)(z, targets), bootstrap_loss(probs, targets)
+    )
+
+
+def test_logits_keep_count_loss_finite_where_float32_sigmoid_saturates():
+    z = torch.full((1, 1, 5), -3.0)
+    z[0, 0, 2] = 40.0  # sigmoid(40) is exactly 1.0 in float32
+    assert float(torch.sigmoid(z).max()) == 1.0
+    zero = torch.zeros(1, 1)
+    assert math.isinf(float(loco_loss(torch.sigmoid(z), zero, 3)))
+    # -log Pr(Y = 0) = sum_t softplus(z_t), by hand in float64
+    expected = 40.0 + 4 * math.log1p(math.exp(-3.0))
+    assert float(loco_loss(z, zero, 3, logits=True)) == pytest.approx(expected, rel=1e-6)
+    z.requires_grad_(True)
+    loco_loss(z, zero, 3, logits=True).backward()
+    assert bool(torch.isfinite(z.grad).all())
+
+
 # ---------------------------------------------------------------------------------- validation
 
 
@@ -501,6 +526,12 @@ def test_validation_errors_name_function_argument_and_expectation():
         loco_loss(probs * 2, counts, 3)
     with pytest.raises(TypeError, match="loco_loss: `probs` must be a torch.Tensor"):
         loco_loss(probs.numpy(), counts, 3)
+    with pytest.raises(ValueError, match="loco_loss: `probs` holds logits .* must not contain NaN"):
+        loco_loss(torch.full((2, 3, 4), math.nan), counts, 3, logits=True)
+    with pytest.raises(TypeError, match="loco_loss: `logits` must be a bool"):
+        loco_loss(probs, counts, 3, logits=1)
+    with pytest.raises(TypeError, match="SoftLocLoss: `logits` must be a bool"):
+        SoftLocLoss(1.0, 3, alpha=0.5, logits="yes")
     with pytest.raises(ValueError, match=r"loco_loss: `counts` must have shape \(batch, class\)"):
         loco_loss(probs, torch.ones(3, 2), 3)
     with pytest.raises(ValueError, match="loco_loss: `counts` must be >= 0"):
