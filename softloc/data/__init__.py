@@ -15,12 +15,24 @@ from softloc.data.layout import (
     write_split_file,
 )
 from softloc.data.synth_drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
+from softloc.data.windows import (
+    FeatureStore,
+    WindowDataset,
+    collate,
+    default_max_frames,
+    prepare_features,
+)
 
 __all__ = [
     "DRUM_CLASSES",
     "CountWindow",
     "DatasetError",
     "DatasetIndex",
+    "FeatureStore",
+    "WindowDataset",
+    "collate",
+    "default_max_frames",
+    "prepare_features",
     "count_windows",
     "load_dataset",
     "read_annotation_file",

@@ -1,0 +1,243 @@
+import math
+import re
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from softloc.data.layout import load_dataset
+from softloc.data.windows import (
+    WindowDataset,
+    collate,
+    default_max_frames,
+    prepare_features,
+)
+from softloc.features import FrontEndConfig, load_audio, mel_power
+
+CFG = FrontEndConfig(sample_rate=8000, n_fft=512, win_length=200, hop_length=80, n_mels=24,
+                     preemphasis=0.0)  # 100 frames/s
+FR = CFG.frame_rate
+# Clicks away from window edges (windows start at multiples of 0.5 s) by > 20 ms.
+EVENTS = {"a": [(0.23, "KD"), (0.61, "SD"), (0.87, "KD"), (1.33, "HH"), (2.07, "SD"),
+                (2.41, "HH"), (2.78, "KD"), (3.12, "HH")],
+          "b": [(0.31, "HH"), (1.18, "KD"), (1.71, "SD"), (2.22, "HH")]}
+DUR = {"a": 4.0, "b": 3.0}
+
+
+def _clicks(duration_s, times, sr=8000):
+    x = np.zeros(int(duration_s * sr), dtype=np.float32)
+    for t in times:
+        x[int(round(t * sr))] = 0.9
+    return x
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("win") / "ds"
+    (root / "audio").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    lines = ["file,start,end,label,count"]
+    for stem, events in EVENTS.items():
+        sf.write(root / "audio" / f"{stem}.wav", _clicks(DUR[stem], [t for t, _ in events]), 8000,
+                 subtype="FLOAT")
+        (root / "annotations" / f"{stem}.txt").write_text(
+            "".join(f"{t}\t{lab}\n" for t, lab in events))
+        for start in np.arange(0, DUR[stem] - 1.5 + 1e-9, 0.5):
+            for c in ("HH", "KD", "SD"):
+                n = sum(1 for t, lab in events if lab == c and start <= t < start + 1.5)
+                lines.append(f"{stem},{start},{start + 1.5},{c},{n}")
+    (root / "counts.csv").write_text("\n".join(lines) + "\n")
+    index = load_dataset(root)
+    store = prepare_features(index, CFG, cache_dir=root.parent / "cache",
+                             rate_factors=(7 / 8, 1.0, 9 / 8))
+    return index, store
+
+
+def _brute_counts(stem, start_s, dur_s, classes):
+    return [sum(1 for t, lab in EVENTS[stem] if lab == c and start_s <= t < start_s + dur_s)
+            for c in classes]
+
+
+def test_counts_mode_items_are_the_counts_csv_windows(dataset):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="counts")
+    assert len(ds) == 6 + 4  # 4 s -> starts 0..2.5; 3 s -> 0..1.5
+    assert ds.max_frames == default_max_frames(CFG) == math.ceil(1.5 * FR / (7 / 8)) + 1
+    for i in range(len(ds)):
+        stem, start, dur = ds.describe(i)
+        item = ds[i]
+        assert item["counts"].tolist() == _brute_counts(stem, start, dur, index.classes)
+        f0 = round(start * FR)
+        assert int(item["length"]) == round((start + dur) * FR) - f0 == 150
+        np.testing.assert_array_equal(item["mel"][:, :150].numpy(),
+                                      store.get(stem)[:, f0:f0 + 150])
+        assert torch.all(item["mel"][:, 150:] == 0) and torch.all(item["targets"] == 0)
+        assert not bool(item["has_targets"]) and math.isinf(float(item["sigma_frames"]))
+        assert item["mel"].dtype == torch.float32 and item["counts"].dtype == torch.int64
+
+
+def test_onsets_mode_counts_equal_events_in_window_and_targets_sum_to_counts(dataset):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="onsets", sigma_frames=3.0)
+    assert len(ds) == 10
+    for i in range(len(ds)):
+        stem, start, dur = ds.describe(i)
+        item = ds[i]
+        assert item["counts"].tolist() == _brute_counts(stem, start, dur, index.classes)
+        torch.testing.assert_close(item["targets"].sum(dim=1), item["counts"].float())
+        for c, name in enumerate(index.classes):
+            expected = [round(t * FR) - round(start * FR) for t, lab in EVENTS[stem]
+                        if lab == name and start <= t < start + dur]
+            assert torch.nonzero(item["targets"][c]).flatten().tolist() == expected
+        assert bool(item["has_targets"]) and float(item["sigma_frames"]) == 3.0
+
+
+@pytest.mark.parametrize("factor", [7 / 8, 9 / 8])
+def test_rate_factor_scales_event_frames_and_features_agree_with_targets(dataset, factor):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a"], labels="onsets", augment=True,
+                       rate_factors=[factor], min_crop_s=1.5, seed=1)
+    for i in range(len(ds)):
+        item = ds[i]
+        n = int(item["length"])
+        assert float(item["rate_factor"]) == pytest.approx(factor)
+        # The click energy peaks where the targets say the events are.
+        energy = item["mel"].sum(dim=0)[:n]
+        for f in torch.nonzero(item["targets"].sum(dim=0)[:n]).flatten().tolist():
+            lo, hi = max(0, f - 3), min(n, f + 4)
+            if hi - lo == 7:
+                assert int(energy[lo:hi].argmax()) + lo == f
+    # Event frames follow round(t * fr / s): compare with a window starting at 0.
+    full = store.get("a", factor)
+    assert full.shape[1] == 1 + int(round(DUR["a"] * 8000 / factor)) // 80
+    for t, _ in EVENTS["a"]:
+        f = round(t * FR / factor)
+        assert int(np.argmax(full.sum(axis=0)[f - 3:f + 4])) == 3
+
+
+def test_counts_mode_rate_factor_changes_length_not_counts(dataset):
+    index, store = dataset
+    plain = WindowDataset(index, store, stems=["a"], labels="counts")
+    for factor in (7 / 8, 9 / 8):
+        ds = WindowDataset(index, store, stems=["a"], labels="counts", augment=True,
+                           rate_factors=[factor])
+        for i in range(len(ds)):
+            _, start, dur = ds.describe(i)
+            item = ds[i]
+            assert int(item["length"]) == round((start + dur) * FR / factor) - \
+                round(start * FR / factor)
+            assert torch.equal(item["counts"], plain[i]["counts"])
+
+
+def test_variable_crops_respect_bounds_and_zero_padding(dataset):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="onsets", augment=True,
+                       min_crop_s=0.75, seed=3)
+    lengths = []
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item = ds[i]
+            n = int(item["length"])
+            lengths.append(n)
+            assert torch.all(item["mel"][:, n:] == 0) and torch.all(item["targets"][:, n:] == 0)
+            torch.testing.assert_close(item["targets"].sum(dim=1), item["counts"].float())
+    lo = math.floor(0.75 * FR / (9 / 8)) - 1
+    hi = math.ceil(1.5 * FR / (7 / 8)) + 1
+    assert min(lengths) >= lo and max(lengths) <= min(hi, ds.max_frames)
+    assert len(set(lengths)) > 10  # lengths really vary
+
+
+def test_augmentation_is_deterministic_per_seed_and_epoch(dataset):
+    index, store = dataset
+    kw = dict(stems=["a", "b"], labels="onsets", augment=True, stack_prob=0.5)
+    d1, d2 = WindowDataset(index, store, seed=5, **kw), WindowDataset(index, store, seed=5, **kw)
+    for i in range(len(d1)):
+        for k, v in d1[i].items():
+            assert torch.equal(v, d2[i][k])
+    d2.set_epoch(1)
+    assert any(not torch.equal(d1[i]["mel"], d2[i]["mel"]) for i in range(len(d1)))
+
+
+def test_stacking_adds_mels_counts_and_targets(tmp_path):
+    # One file exactly one window long: the stacked partner is the same window.
+    root = tmp_path / "one"
+    (root / "audio").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    sf.write(root / "audio" / "x.wav", _clicks(1.5, [0.3, 0.9]), 8000, subtype="FLOAT")
+    (root / "annotations" / "x.txt").write_text("0.3\tKD\n0.9\tSD\n")
+    index = load_dataset(root)
+    store = prepare_features(index, CFG)
+    plain = WindowDataset(index, store, stems=["x"], labels="onsets")[0]
+    stacked = WindowDataset(index, store, stems=["x"], labels="onsets", augment=True,
+                            rate_factors=[1.0], min_crop_s=1.5, stack_prob=1.0)[0]
+    torch.testing.assert_close(stacked["mel"], 2 * plain["mel"])
+    assert stacked["counts"].tolist() == [2, 2] == (2 * plain["counts"]).tolist()
+    torch.testing.assert_close(stacked["targets"], 2 * plain["targets"])
+    assert int(stacked["length"]) == int(plain["length"])
+
+
+def test_stacked_items_keep_targets_consistent_with_counts(dataset):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="onsets", augment=True,
+                       stack_prob=1.0, seed=2)
+    plain = WindowDataset(index, store, stems=["a", "b"], labels="onsets")
+    total_plain = sum(int(plain[i]["counts"].sum()) for i in range(len(plain)))
+    total = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        torch.testing.assert_close(item["targets"].sum(dim=1), item["counts"].float())
+        total += int(item["counts"].sum())
+    assert total > total_plain  # two windows' events per item
+
+
+def test_collate_stacks_items_into_batch_shapes(dataset):
+    index, store = dataset
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="counts", augment=True)
+    batch = collate([ds[i] for i in range(4)])
+    T = ds.max_frames
+    assert batch["mel"].shape == (4, CFG.n_mels, T)
+    assert batch["targets"].shape == (4, 3, T) and batch["counts"].shape == (4, 3)
+    assert batch["length"].shape == (4,) and batch["has_targets"].dtype == torch.bool
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, collate_fn=collate)
+    assert next(iter(loader))["mel"].shape == (3, CFG.n_mels, T)
+
+
+def test_prepare_features_cache_is_reused_and_keyed_by_config(dataset, tmp_path):
+    index, _ = dataset
+    cache = tmp_path / "c"
+    first = prepare_features(index, CFG, cache_dir=cache, stems=["b"], rate_factors=[1.0, 9 / 8])
+    again = prepare_features(index, CFG, cache_dir=cache, stems=["b"], rate_factors=[1.0, 9 / 8])
+    assert (first.n_computed, again.n_computed, again.n_cached) == (2, 0, 2)
+    np.testing.assert_array_equal(np.asarray(again.get("b", 9 / 8)), first.get("b", 9 / 8))
+    np.testing.assert_allclose(first.get("b"), mel_power(load_audio(index.audio_paths["b"],
+                                                                    8000), CFG)[0].numpy())
+    other = prepare_features(index, FrontEndConfig(sample_rate=8000, n_fft=512, win_length=200,
+                                                   hop_length=80, n_mels=20),
+                             cache_dir=cache, stems=["b"])
+    assert other.n_computed == 1 and other.get("b").shape[0] == 20
+    assert not list(cache.glob("*.tmp"))
+
+
+def test_errors_name_the_problem(dataset, tmp_path):
+    index, store = dataset
+    with pytest.raises(ValueError, match="`labels` must be 'counts' or 'onsets'"):
+        WindowDataset(index, store, stems=["a"], labels="weak")
+    with pytest.raises(ValueError, match=r"rate factors \[0\.75\] are not in the feature store"):
+        WindowDataset(index, store, stems=["a"], augment=True, rate_factors=[0.75])
+    with pytest.raises(ValueError, match=re.escape("counts.csv") + r":\d+: window \(a, 0, 1.5\) "
+                       r"spans 150 frames at rate factor 1; expected at most max_frames=100"):
+        WindowDataset(index, store, stems=["a"], labels="counts", max_frames=100)
+    with pytest.raises(ValueError, match="unknown stems"):
+        prepare_features(index, CFG, stems=["zz"])
+    with pytest.raises(ValueError, match="`rate_factors` must be a non-empty list"):
+        prepare_features(index, CFG, rate_factors=[3.0])
+    small = prepare_features(index, CFG, stems=["a"])
+    with pytest.raises(ValueError, match=r"no features for stems \['b'\]"):
+        WindowDataset(index, small, stems=["a", "b"])
+    noann = index.with_events({"b": None})
+    with pytest.raises(ValueError, match="stem 'b' has no annotation file"):
+        WindowDataset(noann, store, stems=["b"], labels="onsets")
+    with pytest.raises(KeyError, match="no features for stem 'a' at rate factor 0.5"):
+        store.get("a", 0.5)
