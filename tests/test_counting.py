@@ -1,0 +1,506 @@
+"""Tests for softloc.counting against independent oracles.
+
+Oracles written here, independent of the library: brute-force enumeration of all 2^T outcomes,
+a plain numpy log-space recursion over the *untruncated* distribution, scipy.stats.poisson_binom,
+and closed forms (Pr(Y = 0) = prod(1 - p), the posterior-minus-prior gradient).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binom, poisson_binom
+
+from softloc.counting import (
+    BACKENDS,
+    count_distribution,
+    count_log_likelihood,
+    count_prior_bias,
+)
+
+FAST = ("cpu", "tree")
+ALL = ("reference", "cpu", "tree")
+
+
+# ------------------------------------------------------------------------------------------
+# Oracles
+
+
+def enumerate_distribution(p: np.ndarray, k_max: int) -> np.ndarray:
+    """Truncated distribution by summing all 2^T outcomes (float64); top bin = sum k >= k_max."""
+    out = np.zeros(k_max + 1)
+    for bits in itertools.product((0, 1), repeat=len(p)):
+        prob = 1.0
+        for b, pt in zip(bits, p, strict=True):
+            prob *= pt if b else 1.0 - pt
+        out[min(sum(bits), k_max)] += prob
+    return out
+
+
+def oracle_log_pmf(p: np.ndarray, k_max: int) -> np.ndarray:
+    """log Pr(Y = k), k < k_max, and log Pr(Y >= k_max): untruncated log-space recursion."""
+    log_y = np.full(len(p) + 1, -np.inf)
+    log_y[0] = 0.0
+    with np.errstate(divide="ignore"):
+        for pt in p:
+            lp, lq = np.log(pt), np.log1p(-pt)
+            shifted = np.concatenate([[-np.inf], log_y[:-1]])
+            log_y = np.logaddexp(log_y + lq, shifted + lp)
+    out = np.full(k_max + 1, -np.inf)
+    m = min(k_max, len(log_y))
+    out[:m] = log_y[:m]
+    if len(log_y) > k_max:
+        out[k_max] = np.logaddexp.reduce(log_y[k_max:])
+    return out
+
+
+def rows(x: torch.Tensor) -> np.ndarray:
+    return x.detach().reshape(-1, x.shape[-1]).numpy()
+
+
+# ------------------------------------------------------------------------------------------
+# Values
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("t_len,k_max", [(1, 1), (5, 2), (7, 3), (10, 12), (12, 4)])
+def test_count_distribution_matches_enumeration(backend, t_len, k_max):
+    p = torch.rand(2, 2, t_len, dtype=torch.float64)
+    p[0, 0, 0] = 0.0  # exact zeros and ones must be handled exactly
+    p[1, 1, -1] = 1.0
+    got = count_distribution(p, k_max, backend=backend)
+    assert got.shape == (2, 2, k_max + 1) and got.dtype == torch.float64
+    want = np.stack([enumerate_distribution(r, k_max) for r in rows(p)])
+    np.testing.assert_allclose(rows(got), want, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_log_distribution_matches_log_space_oracle_in_the_tails(backend):
+    # sum p = 360 over 400 steps: Pr(Y <= 20) ~ 1e-300 and below -- far under float64 range.
+    p = (0.8 + 0.2 * torch.rand(1, 2, 400, dtype=torch.float64)).clamp(max=0.999)
+    k_max = 24
+    got = count_distribution(p, k_max, log=True, backend=backend)
+    want = np.stack([oracle_log_pmf(r, k_max) for r in rows(p)])
+    assert np.all(np.isfinite(want)) and want[:, 0].max() < -700
+    np.testing.assert_allclose(rows(got), want, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("t_len", [400, 4000])
+def test_log_likelihood_matches_scipy_poisson_binom(backend, t_len):
+    gen = np.random.default_rng(t_len)
+    p = torch.from_numpy(gen.uniform(0, 0.05, size=(3, 1, t_len)))
+    k_max = 64
+    for r, pr in enumerate(rows(p)):
+        mean = pr.sum()
+        ks = np.unique(np.clip(np.round([0, mean / 2, mean, mean + 5, 2 * mean, k_max]), 0, k_max))
+        for k in ks.astype(int):
+            want = poisson_binom.logpmf(k, pr) if k < k_max else poisson_binom.logsf(k - 1, pr)
+            # scipy's logpmf floors at ~-745 and its logsf (1 - cdf) at ~-34.
+            if want < (-600 if k < k_max else -20):
+                continue
+            got = count_log_likelihood(
+                p[r : r + 1], torch.tensor([[k]]), k_max, backend=backend
+            ).item()
+            assert got == pytest.approx(want, rel=1e-10, abs=1e-10), (r, k)
+
+
+def test_log_likelihood_long_sequence_matches_binomial_and_closed_form():
+    # T = 100000, mean p = 0.05: sum p ~ 5000, so every count <= k_max = 128 is far in the tail.
+    t_len, k_max = 100_000, 128
+    p = torch.full((1, 1, t_len), 0.05, dtype=torch.float64)
+    counts = torch.tensor([0, 50, 127, 128])
+    ll = count_log_likelihood(p.expand(4, 1, t_len), counts[:, None], k_max, backend="cpu")
+    want = binom.logpmf(counts[:3].numpy(), t_len, 0.05)
+    np.testing.assert_allclose(ll[:3, 0].numpy(), want, rtol=1e-10)
+    assert ll[3].item() == pytest.approx(0.0, abs=1e-12)  # Pr(Y >= 128) = 1 - 1e-2000
+    # Random p, count 0: log prod(1 - p_t), gradient -1 / (1 - p_t) -- exact and finite.
+    pn = np.random.default_rng(1).uniform(0, 0.1, size=t_len)
+    x = torch.from_numpy(pn)[None, None].requires_grad_()
+    ll = count_log_likelihood(x, torch.tensor([[0]]), k_max, backend="cpu")
+    assert ll.item() == pytest.approx(np.log1p(-pn).sum(), rel=1e-10)
+    (grad,) = torch.autograd.grad(ll.sum(), x)
+    np.testing.assert_allclose(grad.numpy().ravel(), -1.0 / (1.0 - pn), rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_log_likelihood_long_random_sequence_matches_scipy():
+    gen = np.random.default_rng(2)
+    pn = gen.uniform(0, 0.002, size=100_000)
+    p = torch.from_numpy(pn)[None, None]
+    for k in (50, 100, 127):
+        ll = count_log_likelihood(p, torch.tensor([[k]]), 128, backend="cpu")
+        assert ll.item() == pytest.approx(poisson_binom.logpmf(k, pn), rel=1e-10)
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_distribution_sums_to_one_and_top_bin_is_the_tail_mass(backend):
+    p = torch.rand(3, 2, 60, dtype=torch.float64) * 0.3
+    k_max = 6
+    got = count_distribution(p, k_max, backend=backend)
+    torch.testing.assert_close(got.sum(-1), torch.ones(3, 2, dtype=torch.float64))
+    for r, pr in enumerate(rows(p)):
+        assert rows(got)[r, -1] == pytest.approx(poisson_binom.sf(k_max - 1, pr), rel=1e-12)
+        np.testing.assert_allclose(rows(got)[r, :-1], poisson_binom.pmf(range(k_max), pr))
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_prefix_mass_never_moves_back(backend):
+    # LoCo Property 1: Pr(Y_t >= k) is non-decreasing in t for every k (mass shift irreversibility).
+    t_len, k_max = 30, 5
+    p = torch.rand(1, 1, t_len, dtype=torch.float64).expand(t_len + 1, 1, t_len)
+    prefix = count_distribution(p, k_max, lengths=torch.arange(t_len + 1), backend=backend)
+    upper = prefix[:, 0].flip(-1).cumsum(-1).flip(-1)  # (t, k) -> Pr(Y_t >= k)
+    assert torch.all(upper[1:] >= upper[:-1] - 1e-15)
+    assert torch.all(upper[-1, 1:] > upper[0, 1:])  # and it did move
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_lengths_mask_equals_truncating_the_sequence(backend):
+    p = torch.rand(3, 2, 20, dtype=torch.float64)
+    lengths = torch.tensor([20, 7, 0])
+    counts = torch.tensor([[3, 9], [2, 0], [0, 1]])
+    got = count_distribution(p, 8, lengths=lengths, log=True, backend=backend)
+    ll = count_log_likelihood(p, counts, 8, lengths=lengths, backend=backend)
+    for b in range(3):
+        trunc = p[b : b + 1, :, : lengths[b]]
+        want = count_distribution(trunc, 8, log=True, backend="reference")[0]
+        torch.testing.assert_close(got[b], want)
+        want_ll = count_log_likelihood(trunc, counts[b : b + 1], 8, backend="reference")[0]
+        torch.testing.assert_close(ll[b], want_ll)
+    # Empty sequence: Pr(Y = 0) = 1.
+    assert got[2, :, 0].tolist() == [0.0, 0.0] and ll[2, 0].item() == 0.0
+    assert ll[2, 1].item() == -math.inf
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("logits", [False, True])
+def test_backends_agree_with_reference(backend, logits):
+    x = torch.randn(4, 3, 97, dtype=torch.float64) * 2 - 3
+    if not logits:
+        x = torch.sigmoid(x)
+    counts = torch.randint(0, 20, (4, 3))
+    lengths = torch.tensor([97, 50, 1, 96])
+    kw = dict(lengths=lengths, logits=logits)
+    for k_max in (1, 3, 16):
+        want = count_log_likelihood(x, counts, k_max, backend="reference", **kw)
+        got = count_log_likelihood(x, counts, k_max, backend=backend, **kw)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        for log in (False, True):
+            want = count_distribution(x, k_max, log=log, backend="reference", **kw)
+            got = count_distribution(x, k_max, log=log, backend=backend, **kw)
+            torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-14)
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_counts_at_or_above_k_max_score_the_top_bin(backend):
+    p = torch.rand(2, 1, 15, dtype=torch.float64)
+    dist = count_distribution(p, 4, log=True, backend=backend)
+    ll = count_log_likelihood(p, torch.tensor([[4.0], [11.0]]), 4, backend=backend)
+    torch.testing.assert_close(ll, dist[:, :, 4])
+
+
+def test_logits_variant_matches_probability_variant():
+    x = torch.randn(2, 3, 50, dtype=torch.float64) * 3
+    counts = torch.randint(0, 10, (2, 3))
+    for backend in ALL:
+        a = count_log_likelihood(x, counts, 6, logits=True, backend=backend)
+        b = count_log_likelihood(torch.sigmoid(x), counts, 6, backend=backend)
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Gradients
+
+
+@pytest.mark.parametrize("backend", ALL)
+@pytest.mark.parametrize("logits", [False, True])
+def test_gradcheck_float64(backend, logits):
+    x = torch.rand(2, 2, 9, dtype=torch.float64) * 0.8 + 0.1
+    if logits:
+        x = torch.logit(x)
+    x.requires_grad_()
+    counts = torch.tensor([[0, 3], [9, 2]])
+    lengths = torch.tensor([9, 6])
+    kw = dict(lengths=lengths, logits=logits, backend=backend)
+    assert torch.autograd.gradcheck(lambda v: count_log_likelihood(v, counts, 3, **kw), (x,))
+    for log in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda v, log=log: count_distribution(v, 4, log=log, **kw), (x,)
+        )
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_gradcheck_float64_in_the_tilted_tail(backend):
+    # Row 0: Pr(Y = 1) ~ 1e-256 (p ~ 1 - 4.5e-5); row 1: Pr(Y >= 3) ~ (60 e^-207)^3 ~ 1e-264.
+    # Both are below float64's comfortable range and go through the tilted problem.
+    x = torch.tensor([10.0, -207.0], dtype=torch.float64)[:, None, None].expand(2, 1, 60)
+    x = (x + torch.rand(2, 1, 60, dtype=torch.float64)).requires_grad_()
+    counts = torch.tensor([[1], [3]])
+    ll = count_log_likelihood(x, counts, 3, logits=True, backend=backend)
+    assert torch.isfinite(ll).all() and ll.max().item() < -580
+    want = count_log_likelihood(x, counts, 3, logits=True, backend="reference")
+    torch.testing.assert_close(ll, want, rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(
+        lambda v: count_log_likelihood(v, counts, 3, logits=True, backend=backend), (x,)
+    )
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_gradient_is_posterior_minus_prior(backend):
+    # Field notes §4.2: d log Pr(Y = n) / d logit_t = Pr(b_t = 1 | Y = n) - p_t, by enumeration.
+    t_len, n = 8, 3
+    p = np.random.default_rng(0).uniform(0.05, 0.95, t_len)
+    joint = np.zeros(t_len)
+    total = 0.0
+    for bits in itertools.product((0, 1), repeat=t_len):
+        if sum(bits) != n:
+            continue
+        prob = np.prod([pt if b else 1 - pt for b, pt in zip(bits, p, strict=True)])
+        total += prob
+        joint += prob * np.array(bits)
+    want = joint / total - p
+    x = torch.logit(torch.from_numpy(p))[None, None].requires_grad_()
+    ll = count_log_likelihood(x, torch.tensor([[n]]), 5, logits=True, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), x)
+    np.testing.assert_allclose(grad.numpy().ravel(), want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_float32_agrees_with_float64(backend):
+    p64 = torch.rand(4, 3, 400, dtype=torch.float64) * 0.1
+    p64[0, 0] *= 0.05
+    p32 = p64.float()
+    counts = torch.randint(0, 40, (4, 3))
+    k_max = 31
+    out = []
+    for p in (p32.double().requires_grad_(), p32.clone().requires_grad_()):
+        ll = count_log_likelihood(p, counts, k_max, backend=backend)
+        (grad,) = torch.autograd.grad(ll.mean(), p)
+        out.append((ll, grad))
+    (ll64, g64), (ll32, g32) = out
+    assert ll32.dtype == torch.float32 and g32.dtype == torch.float32
+    torch.testing.assert_close(ll32.double(), ll64, rtol=1e-5, atol=0)
+    torch.testing.assert_close(g32.double(), g64, rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Degenerate inputs
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_probabilities_exactly_zero_or_one_are_exact(backend):
+    p = torch.tensor([[[1.0, 0.0, 1.0, 0.5]]], dtype=torch.float64)
+    dist = count_distribution(p, 4, backend=backend)
+    torch.testing.assert_close(dist[0, 0], torch.tensor([0, 0, 0.5, 0.5, 0], dtype=torch.float64))
+    ll = count_log_likelihood(
+        p.expand(4, 1, 4), torch.tensor([[0], [2], [3], [4]]), 4, backend=backend
+    )
+    assert ll[:, 0].tolist() == [-math.inf, math.log(0.5), math.log(0.5), -math.inf]
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_gradients_are_finite_at_zero_and_one(backend):
+    p = torch.tensor([[[1.0, 0.0, 1.0, 0.5]], [[1.0, 0.0, 1.0, 0.5]]], dtype=torch.float64)
+    p.requires_grad_()
+    ll = count_log_likelihood(p, torch.tensor([[2], [0]]), 4, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), p)
+    assert torch.isfinite(grad).all()
+    # Possible count 2: d log P / d p_t = (P_-t(1) - P_-t(2)) / P(2) with P(2) = 0.5; e.g.
+    # without step 1 the count is 2 + b_3, so P_-1(1) - P_-1(2) = 0 - 0.5.
+    want = torch.tensor([0.0, -1.0, 0.0, -2.0], dtype=torch.float64)
+    torch.testing.assert_close(grad[0, 0], want)
+    assert ll[1].item() == -math.inf and grad[1].abs().sum() == 0  # impossible: zero gradient
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_single_step_and_empty_sequences(backend):
+    p = torch.tensor([[[0.25]], [[0.25]]], dtype=torch.float64)
+    dist = count_distribution(p, 3, lengths=torch.tensor([1, 0]), backend=backend)
+    torch.testing.assert_close(
+        dist[:, 0], torch.tensor([[0.75, 0.25, 0, 0], [1, 0, 0, 0]], dtype=torch.float64)
+    )
+    empty = count_distribution(torch.zeros(2, 3, 0), 2, backend=backend)
+    assert empty.shape == (2, 3, 3) and empty[..., 0].eq(1).all() and empty[..., 1:].eq(0).all()
+
+
+@pytest.mark.parametrize("backend", ALL)
+def test_count_zero_far_in_the_tail_is_finite_and_exact(backend):
+    # True count 0 while sum p = 200 (T = 400): the +1e-9 of the original code would floor this.
+    p = (0.4 + 0.2 * torch.rand(1, 1, 400, dtype=torch.float64)).requires_grad_()
+    ll = count_log_likelihood(p, torch.tensor([[0]]), 32, backend=backend)
+    want = torch.log1p(-p.detach()).sum()
+    assert ll.item() == pytest.approx(want.item(), rel=1e-12)
+    (grad,) = torch.autograd.grad(ll.sum(), p)
+    torch.testing.assert_close(grad, -1.0 / (1.0 - p.detach()))
+
+
+def test_float32_far_tail_does_not_underflow():
+    # Linear-space float32 would give Pr(Y = 0) = 0 here (true log value ~ -270).
+    p = torch.full((1, 1, 5000), 0.0527)
+    for backend in FAST:
+        ll = count_log_likelihood(p, torch.tensor([[0]]), 8, backend=backend)
+        assert ll.item() == pytest.approx(5000 * math.log1p(-0.0527), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------
+# Misc properties
+
+
+def test_batched_equals_per_row_and_class_order_is_irrelevant():
+    p = torch.rand(3, 4, 40, dtype=torch.float64)
+    counts = torch.randint(0, 8, (3, 4))
+    full = count_log_likelihood(p, counts, 5, backend="cpu")
+    perm = torch.tensor([2, 0, 3, 1])
+    permuted = count_log_likelihood(p[:, perm], counts[:, perm], 5, backend="cpu")
+    torch.testing.assert_close(permuted, full[:, perm], rtol=0, atol=0)
+    for b in range(3):
+        one = count_log_likelihood(p[b : b + 1], counts[b : b + 1], 5, backend="cpu")
+        torch.testing.assert_close(one[0], full[b], rtol=0, atol=0)
+
+
+def test_cpu_backend_is_safe_from_several_threads():
+    p = torch.rand(8, 4, 300, dtype=torch.float64)
+    counts = torch.randint(0, 30, (8, 4))
+    want = count_log_likelihood(p, counts, 20, backend="reference")
+    results: list[torch.Tensor] = []
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            for _ in range(5):
+                q = p.clone().requires_grad_()
+                ll = count_log_likelihood(q, counts, 20, backend="cpu")
+                ll.sum().backward()
+                results.append(ll.detach())
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 20
+    for r in results:
+        torch.testing.assert_close(r, want, rtol=1e-12, atol=1e-12)
+
+
+def test_auto_backend_picks_cpu_kernel_on_cpu():
+    p = torch.rand(2, 2, 30, dtype=torch.float64, requires_grad=True)
+    ll = count_log_likelihood(p, torch.ones(2, 2), 3)
+    assert "CpuLogLikelihood" in type(ll.grad_fn).__name__ or ll.grad_fn is not None
+    torch.testing.assert_close(ll, count_log_likelihood(p, torch.ones(2, 2), 3, backend="cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_tree_backend_on_cuda_matches_cpu():  # pragma: no cover - no GPU in CI
+    p = torch.rand(4, 3, 400, dtype=torch.float32) * 0.1
+    counts = torch.randint(0, 40, (4, 3))
+    pc = p.cuda().requires_grad_()
+    ll = count_log_likelihood(pc, counts.cuda(), 31)
+    (g,) = torch.autograd.grad(ll.mean(), pc)
+    pr = p.double().requires_grad_()
+    want = count_log_likelihood(pr, counts, 31, backend="cpu")
+    (gw,) = torch.autograd.grad(want.mean(), pr)
+    torch.testing.assert_close(ll.cpu().double(), want, rtol=1e-5, atol=0)
+    torch.testing.assert_close(g.cpu().double(), gw, rtol=0, atol=1e-5)
+
+
+def test_count_prior_bias_matches_loco_eq_15():
+    assert count_prior_bias(400) == pytest.approx(-7.4911, abs=5e-5)
+    b = count_prior_bias(123, omega=0.3)
+    assert (1 - 1 / (1 + math.exp(-b))) ** 123 == pytest.approx(0.3, rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+
+
+P = torch.full((2, 3, 5), 0.5)
+C = torch.zeros(2, 3)
+
+
+@pytest.mark.parametrize(
+    "call,exc,match",
+    [
+        (
+            lambda: count_distribution(P[0], 3),
+            ValueError,
+            r"count_distribution: `probs` must have shape \(batch, class, time\)",
+        ),
+        (
+            lambda: count_distribution(P + 1, 3),
+            ValueError,
+            r"`probs` must hold probabilities in \[0, 1\]",
+        ),
+        (
+            lambda: count_distribution(P * math.nan, 3),
+            ValueError,
+            r"`probs` must hold probabilities",
+        ),
+        (lambda: count_distribution(P.long(), 3), TypeError, r"`probs` must be a floating-point"),
+        (lambda: count_distribution(P.numpy(), 3), TypeError, r"`probs` must be a torch.Tensor"),
+        (lambda: count_distribution(P, 0), ValueError, r"`k_max` must be >= 1, got 0"),
+        (lambda: count_distribution(P, 2.0), TypeError, r"`k_max` must be an int"),
+        (lambda: count_distribution(P, 3, backend="gpu"), ValueError, r"`backend` must be one of"),
+        (
+            lambda: count_distribution(P, 3, lengths=torch.tensor([5])),
+            ValueError,
+            r"`lengths` must have shape \(batch,\) = \(2,\)",
+        ),
+        (
+            lambda: count_distribution(P, 3, lengths=torch.tensor([5, 6])),
+            ValueError,
+            r"`lengths` must lie in \[0, time=5\]",
+        ),
+        (
+            lambda: count_distribution(P, 3, lengths=torch.tensor([-1, 2])),
+            ValueError,
+            r"`lengths` must lie in",
+        ),
+        (
+            lambda: count_distribution(P * math.nan, 3, logits=True),
+            ValueError,
+            r"must not contain NaN",
+        ),
+        (
+            lambda: count_log_likelihood(P, C[0], 3),
+            ValueError,
+            r"count_log_likelihood: `counts` must have shape \(batch, class\) = \(2, 3\)",
+        ),
+        (lambda: count_log_likelihood(P, C - 1, 3), ValueError, r"`counts` must be >= 0"),
+        (
+            lambda: count_log_likelihood(P, C + 0.5, 3),
+            ValueError,
+            r"`counts` must hold whole numbers",
+        ),
+        (lambda: count_log_likelihood(P, C * math.nan, 3), ValueError, r"`counts` must be finite"),
+        (
+            lambda: count_log_likelihood(P, C.bool(), 3),
+            TypeError,
+            r"`counts` must be an integer or float",
+        ),
+        (lambda: count_log_likelihood(P, C, 0), ValueError, r"`k_max` must be >= 1"),
+        (
+            lambda: count_log_likelihood(P, C, 3, backend="fast"),
+            ValueError,
+            r"`backend` must be one of",
+        ),
+        (lambda: count_log_likelihood(P - 0.6, C, 3), ValueError, r"found values in \[-0.1"),
+        (lambda: count_prior_bias(0), ValueError, r"`num_steps` must be >= 1"),
+        (lambda: count_prior_bias(400, omega=1.0), ValueError, r"`omega` must lie in \(0, 1\)"),
+    ],
+)
+def test_invalid_inputs_raise_actionable_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_backend_names_are_documented():
+    assert BACKENDS == ("auto", "reference", "cpu", "tree")
