@@ -251,3 +251,13 @@ def test_with_events_replaces_events_for_label_noise(tmp_path):
     assert idx.events["a"] == [(0.5, "KD")]
     with pytest.raises(ValueError, match="unknown stems"):
         idx.with_events({"zz": []})
+
+
+def test_summary_reports_files_and_events_per_split(tmp_path):
+    root = _make_root(tmp_path)
+    _write(root / "annotations" / "a.txt", "0.5\tKD\n1.0\tSD\n1.5\tKD\n")
+    _write(root / "splits" / "train.txt", "a\nb\n")
+    _write(root / "splits" / "test.txt", "c\n")
+    text = load_dataset(root).summary()
+    assert re.search(r"train\s+2\s+0\.1\s+1\s+0\s+KD=2, SD=1", text)
+    assert re.search(r"test\s+1\s+0\.1\s+0\s+0\s+KD=0, SD=0", text)

@@ -349,6 +349,23 @@ class DatasetIndex:
     def has_events(self, stem: str) -> bool:
         return self.events.get(stem) is not None
 
+    def summary(self) -> str:
+        """A short human-readable table: files, minutes, events and count windows per split."""
+        lines = [f"dataset {self.root} (splits: {self.split_source or 'given'})",
+                 f"classes: {', '.join(self.classes)}",
+                 f"{'split':<6} {'files':>5} {'minutes':>8} {'annotated':>9} {'windows':>8}  "
+                 "events per class"]
+        for name in SPLIT_NAMES:
+            stems = self.splits.get(name, [])
+            minutes = sum(self.durations_s[s] for s in stems) / 60
+            annotated = sum(1 for s in stems if self.has_events(s))
+            n_windows = sum(len(self.count_windows.get(s, [])) for s in stems)
+            per_class = {c: sum(1 for s in stems for _, lab in (self.events.get(s) or [])
+                                if lab == c) for c in self.classes}
+            lines.append(f"{name:<6} {len(stems):>5} {minutes:>8.1f} {annotated:>9} "
+                         f"{n_windows:>8}  " + ", ".join(f"{c}={n}" for c, n in per_class.items()))
+        return "\n".join(lines)
+
 
 def _find_audio(audio_dir: Path) -> dict[str, Path]:
     if not audio_dir.is_dir():

@@ -9,7 +9,7 @@ Each *kit* is a random draw of synthesis parameters:
 * **HH** (hi-hat, closed and open, both labelled HH): six square waves at inharmonic "808" ratios
   plus noise, high-passed at 5.5-9 kHz; closed 15-50 ms, open 200-500 ms (choked by the next hat).
 * Unlabelled distractors: three **toms** (sweeps settling at 90-300 Hz, no click, long decay),
-  **crash** (broad bright noise, 1.2-2.5 s) and **ride** (bell partials + bright noise, 0.8-1.6 s).
+  **crash** (broad bright noise, 1-2 s) and **ride** (bell partials + bright noise, 0.8-1.6 s).
 
 Every instrument has four velocity layers (louder is brighter) and two round-robin variants.
 Tracks are grooves on a straight (16ths) or shuffled (triplet) grid at 70-180 BPM: kick patterns
@@ -184,12 +184,12 @@ def _make_kit(seed: int, kit_id: int, sr: int) -> _Kit:
                "closed_decay": u(0.015, 0.05), "open_decay": u(0.2, 0.5)},
         "T": {"f_low": u(90, 130), "spread": u(1.35, 1.7), "sweep": u(0.03, 0.09),
               "decay": u(0.12, 0.35), "stick": u(0.05, 0.3)},
-        "CR": {"lo": u(1500, 4000), "decay": u(1.2, 2.5), "base": u(350, 600), "noise": 1.0},
+        "CR": {"lo": u(1500, 4000), "decay": u(1.0, 2.0), "base": u(350, 600), "noise": 1.0},
         "RD": {"bell": u(450, 900), "decay": u(0.8, 1.6), "bell_mix": u(0.2, 0.8)},
     }
     gains = {"KD": u(0.8, 1.0), "SD": u(0.6, 0.9), "HHc": u(0.18, 0.4),
              "T1": u(0.5, 0.8), "T2": u(0.5, 0.8), "T3": u(0.5, 0.8),
-             "CR": u(0.22, 0.4), "RD": u(0.15, 0.3)}
+             "CR": u(0.15, 0.3), "RD": u(0.12, 0.25)}
     gains["HHo"] = gains["HHc"] * u(0.9, 1.3)
     tom_f = [params["T"]["f_low"] * params["T"]["spread"] ** i for i in range(3)]
     makers = {
