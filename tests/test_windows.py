@@ -147,6 +147,9 @@ def test_variable_crops_respect_bounds_and_zero_padding(dataset):
     hi = math.ceil(1.5 * FR / (7 / 8)) + 1
     assert min(lengths) >= lo and max(lengths) <= min(hi, ds.max_frames)
     assert len(set(lengths)) > 10  # lengths really vary
+    fixed = WindowDataset(index, store, stems=["a"], labels="onsets", augment=True,
+                          rate_factors=[1.0], variable_length=False, seed=3)
+    assert {int(fixed[i]["length"]) for i in range(len(fixed))} == {150}
 
 
 def test_augmentation_is_deterministic_per_seed_and_epoch(dataset):

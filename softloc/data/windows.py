@@ -201,6 +201,8 @@ class WindowDataset(Dataset):
             smallest factor if that is smaller, so training and validation sets agree).
         augment, rate_factors, stack_prob, min_crop_s: see above (``min_crop_s`` default
             ``window_s / 2``).
+        variable_length: onsets mode with ``augment``: draw crop lengths (default True); False
+            keeps every crop ``window_s`` long (``min_crop_s`` is then ignored).
         sigma_frames: label softness in frames put in every item (onsets mode; default ``inf``).
         seed: augmentation seed.
 
@@ -213,8 +215,8 @@ class WindowDataset(Dataset):
                  labels: str = "counts", window_s: float = 1.5, hop_s: float = 0.5,
                  max_frames: int | None = None, augment: bool = False,
                  rate_factors: Sequence[float] | None = None, stack_prob: float = 0.0,
-                 min_crop_s: float | None = None, sigma_frames: float = math.inf,
-                 seed: int = 0) -> None:
+                 min_crop_s: float | None = None, variable_length: bool = True,
+                 sigma_frames: float = math.inf, seed: int = 0) -> None:
         fn = "WindowDataset"
         if labels not in ("counts", "onsets"):
             raise ValueError(f"{fn}: `labels` must be 'counts' or 'onsets', got {labels!r}")
@@ -223,6 +225,8 @@ class WindowDataset(Dataset):
         if not 0.0 <= stack_prob <= 1.0:
             raise ValueError(f"{fn}: `stack_prob` must lie in [0, 1], got {stack_prob}")
         min_crop_s = window_s / 2 if min_crop_s is None else float(min_crop_s)
+        if not variable_length:
+            min_crop_s = float(window_s)
         if not 0 < min_crop_s <= window_s:
             raise ValueError(f"{fn}: `min_crop_s` must lie in (0, window_s={window_s}], "
                              f"got {min_crop_s}")
