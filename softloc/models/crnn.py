@@ -55,8 +55,9 @@ class CRNN(nn.Module):
         probabilities ``(batch, n_classes, time)``.
 
     Notes:
-        Frames beyond ``lengths`` are still computed (the LSTM is causal, so padding never changes
-        the valid frames) but carry no meaning; losses mask them with the same ``lengths``. The
+        Frames beyond ``lengths`` are zeroed after every conv layer, so padding never changes the
+        valid frames (the LSTM is causal); their outputs carry no meaning and losses mask them with
+        the same ``lengths``. The
         official code instead shortened the sequence by 2 frames and read the count at
         ``length - 3`` (fact sheet §2.8); we use every valid frame.
     """
@@ -92,7 +93,7 @@ class CRNN(nn.Module):
         self.n_mels = n_mels
         self.n_classes = n_classes
         self.front = LogDelta()
-        layers: list[nn.Module] = []
+        blocks: list[nn.Module] = []
         in_ch = 1
         for filters, pool in zip(conv_filters, pool_sizes, strict=True):
             conv = nn.Conv2d(in_ch, filters, (kernel_time, kernel_freq))
@@ -100,9 +101,9 @@ class CRNN(nn.Module):
             nn.init.zeros_(conv.bias)
             # TF 'SAME' padding: the odd extra column goes to the right/bottom.
             pad = nn.ZeroPad2d(_same_padding(kernel_time, kernel_freq))
-            layers += [pad, conv, nn.ReLU(), nn.MaxPool2d((1, pool))]
+            blocks.append(nn.Sequential(pad, conv, nn.ReLU(), nn.MaxPool2d((1, pool))))
             in_ch = filters
-        self.convs = nn.Sequential(*layers)
+        self.convs = nn.ModuleList(blocks)
         self.lstm = nn.LSTM(in_ch * width, lstm_units, batch_first=True)
         with torch.no_grad():
             for name, param in self.lstm.named_parameters():
@@ -134,7 +135,16 @@ class CRNN(nn.Module):
         check_lengths(fn, lengths, mel_power.shape[0], mel_power.shape[2])
         x = self.front(mel_power, lengths=lengths)  # (B, M, T) -> (B, 2M, T)
         x = x.transpose(1, 2).unsqueeze(1)  # (B, 2M, T) -> (B, 1, T, 2M)
-        x = self.convs(x)  # (B, 1, T, 2M) -> (B, F, T, W)
+        mask = None
+        if lengths is not None:
+            steps = torch.arange(x.shape[2], device=x.device)
+            mask = (steps[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)[:, None, :, None]
+        for block in self.convs:
+            x = block(x)  # (B, F_in, T, W_in) -> (B, F, T, W)
+            if mask is not None:
+                # Zero the padding after every layer, so the last valid frames see exactly what
+                # they would see if the window ended there (no leak through the conv context).
+                x = x * mask
         b, f, t, w = x.shape
         x = x.permute(0, 2, 1, 3).reshape(b, t, f * w)  # (B, F, T, W) -> (B, T, F*W)
         h, _ = self.lstm(x)  # (B, T, F*W) -> (B, T, H)
