@@ -242,5 +242,9 @@ def test_errors_name_the_problem(dataset, tmp_path):
     noann = index.with_events({"b": None})
     with pytest.raises(ValueError, match="stem 'b' has no annotation file"):
         WindowDataset(noann, store, stems=["b"], labels="onsets")
+    with pytest.raises(ValueError, match="`sigma_frames` must be >= 0"):
+        WindowDataset(index, store, stems=["a"], labels="onsets", sigma_frames=-1.0)
+    assert float(WindowDataset(index, store, stems=["a"], labels="onsets",
+                               sigma_frames=0.0)[0]["sigma_frames"]) == 0.0
     with pytest.raises(KeyError, match="no features for stem 'a' at rate factor 0.5"):
         store.get("a", 0.5)

@@ -203,7 +203,8 @@ class WindowDataset(Dataset):
             ``window_s / 2``).
         variable_length: onsets mode with ``augment``: draw crop lengths (default True); False
             keeps every crop ``window_s`` long (``min_crop_s`` is then ignored).
-        sigma_frames: label softness in frames put in every item (onsets mode; default ``inf``).
+        sigma_frames: label softness in frames put in every item (onsets mode; default ``inf``;
+            0 means exact frames, the SoftLoc eq. 5 limit).
         seed: augmentation seed.
 
     Raises:
@@ -230,9 +231,9 @@ class WindowDataset(Dataset):
         if not 0 < min_crop_s <= window_s:
             raise ValueError(f"{fn}: `min_crop_s` must lie in (0, window_s={window_s}], "
                              f"got {min_crop_s}")
-        if not (sigma_frames > 0):
-            raise ValueError(f"{fn}: `sigma_frames` must be > 0 (inf: counts only), "
-                             f"got {sigma_frames}")
+        if not (sigma_frames >= 0):
+            raise ValueError(f"{fn}: `sigma_frames` must be >= 0 (0: exact frames, inf: counts "
+                             f"only), got {sigma_frames}")
         if augment:
             factors = store.rate_factors if rate_factors is None else \
                 _check_factors(fn, rate_factors)
