@@ -268,6 +268,9 @@ def _as_audio_tensor(fn: str, audio) -> torch.Tensor:
 class MelPower(nn.Module):
     """Module form of :func:`mel_power`; the filterbank and window are buffers (move with .to())."""
 
+    filterbank: torch.Tensor
+    window: torch.Tensor
+
     def __init__(self, cfg: FrontEndConfig) -> None:
         super().__init__()
         if not isinstance(cfg, FrontEndConfig):

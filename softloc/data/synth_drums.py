@@ -207,7 +207,7 @@ def _make_kit(seed: int, kit_id: int, sr: int) -> _Kit:
     for name, make in makers.items():
         layers = []
         for v in _VELOCITY_LAYERS:
-            variants = []
+            variants: list[np.ndarray] = []
             for j in range(_N_VARIANTS):
                 if j and name in ("CR", "RD"):  # long cymbals: one variant (saves time)
                     variants.append(variants[0])
