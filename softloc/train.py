@@ -1,0 +1,538 @@
+"""Training on PyTorch Lightning: the Lightning module, the trainer set-up and :func:`train`.
+
+Conventions: a training *run* is a folder ``RUN`` that holds everything needed to reproduce and to
+use it::
+
+    RUN/config.yaml        the resolved run configuration (classes, calibrated time offset)
+    RUN/model.pt           best weights + config: what ``softloc.inference.Detector.load`` reads
+    RUN/metrics.json       validation scores, steps, wall time, softloc version
+    RUN/checkpoints/       Lightning checkpoints: best.ckpt (by validation score), last.ckpt
+    RUN/logs/csv/          metrics.csv (CSVLogger)
+    RUN/logs/tensorboard/  TensorBoard event files
+
+Batches are dicts from ``softloc.data.windows`` (``mel`` power mel ``(batch, n_mels, time)``,
+``length``, ``counts (batch, class)``, ``targets (batch, class, time)``). Checkpoint selection
+uses validation F1 on whole validation files when they have timestamps and the run trains on
+timestamps, else the exact-count rate of the validation windows (counts-only supervision never
+looks at timestamps).
+
+The network (``softloc.models``) and the inference code never import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, RandomSampler
+
+from softloc import __version__
+from softloc.config import (
+    RunConfig,
+    atomic_write_text,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    save_config,
+)
+from softloc.counting import count_distribution
+from softloc.decode import ms_to_frames
+from softloc.inference import (
+    MODEL_FILE,
+    Detector,
+    calibrate_time_offset,
+    save_model_file,
+)
+from softloc.losses import (
+    AlphaSchedule,
+    bce_loss,
+    bootstrap_loss,
+    loco_loss,
+    one_sided_loss,
+    softloc_loss,
+)
+from softloc.metrics import evaluate
+from softloc.models import model_from_config, window_frames
+
+__all__ = ["DetectorModule", "TrainResult", "train", "LABEL_MODES"]
+
+#: Supervision modes of :func:`train`.
+LABEL_MODES = ("counts", "onsets")
+_TIMESTAMP_LOSSES = ("softloc", "bce", "one_sided", "bootstrap")
+
+
+class DetectorModule(L.LightningModule):
+    """Lightning wrapper: loss selection, Adam, validation metrics. Holds a ``softloc.models`` net.
+
+    Args:
+        config: the run configuration as plain data (``config_to_dict``), saved in checkpoints.
+        valid_files: optional ``[(stem, mel (n_mels, frames), events [(time_s, label)])]`` scored
+            by F1 at each validation (set by :func:`train`, not saved).
+    """
+
+    def __init__(self, config: dict, valid_files: list | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config})
+        self.config = config_from_dict(config)
+        self.model = model_from_config(self.config)
+        self.valid_files = valid_files or []
+        loss = self.config.loss
+        self.alpha = AlphaSchedule(
+            start=loss.alpha_start_step,
+            ramp=loss.alpha_ramp_steps,
+            floor=loss.alpha_min,
+            ceiling=loss.alpha_max,
+        )
+        self.sigma_frames = ms_to_frames(loss.softness_ms, self.config.features.frame_rate)
+        self._val_hits: list[torch.Tensor] = []
+        self._val_abs: list[torch.Tensor] = []
+
+    def forward(self, mel: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(mel, lengths)
+
+    def compute_loss(self, probs: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The configured training loss of one batch (see ``softloc.config.LossConfig``)."""
+        name = self.config.loss.name
+        k_max = self.config.loss.k_max
+        lengths = batch["length"]
+        if name == "loco":
+            return loco_loss(probs, batch["counts"], k_max, lengths=lengths)
+        targets = batch["targets"]
+        if name == "softloc":
+            # Per-item softness; items without timestamps carry sigma = inf (count term only).
+            return softloc_loss(
+                probs,
+                targets,
+                batch["sigma_frames"],
+                self.alpha(int(self.global_step)),
+                k_max,
+                lengths=lengths,
+                counts=batch["counts"],
+                reduction="mean",
+            )
+        if name == "bce":
+            return bce_loss(probs, targets, lengths=lengths)
+        if name == "one_sided":
+            return one_sided_loss(probs, targets, self.sigma_frames, lengths=lengths)
+        if name == "bootstrap":
+            return bootstrap_loss(probs, targets, lengths=lengths)
+        raise ValueError(f"DetectorModule: unknown loss {name!r}")
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        probs = self.model(batch["mel"], batch["length"])
+        loss = self.compute_loss(probs, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=probs.shape[0])
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        probs = self.model(batch["mel"], batch["length"])
+        loss = self.compute_loss(probs, batch)
+        self.log("val/loss", loss, batch_size=probs.shape[0])
+        dist = count_distribution(probs, self.config.loss.k_max, lengths=batch["length"])
+        predicted = dist.argmax(-1)  # (B, C, K+1) -> (B, C)
+        target = batch["counts"].clamp(max=self.config.loss.k_max)
+        self._val_hits.append((predicted == target).float().flatten().cpu())
+        self._val_abs.append((predicted - target).abs().float().flatten().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        metrics: dict[str, float] = {}
+        if self._val_hits:
+            metrics["val/count_acc"] = float(torch.cat(self._val_hits).mean())
+            metrics["val/count_mae"] = float(torch.cat(self._val_abs).mean())
+        self._val_hits.clear()
+        self._val_abs.clear()
+        if self.valid_files:
+            metrics["val/f1"] = self._valid_f1()
+        score = metrics.get("val/f1", metrics.get("val/count_acc", 0.0))
+        metrics["val/score"] = score
+        for key, value in metrics.items():
+            self.log(key, value, prog_bar=key in ("val/score",), sync_dist=True)
+
+    def _valid_f1(self) -> float:
+        detector = Detector(self.model, self.config)
+        ref, est = {}, {}
+        for stem, mel, events in self.valid_files:
+            probs = detector.probabilities_from_mel(mel)
+            ref[stem] = events
+            est[stem] = detector.events_from_probabilities(probs).labelled(self.config.classes)
+        self.model.train()
+        est = {k: [(max(0.0, t), lab) for t, lab in v] for k, v in est.items()}
+        result = evaluate(ref, est, classes=self.config.classes)
+        f1 = result["overall"]["f1"]
+        return 0.0 if f1 != f1 else float(f1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.config.train.learning_rate)
+
+
+class _AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints are written to a temp file and renamed, so a crash never leaves half a file."""
+
+    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        run_dir: the run folder.
+        config: the resolved configuration (classes, calibrated time offset).
+        metrics: the content of ``RUN/metrics.json``.
+    """
+
+    run_dir: Path
+    config: RunConfig
+    metrics: dict
+
+
+def _check_run_dir(out_dir: Path, resume: bool) -> None:
+    if resume:
+        if not (out_dir / "config.yaml").is_file():
+            raise FileNotFoundError(
+                f"{out_dir}: cannot resume, no config.yaml; expected a run folder written by "
+                "`softloc train`"
+            )
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(
+            f"{out_dir}: run folder exists and is not empty; choose a new --out or pass --resume"
+        )
+
+
+def _label_noise_events(index: Any, stems: list[str], spec: str, seed: int) -> Any:
+    """A copy of ``index`` whose training events are perturbed by ``softloc.noise``."""
+    from softloc.noise import parse_noise, perturb_events
+
+    model = parse_noise(spec)
+    rng = np.random.default_rng(seed)
+    noisy = {}
+    for stem in stems:
+        events = index.events.get(stem)
+        if events is None:
+            continue
+        noisy[stem] = perturb_events(
+            events, model, rng=rng, duration_s=index.durations_s[stem]
+        )
+    return index.with_events(noisy)
+
+
+def _valid_file_list(store: Any, index: Any, stems: list[str]) -> list:
+    out = []
+    for stem in stems:
+        events = index.events.get(stem)
+        if events is None:
+            return []
+        out.append((stem, torch.as_tensor(store.get(stem, 1.0)), list(events)))
+    return out
+
+
+def train(
+    config: RunConfig,
+    *,
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    labels: str = "counts",
+    annotations: str = "annotations",
+    label_noise: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> TrainResult:
+    """Train a detector on a dataset in the generic layout and write a run folder.
+
+    Args:
+        config: run configuration (a preset with overrides); ``classes`` empty = the dataset's.
+        data_root: dataset folder (``softloc.data.layout``).
+        out_dir: run folder to create (must be new or empty, unless ``resume``).
+        labels: ``"counts"`` (train on ``counts.csv`` windows only) or ``"onsets"`` (windows cut
+            from annotated files; counts derived from the events).
+        annotations: annotation folder name/path (relative to ``data_root`` or absolute).
+        label_noise: perturb training timestamps, e.g. ``"normal:100ms"`` (``softloc.noise``).
+        resume: continue ``out_dir/checkpoints/last.ckpt``; ``config`` must equal the run's saved
+            ``config.yaml`` except for the runtime fields (``train.max_steps``, threads, devices).
+        progress: show Lightning's progress bar.
+        cache_dir: feature cache (default ``out_dir/cache``, deleted after training).
+
+    Returns:
+        a :class:`TrainResult`.
+
+    Raises:
+        ValueError: bad ``labels``, a loss that needs timestamps with ``labels="counts"``, a
+            dataset without the needed labels.
+        FileExistsError: ``out_dir`` exists and is not empty (and not ``resume``).
+        FileNotFoundError: no dataset / nothing to resume.
+    """
+    from softloc.data import load_dataset
+    from softloc.data.windows import WindowDataset, collate, prepare_features
+
+    fn = "train"
+    if labels not in LABEL_MODES:
+        raise ValueError(f"{fn}: `labels` must be one of {LABEL_MODES}, got {labels!r}")
+    out_dir = Path(out_dir)
+    _check_run_dir(out_dir, resume)
+    if resume:
+        saved = load_config(out_dir / "config.yaml")
+        if not config.classes:
+            config = replace(config, classes=saved.classes)
+        runtime = ("max_steps", "num_threads", "accelerator", "devices", "num_nodes", "strategy")
+        same_train = all(
+            getattr(config.train, f) == getattr(saved.train, f)
+            for f in ("learning_rate", "grad_clip_norm", "val_every_n_steps", "seed", "precision")
+        )
+        if replace(config, train=saved.train, inference=saved.inference) != replace(
+            saved, inference=saved.inference
+        ) or not same_train:
+            raise ValueError(
+                f"{fn}: --resume needs the run's saved configuration ({out_dir / 'config.yaml'}); "
+                f"only train.{{{', '.join(runtime)}}} may change"
+            )
+    if labels == "counts" and config.loss.name in _TIMESTAMP_LOSSES:
+        raise ValueError(
+            f"{fn}: loss {config.loss.name!r} needs timestamps; use --labels onsets "
+            "(or --loss loco for counts)"
+        )
+    if label_noise is not None and labels != "onsets":
+        raise ValueError(f"{fn}: `label_noise` perturbs timestamps; it needs labels='onsets'")
+
+    t_start = time.perf_counter()
+    L.seed_everything(config.train.seed, workers=True, verbose=False)
+    if config.train.num_threads > 0:
+        torch.set_num_threads(config.train.num_threads)
+
+    d = config.data
+    index = load_dataset(
+        data_root,
+        annotations=annotations,
+        labels=config.classes or None,
+        split_seed=config.train.seed,
+        split_fractions=(
+            1.0 - d.valid_fraction - d.test_fraction, d.valid_fraction, d.test_fraction
+        ),
+    )
+    if not config.classes:
+        config = replace(config, classes=tuple(index.classes))
+    train_stems = list(index.splits["train"])
+    valid_stems = list(index.splits["valid"])
+    if not train_stems:
+        raise ValueError(f"{fn}: {data_root}: the train split is empty")
+    if labels == "onsets":
+        missing = [s for s in train_stems if not index.has_events(s)]
+        if missing:
+            raise ValueError(
+                f"{fn}: labels='onsets' needs an annotation file for every training stem; "
+                f"missing for {missing[:5]} in {annotations!r}"
+            )
+    else:
+        missing = [s for s in train_stems if not index.count_windows.get(s)]
+        if missing:
+            raise ValueError(
+                f"{fn}: labels='counts' needs counts.csv rows for every training stem; "
+                f"none for {missing[:5]}"
+            )
+    train_index = index
+    if label_noise is not None:
+        train_index = _label_noise_events(index, train_stems, label_noise, config.train.seed)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir / "config.yaml")
+    cache = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
+    max_frames = math.ceil(d.window_s * config.features.frame_rate / min(d.rate_factors)) + 2
+    store = prepare_features(
+        train_index,
+        config.features,
+        cache_dir=cache,
+        stems=train_stems + valid_stems,
+        rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})),
+    )
+    sigma = ms_to_frames(config.loss.softness_ms, config.features.frame_rate)
+    train_ds = WindowDataset(
+        train_index,
+        store,
+        stems=train_stems,
+        labels=labels,
+        window_s=d.window_s,
+        hop_s=d.hop_s,
+        max_frames=max_frames,
+        rate_factors=d.rate_factors,
+        stack_prob=d.stack_prob,
+        variable_length=d.variable_length,
+        augment=True,
+        sigma_frames=sigma if labels == "onsets" and sigma > 0 else math.inf,
+        seed=config.train.seed,
+    )
+    valid_ds = None
+    if valid_stems:
+        valid_has_counts = all(index.count_windows.get(s) for s in valid_stems)
+        valid_mode = labels if labels == "onsets" or valid_has_counts else "onsets"
+        if valid_mode == "onsets" and not all(index.has_events(s) for s in valid_stems):
+            valid_ds = None
+        else:
+            valid_ds = WindowDataset(
+                index,
+                store,
+                stems=valid_stems,
+                labels=valid_mode,
+                window_s=d.window_s,
+                hop_s=d.hop_s,
+                max_frames=max_frames,
+                augment=False,
+                seed=config.train.seed,
+            )
+    # Validation F1 on whole files only for timestamp supervision: a counts-only run must not
+    # select its checkpoint with timestamps it is not supposed to have.
+    valid_files = _valid_file_list(store, index, valid_stems) if labels == "onsets" else []
+
+    t = config.train
+    sampler = RandomSampler(train_ds, replacement=True, num_samples=t.max_steps * d.batch_size)
+    generator = torch.Generator().manual_seed(t.seed)
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=d.batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=d.num_workers,
+        generator=generator,
+        persistent_workers=d.num_workers > 0,
+    )
+    valid_loader = (
+        DataLoader(valid_ds, batch_size=d.batch_size, shuffle=False, collate_fn=collate)
+        if valid_ds is not None and len(valid_ds) > 0
+        else None
+    )
+
+    module = DetectorModule(config_to_dict(config), valid_files=valid_files)
+    ckpt_dir = out_dir / "checkpoints"
+    has_val = valid_loader is not None or bool(valid_files)
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor="val/score" if has_val else None,
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    loggers = [
+        CSVLogger(out_dir / "logs", name="", version="csv"),
+        TensorBoardLogger(
+            out_dir / "logs", name="", version="tensorboard", default_hp_metric=False
+        ),
+    ]
+    val_every = min(t.val_every_n_steps, t.max_steps)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    trainer = L.Trainer(
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=_devices(t.devices),
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        gradient_clip_val=t.grad_clip_norm,
+        gradient_clip_algorithm="norm",
+        val_check_interval=val_every if has_val else None,
+        check_val_every_n_epoch=None if has_val else 1,
+        limit_val_batches=1.0 if valid_loader is not None else 0,
+        num_sanity_val_steps=0,
+        callbacks=[checkpoint],
+        logger=loggers,
+        plugins=[_AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        log_every_n_steps=min(50, t.max_steps),
+        default_root_dir=out_dir,
+        deterministic=False,
+    )
+    ckpt_path = ckpt_dir / "last.ckpt" if resume and (ckpt_dir / "last.ckpt").is_file() else None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+        if valid_loader is None and valid_files:
+            valid_loader = DataLoader([{}], batch_size=1, collate_fn=lambda b: b)
+            module.validation_step = lambda batch, idx: None  # type: ignore[method-assign]
+        trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
+
+    best_path = checkpoint.best_model_path or str(ckpt_dir / "last.ckpt")
+    if trainer.global_rank != 0:
+        return TrainResult(out_dir, config, {})
+    state = torch.load(best_path, map_location="cpu", weights_only=False)["state_dict"]
+    module.load_state_dict(state)
+    model = module.model.cpu().eval()
+
+    offset_info: dict[str, Any] = {"time_offset_s": config.inference.time_offset_s}
+    if config.inference.calibrate_offset and valid_stems:
+        offset_info = _calibrate(model, config, store, index, valid_stems)
+        config = replace(
+            config, inference=replace(config.inference, time_offset_s=offset_info["time_offset_s"])
+        )
+    save_config(config, out_dir / "config.yaml")
+    save_model_file(out_dir / MODEL_FILE, model, config)
+    best_score = checkpoint.best_model_score
+    metrics = {
+        "softloc_version": __version__,
+        "labels": labels,
+        "loss": config.loss.name,
+        "label_noise": label_noise,
+        "steps": int(trainer.global_step),
+        "best_checkpoint": Path(best_path).name,
+        "best_val_score": None if best_score is None else float(best_score),
+        "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+        "time_offset": offset_info,
+        "train_stems": len(train_stems),
+        "valid_stems": len(valid_stems),
+        "wall_time_s": round(time.perf_counter() - t_start, 1),
+        "torch_threads": torch.get_num_threads(),
+    }
+    atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if cache_dir is None:
+        shutil.rmtree(cache, ignore_errors=True)
+    return TrainResult(out_dir, config, metrics)
+
+
+def _devices(devices: str) -> int | str | list[int]:
+    text = str(devices).strip()
+    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        return int(text)
+    if "," in text:
+        return [int(x) for x in text.split(",") if x.strip()]
+    return text
+
+
+def _calibrate(model: torch.nn.Module, config: RunConfig, store: Any, index: Any, stems: list):
+    """Median signed error of validation detections (needs validation timestamps)."""
+    annotated = [s for s in stems if index.has_events(s)]
+    if not annotated:
+        return {"time_offset_s": config.inference.time_offset_s, "source": "none (no timestamps)"}
+    detector = Detector(model, config).with_settings(time_offset_s=0.0)
+    estimates, references = [], []
+    for stem in annotated:
+        probs = detector.probabilities_from_mel(torch.as_tensor(store.get(stem, 1.0)))
+        per_class = detector.events_from_probabilities(probs).per_class()
+        events = index.events[stem]
+        for c, label in enumerate(config.classes):
+            estimates.append(np.clip(per_class[c], 0.0, None))
+            references.append(np.array([t for t, lab in events if lab == label]))
+    offset = calibrate_time_offset(estimates, references)
+    return {
+        "time_offset_s": round(offset, 4),
+        "source": f"median error on {len(annotated)} validation files",
+        "window_frames": window_frames(config),
+    }

@@ -1,0 +1,98 @@
+"""train a few steps -> detect -> evaluate, in-process through the command line."""
+
+import json
+
+import pytest
+
+from softloc.cli import main
+
+TINY = [
+    "--set", "features.sample_rate=22050",
+    "--set", "features.n_fft=1024",
+    "--set", "features.win_length=551",
+    "--set", "features.hop_length=441",
+    "--set", "features.n_mels=16",
+    "--set", "model.conv_filters=[4,4]",
+    "--set", "model.pool_sizes=[4,8]",
+    "--set", "model.lstm_units=8",
+    "--set", "model.hidden_units=4",
+    "--set", "data.batch_size=4",
+    "--set", "train.val_every_n_steps=2",
+    "--set", "data.rate_factors=[0.875,1.0]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e") / "data"
+    rc = main([
+        "data", "synth-drums", "--out", str(root), "--n-train-files", "2",
+        "--n-valid-files", "1", "--n-test-files", "2", "--file-duration", "4", "--seed", "3",
+    ])
+    assert rc == 0
+    return root
+
+
+@pytest.mark.parametrize(
+    ("labels", "loss"), [("counts", "loco"), ("onsets", "softloc"), ("onsets", "bce")]
+)
+def test_train_detect_evaluate_through_the_cli(tiny_data, tmp_path, capsys, labels, loss):
+    run = tmp_path / "run"
+    rc = main([
+        "train", "--data", str(tiny_data), "--labels", labels, "--loss", loss, "--out", str(run),
+        "--max-steps", "4", "--seed", "1", "--no-progress", "--threads", "1", *TINY,
+    ])
+    assert rc == 0, capsys.readouterr().err
+    for name in ("config.yaml", "model.pt", "metrics.json", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    assert (run / "logs" / "csv" / "metrics.csv").is_file()
+    assert any((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 4
+    assert metrics["loss"] == loss
+    assert metrics["softloc_version"]
+
+    det = tmp_path / "det"
+    rc = main(["detect", "--model", str(run), "--data", str(tiny_data), "--split", "test",
+               "--out", str(det)])
+    assert rc == 0, capsys.readouterr().err
+    test_stems = (tiny_data / "splits" / "test.txt").read_text().split()
+    assert sorted(p.name for p in det.iterdir()) == sorted(f"{s}.txt" for s in test_stems)
+
+    out_json = tmp_path / "scores.json"
+    rc = main(["evaluate", "--ref", str(tiny_data / "annotations"), "--est", str(det),
+               "--split-file", str(tiny_data / "splits" / "test.txt"), "--json", str(out_json)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "KD" in printed and "SD" in printed and "HH" in printed
+    scores = json.loads(out_json.read_text())
+    assert 0.0 <= (scores["overall"]["f1"] or 0.0) <= 1.0
+    assert set(scores["per_class"]) == {"HH", "KD", "SD"}
+    assert scores["settings"]["n_files"] == 2
+
+
+def test_resume_continues_to_more_steps(tiny_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", "--data", str(tiny_data), "--labels", "counts", "--out", str(run),
+            "--no-progress", "--threads", "1"]
+    assert main([*args, "--max-steps", "2", *TINY]) == 0
+    # a finished run cannot be trained again into the same folder without --resume
+    assert main([*args, "--max-steps", "2", *TINY]) == 1
+    assert "not empty" in capsys.readouterr().err
+    # resume with more steps; the saved config is authoritative, other overrides are refused
+    assert main([*args, "--resume", "--max-steps", "4", "--set", "train.seed=3"]) == 1
+    assert "--resume continues with the run's saved config.yaml" in capsys.readouterr().err
+    assert main([*args, "--resume", "--max-steps", "4"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 4
+
+
+def test_detect_formats_json_and_midi(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tiny_data), "--labels", "counts", "--out", str(run),
+                 "--max-steps", "1", "--no-progress", *TINY]) == 0
+    audio = tiny_data / "audio" / "test_000_kit20000.wav"
+    for fmt, suffix in (("json", ".json"), ("midi", ".mid")):
+        out = tmp_path / fmt
+        assert main(["detect", str(audio), "--model", str(run), "--out", str(out), "--format",
+                     fmt, "--threshold", "0.0"]) == 0
+        assert (out / f"test_000_kit20000{suffix}").is_file()
