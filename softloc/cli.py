@@ -29,7 +29,11 @@ __all__ = ["main", "build_parser", "EXPERIMENT_MODULES"]
 
 #: Experiment modules that may add a ``softloc experiment <name>`` sub-command through a
 #: ``register_cli(subparsers)`` function. A module that is absent is skipped.
-EXPERIMENT_MODULES = ("softloc.experiments.drums", "softloc.experiments.digits")
+EXPERIMENT_MODULES = (
+    "softloc.experiments.drums",
+    "softloc.experiments.robustness",
+    "softloc.experiments.digits",
+)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
