@@ -219,7 +219,7 @@ def _check_run_dir(out_dir: Path, resume: bool) -> None:
 
 
 def _label_noise_events(index: Any, stems: list[str], spec: str, seed: int) -> Any:
-    """A copy of ``index`` whose training events are perturbed by ``softloc.noise``."""
+    """A copy of ``index`` whose events of ``stems`` are perturbed by ``softloc.noise``."""
     from softloc.noise import parse_noise, perturb_events
 
     model = parse_noise(spec)
@@ -229,9 +229,12 @@ def _label_noise_events(index: Any, stems: list[str], spec: str, seed: int) -> A
         events = index.events.get(stem)
         if events is None:
             continue
-        noisy[stem] = perturb_events(
-            events, model, rng=rng, duration_s=index.durations_s[stem]
+        duration = float(index.durations_s[stem])
+        times = np.clip([t for t, _ in events], 0.0, duration)
+        new_times, labels = perturb_events(
+            times, [lab for _, lab in events], model=model, duration_s=duration, seed=rng
         )
+        noisy[stem] = [(float(t), lab) for t, lab in zip(new_times, labels, strict=True)]
     return index.with_events(noisy)
 
 
