@@ -63,6 +63,7 @@ class ModelConfig:
             (LoCo eq. 15 over the window's frames). The SoftLoc/drum code used exponent 2/T, i.e.
             omega = 0.64 with exponent 1/T; LoCo used 0.8.
         per_class: one network per class (the papers) instead of one multi-class network.
+        input_scale: constant factor on the log-mel/delta features (dB); 1.0 = as computed.
     """
 
     conv_filters: tuple[int, ...] = (8, 16, 16, 16, 16, 16)
@@ -73,6 +74,7 @@ class ModelConfig:
     hidden_units: int = 16
     prior_omega: float = 0.64
     per_class: bool = False
+    input_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -38,5 +38,6 @@ def model_from_config(config) -> CRNN | PerClassCRNN:
         output_bias=count_prior_bias(window_frames(config), m.prior_omega),
         kernel_time=m.kernel_time,
         kernel_freq=m.kernel_freq,
+        input_scale=m.input_scale,
         per_class=m.per_class,
     )

@@ -49,6 +49,8 @@ class CRNN(nn.Module):
         output_bias: initial pre-sigmoid output bias, e.g. ``count_prior_bias(T, omega)``.
         kernel_time: conv kernel extent in frames (3).
         kernel_freq: conv kernel extent in feature bins (4).
+        input_scale: constant factor applied to the log-mel/delta features (1.0: dB as they are;
+            the official code's 20*log10 of a power equals 2.0 here).
 
     Shape:
         ``mel_power (batch, n_mels, time)``, ``lengths (batch,)`` ->
@@ -74,6 +76,7 @@ class CRNN(nn.Module):
         output_bias: float = 0.0,
         kernel_time: int = 3,
         kernel_freq: int = 4,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         fn = "CRNN"
@@ -92,6 +95,7 @@ class CRNN(nn.Module):
             width //= p
         self.n_mels = n_mels
         self.n_classes = n_classes
+        self.input_scale = float(input_scale)
         self.front = LogDelta()
         blocks: list[nn.Module] = []
         in_ch = 1
@@ -134,6 +138,8 @@ class CRNN(nn.Module):
             )
         check_lengths(fn, lengths, mel_power.shape[0], mel_power.shape[2])
         x = self.front(mel_power, lengths=lengths)  # (B, M, T) -> (B, 2M, T)
+        if self.input_scale != 1.0:
+            x = x * self.input_scale
         x = x.transpose(1, 2).unsqueeze(1)  # (B, 2M, T) -> (B, 1, T, 2M)
         mask = None
         if lengths is not None:
@@ -178,6 +184,7 @@ class PerClassCRNN(nn.Module):
         output_bias: float = 0.0,
         kernel_time: int = 3,
         kernel_freq: int = 4,
+        input_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
@@ -193,6 +200,7 @@ class PerClassCRNN(nn.Module):
                 output_bias=output_bias,
                 kernel_time=kernel_time,
                 kernel_freq=kernel_freq,
+                input_scale=input_scale,
             )
             for _ in range(n_classes)
         )
@@ -215,6 +223,7 @@ def build_model(
     output_bias: float,
     kernel_time: int = 3,
     kernel_freq: int = 4,
+    input_scale: float = 1.0,
     per_class: bool = False,
 ) -> CRNN | PerClassCRNN:
     """A multi-class :class:`CRNN` (default) or a :class:`PerClassCRNN` (``per_class=True``)."""
@@ -229,4 +238,5 @@ def build_model(
         output_bias=output_bias,
         kernel_time=kernel_time,
         kernel_freq=kernel_freq,
+        input_scale=input_scale,
     )
