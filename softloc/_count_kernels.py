@@ -1,33 +1,35 @@
 """Fused numba kernels for the truncated Poisson-binomial (private; used by ``softloc.counting``).
 
-Everything here works on float64 numpy arrays, one *job* at a time. A job is one probability row
-``p[row, :length]`` (with ``q = 1 - p`` passed separately so that logits can give an exact ``q``)
-and a truncated state of ``width`` bins whose top bin ``width - 1`` is
+A *job* is one probability row (p_t, q_t = 1 - p_t; q passed separately so that logits give an
+exact q) run through the recursion of LoCo eq. 9 on ``width`` bins. The top bin ``width - 1`` is
 
-* exact (``disc = 0``): mass that moves beyond the top bin is dropped. Used for a target count
-  ``n < k_max``: bins above ``n`` never feed back into bins ``<= n``;
-* absorbing (``disc = 1``): Pr(Y >= top), the saturating top bin (LoCo eq. 14);
+* absorbing (``disc = 1``): Pr(Y >= top), the saturating bin of LoCo eq. 14;
+* exact (``disc = 0``): mass moving beyond it is dropped; enough for a target count n < top,
+  since bins above n never feed back into bins <= n;
 * discounted (``0 < disc < 1``): sum_{j >= top} Pr'(Y = j) disc^(j - top), the absorbing bin of an
-  exponentially tilted problem (see ``lam`` below). All three are the same recursion:
-  ``top <- top * (q + p * disc) + p * prev``; each of them is exactly associative.
+  exponentially tilted problem (below).
 
-Why no log space and no rescaling: with ``width`` bins and a top bin that keeps (disc = 1) or
-drops (disc = 0) mass, every state entry is a probability <= 1, so nothing overflows, and
-underflow (flushing values below ``TINY``) only costs an *absolute* error of at most
-(#operations) * 1e-300. The result is
-therefore exact to rounding whenever the target probability is above ~1e-250. Below that the
-caller re-runs the job on an exponentially tilted problem (``lam != 0``):
+All three are ``top <- top * (q + p * disc) + p * prev`` and exactly associative.
+
+Why linear space without rescaling: every state entry is a probability <= 1, so nothing
+overflows, and flushing values below ``TINY`` costs an absolute error of at most
+(#operations) * TINY ~ 1e-143. Results above ~1e-120 are therefore exact to rounding. Below that
+the caller runs the job on an exponentially tilted problem,
 
     p'_t = p_t e^lam / (q_t + p_t e^lam),
-    Pr(Y = n) = Pr'(Y = n) * prod_t (q_t + p_t e^lam) / e^(n lam)
+    Pr(Y = n) = Pr'(Y = n) * prod_t (q_t + p_t e^lam) / e^(n lam),
 
-with ``lam`` chosen so that the tilted mean is close to ``n``; then Pr'(Y = n) >= ~1/(T + 1) and the
-linear recursion is again exact. The tilt leaves Pr(b_t = 1 | Y = n) unchanged, so the closed-form
-gradient (field notes §4.2) carries over with the factors worked out in ``_backward_job``.
+with ``lam`` chosen so that the tilted mean is near n; then Pr'(Y = n) >= ~1/(T + 1) and the
+linear recursion is exact again. The tilt leaves Pr(b_t = 1 | Y = n) unchanged.
 
-The kernels are serial and ``nogil``: the caller may run disjoint job ranges from several Python
-threads (or dataloader workers) at once; numba's own parallel layer is avoided because its default
-``workqueue`` layer aborts when entered from two threads.
+Layout: jobs run in groups of ``LANES`` in lockstep, bins outer and lanes inner, so the inner
+loops have a fixed trip count and vectorise (a row's own bin loop is too short to, for
+k_max ~ 30). Inputs are time-major ``(T, n_jobs)`` with lanes contiguous; steps beyond a job's
+length carry the identity p = 0, q = 1.
+
+The kernels are serial and ``nogil``: the caller may run disjoint group ranges from several
+Python threads (or dataloader workers) at once; numba's parallel layer is avoided because its
+default ``workqueue`` backend aborts when entered from two threads.
 """
 
 from __future__ import annotations
@@ -37,185 +39,155 @@ import math
 import numpy as np
 from numba import njit
 
-# Gradient checkpoint stride: the forward pass stores the state every CKPT steps; the backward
-# pass recomputes one segment at a time into a CKPT x width buffer that stays in cache.
+LANES = 32
+# Gradient checkpoints: the forward keeps the state before every CKPT-th step; the backward
+# recomputes one segment at a time into a buffer that stays in cache.
 CKPT = 32
-# Values below TINY are flushed to zero: subnormal arithmetic is ~100x slower on x86, and the
-# recursion can sit on a subnormal fixed point (q * x + p * x rounds back to x) forever. The
-# absolute error this adds, <= T * width * TINY, is far below the 1e-250 threshold under which
-# the caller switches to the tilted problem.
-TINY = 1e-300
+# Values below TINY are flushed to zero: subnormal arithmetic is ~100x slower on x86 and the
+# recursion can sit on a subnormal fixed point (q x + p x rounds back to x) forever. TINY is about
+# sqrt(float64 min) so that the backward's products of two flushed values stay normal too.
+TINY = 1e-150
+# Reassociation lets LLVM vectorise the reductions; no "nnan"/"ninf" (exact zeros matter).
+_FASTMATH = {"reassoc", "contract", "nsz"}
 
 
-@njit(cache=True, nogil=True)
-def _step(a, out, pt, qt, disc, top):  # pragma: no cover - compiled
-    """One step of LoCo eq. 9 with the generalised top bin; flushes values below TINY to 0."""
-    if top == 0:
-        x = a[0] * (qt + pt * disc)
-        out[0] = x if x >= TINY else 0.0
-        return
-    x = qt * a[0]
-    out[0] = x if x >= TINY else 0.0
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _step(a, out, pr, qr, dl, top):  # pragma: no cover - compiled
+    """One step of LoCo eq. 9 for LANES jobs; a, out: (width, LANES); flushes below TINY."""
+    for k in range(LANES):
+        x = qr[k] * a[0, k]
+        out[0, k] = x if x >= TINY else 0.0
     for j in range(1, top):
-        x = qt * a[j] + pt * a[j - 1]
-        out[j] = x if x >= TINY else 0.0
-    x = a[top] * (qt + pt * disc) + pt * a[top - 1]
-    out[top] = x if x >= TINY else 0.0
+        for k in range(LANES):
+            x = qr[k] * a[j, k] + pr[k] * a[j - 1, k]
+            out[j, k] = x if x >= TINY else 0.0
+    for k in range(LANES):
+        x = a[top, k] * (qr[k] + pr[k] * dl[k]) + pr[k] * a[top - 1, k]
+        out[top, k] = x if x >= TINY else 0.0
 
 
-@njit(cache=True, nogil=True)
-def _forward_job(p, q, length, width, lam, disc, ckpt):  # pragma: no cover - compiled
-    """Run one job; store the state before every CKPT-th step in ``ckpt``; return (state, sum c_t).
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def forward_groups(
+    pt, qt, group_steps, group_width, disc, ckpt, final, g_lo, g_hi
+):  # pragma: no cover - compiled
+    """Groups ``g_lo..g_hi-1``: final[job, :width] = state after ``group_steps[g]`` steps.
 
-    ``c_t = log(q_t + p_t e^lam)`` (0 when ``lam == 0``) is the tilt's normaliser.
+    pt, qt: (T, n_jobs) time-major; group_width: (groups,) bins of each group (>= 2); disc:
+    (n_jobs,); ckpt: (groups, n_ckpt, max width, LANES), filled; final: (n_jobs, max width).
     """
-    a = np.zeros(width)
-    b = np.zeros(width)
-    a[0] = 1.0
-    top = width - 1
-    tilt = lam != 0.0
-    theta = math.exp(lam)
-    csum = 0.0
-    for t in range(length):
-        if t % CKPT == 0:
-            ck = t // CKPT
-            for j in range(width):
-                ckpt[ck, j] = a[j]
-        pt = p[t]
-        qt = q[t]
-        if tilt:
-            s = qt + pt * theta
-            csum += math.log(s)
-            pt = pt * theta / s
-            qt = qt / s
-        _step(a, b, pt, qt, disc, top)
-        a, b = b, a
-    return a, csum
-
-
-@njit(cache=True, nogil=True)
-def _backward_job(p, q, length, width, lam, disc, ckpt, b_final, grad):  # pragma: no cover
-    """Vector-Jacobian product of ``<b_final, state_T>`` with respect to ``p[:length]``.
-
-    Writes ``grad[t] = d <b_final, state_T> / d p_t`` *of the untilted problem*, with q_t = 1 - p_t
-    varying along, up to the tilt's factor: for a likelihood job call with
-    ``b_final = e_top / Pr'(Y = n)`` and ``grad`` is d log Pr(Y = n) / d p_t exactly
-    (the normaliser's derivative is folded in, see below).
-
-    With prefix state a (before step t) and suffix adjoint b (after step t), untilted:
-    d/dp_t = A - B, A = sum_j a_j b_up(j), B = sum_j a_j b_j, where up(j) = j + 1 below the top and
-    the top maps to itself with weight disc. Tilted: a_j, b_j pick up factors theta^(+-j) and the
-    normaliser prod_s (q_s + p_s theta); collecting them gives (theta A' - B') / (q_t + p_t theta)
-    for d log Pr(Y = n) / d p_t.
-    """
-    top = width - 1
-    tilt = lam != 0.0
-    theta = math.exp(lam)
-    bv = b_final.copy()
-    nb = np.zeros(width)
-    seg = np.zeros((CKPT, width))
-    a = np.zeros(width)
-    an = np.zeros(width)
-    n_seg = (length + CKPT - 1) // CKPT
-    for sgi in range(n_seg - 1, -1, -1):
-        start = sgi * CKPT
-        stop = min(length, start + CKPT)
+    w_max = ckpt.shape[2]
+    a_buf = np.zeros((w_max, LANES))
+    b_buf = np.zeros((w_max, LANES))
+    for g in range(g_lo, g_hi):
+        c0 = g * LANES
+        width = group_width[g]
+        top = width - 1
+        a = a_buf[:width]
+        b = b_buf[:width]
+        dl = disc[c0 : c0 + LANES].copy()
+        a[:, :] = 0.0
+        a[0, :] = 1.0
+        length = group_steps[g]
+        n_seg = (length + CKPT - 1) // CKPT
+        for sgi in range(n_seg):
+            ckpt[g, sgi, :width] = a
+            for t in range(sgi * CKPT, min(length, (sgi + 1) * CKPT)):
+                _step(a, b, pt[t, c0 : c0 + LANES], qt[t, c0 : c0 + LANES], dl, top)
+                a, b = b, a
         for j in range(width):
-            a[j] = ckpt[sgi, j]
-        # Recompute the prefix states inside this segment.
-        for t in range(start, stop):
-            row = t - start
+            for k in range(LANES):
+                final[c0 + k, j] = a[j, k]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def backward_groups(
+    pt, qt, group_steps, group_width, disc, theta, ckpt, b_final, grad_t, g_lo, g_hi
+):  # pragma: no cover - compiled
+    """Groups ``g_lo..g_hi-1``: grad_t[t, job] = theta A_t - B_t (see below).
+
+    With prefix state a (before step t) and suffix adjoint b (after step t) of the problem the
+    job runs, A_t = sum_j a_j b_up(j), B_t = sum_j a_j b_j, where up(j) = j + 1 below the top and
+    the top maps to itself with weight disc. Untilted (theta = 1), A_t - B_t is
+    d <b_final, state_T> / d p_t along q_t = 1 - p_t. Tilted, a_j and b_j pick up factors
+    theta^(+-j) and the normaliser prod_s (q_s + p_s theta); with b_final = e_n / Pr'(Y = n),
+    (theta A_t - B_t) / (q_t + p_t theta) is d log Pr(Y = n) / d p_t; the caller divides.
+    """
+    w_max = ckpt.shape[2]
+    a_buf = np.zeros((w_max, LANES))
+    an_buf = np.zeros((w_max, LANES))
+    bv_buf = np.zeros((w_max, LANES))
+    nb_buf = np.zeros((w_max, LANES))
+    seg_buf = np.zeros((CKPT, w_max, LANES))
+    acc = np.zeros(LANES)
+    tiny = np.zeros(LANES)
+    for g in range(g_lo, g_hi):
+        c0 = g * LANES
+        width = group_width[g]
+        top = width - 1
+        a = a_buf[:width]
+        an = an_buf[:width]
+        bv = bv_buf[:width]
+        nb = nb_buf[:width]
+        seg = seg_buf
+        dl = disc[c0 : c0 + LANES].copy()
+        th = theta[c0 : c0 + LANES].copy()
+        for k in range(LANES):
+            tiny[k] = 0.0
             for j in range(width):
-                seg[row, j] = a[j]
-            pt = p[t]
-            qt = q[t]
-            if tilt:
-                s = qt + pt * theta
-                pt = pt * theta / s
-                qt = qt / s
-            _step(a, an, pt, qt, disc, top)
-            a, an = an, a
-        # Walk back through the segment: gradient, then the adjoint step.
-        for t in range(stop - 1, start - 1, -1):
-            row = t - start
-            pt = p[t]
-            qt = q[t]
-            s = 1.0
-            if tilt:
-                s = qt + pt * theta
-                pt = pt * theta / s
-                qt = qt / s
-            acc_a = 0.0
-            acc_b = 0.0
-            for j in range(top):
-                aj = seg[row, j]
-                acc_a += aj * bv[j + 1]
-                acc_b += aj * bv[j]
-            at = seg[row, top]
-            acc_a += at * disc * bv[top]
-            acc_b += at * bv[top]
-            if tilt:
-                grad[t] = (theta * acc_a - acc_b) / s
+                bv[j, k] = b_final[c0 + k, j]
+                tiny[k] = max(tiny[k], abs(b_final[c0 + k, j]))
+            tiny[k] *= TINY
+        length = group_steps[g]
+        n_seg = (length + CKPT - 1) // CKPT
+        for sgi in range(n_seg - 1, -1, -1):
+            start = sgi * CKPT
+            stop = min(length, start + CKPT)
+            a[:, :] = ckpt[g, sgi, :width]
+            for t in range(start, stop - 1):  # recompute the prefix states of the segment
+                seg[t - start, :width] = a
+                _step(a, an, pt[t, c0 : c0 + LANES], qt[t, c0 : c0 + LANES], dl, top)
+                a, an = an, a
+            seg[stop - 1 - start, :width] = a
+            for t in range(stop - 1, start - 1, -1):
+                s = seg[t - start]
+                pr = pt[t, c0 : c0 + LANES]
+                qr = qt[t, c0 : c0 + LANES]
+                # Short single-purpose loops: LLVM vectorises them over the lanes.
+                for k in range(LANES):
+                    acc[k] = s[top, k] * (th[k] * dl[k] - 1.0) * bv[top, k]
+                for j in range(top):
+                    for k in range(LANES):
+                        acc[k] += s[j, k] * (th[k] * bv[j + 1, k] - bv[j, k])
+                for k in range(LANES):
+                    grad_t[t, c0 + k] = acc[k]
+                for j in range(top):
+                    for k in range(LANES):
+                        x = qr[k] * bv[j, k] + pr[k] * bv[j + 1, k]
+                        nb[j, k] = x if abs(x) >= tiny[k] else 0.0
+                for k in range(LANES):
+                    x = (qr[k] + pr[k] * dl[k]) * bv[top, k]
+                    nb[top, k] = x if abs(x) >= tiny[k] else 0.0
+                bv, nb = nb, bv
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def solve_tilts(p, q, lengths, rows, targets, lams):  # pragma: no cover - compiled
+    """lams[i] solves sum_t p e^lam / (q + p e^lam) = targets[i] on row rows[i] (bisection)."""
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        lo = -700.0
+        hi = 700.0
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            theta = math.exp(mid)
+            m = 0.0
+            for t in range(lengths[r]):
+                x = p[r, t] * theta
+                m += x / (q[r, t] + x)
+            if m < targets[i]:
+                lo = mid
             else:
-                grad[t] = acc_a - acc_b
-            for j in range(top):
-                x = qt * bv[j] + pt * bv[j + 1]
-                nb[j] = x if abs(x) >= TINY else 0.0
-            x = (qt + pt * disc) * bv[top]
-            nb[top] = x if abs(x) >= TINY else 0.0
-            bv, nb = nb, bv
-
-
-@njit(cache=True, nogil=True)
-def _solve_tilt(p, q, length, target):  # pragma: no cover - compiled
-    """lam such that sum_t p_t e^lam / (q_t + p_t e^lam) = target, by bisection on [-700, 700]."""
-    lo = -700.0
-    hi = 700.0
-    for _ in range(64):
-        mid = 0.5 * (lo + hi)
-        theta = math.exp(mid)
-        m = 0.0
-        for t in range(length):
-            pt = p[t] * theta
-            m += pt / (q[t] + pt)
-        if m < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-6:
-            break
-    return 0.5 * (lo + hi)
-
-
-@njit(cache=True, nogil=True)
-def forward_jobs(
-    p, q, lengths, job_row, job_width, job_lam, job_disc, ckpt, states, csums, lo, hi
-):  # pragma: no cover - compiled
-    """Jobs ``lo..hi-1``: states[j, :width] = final state, csums[j] = sum_t c_t; fills ckpt[j]."""
-    for j in range(lo, hi):
-        r = job_row[j]
-        w = job_width[j]
-        st, cs = _forward_job(p[r], q[r], lengths[r], w, job_lam[j], job_disc[j], ckpt[j])
-        for k in range(w):
-            states[j, k] = st[k]
-        csums[j] = cs
-
-
-@njit(cache=True, nogil=True)
-def backward_jobs(
-    p, q, lengths, job_row, job_width, job_lam, job_disc, ckpt, b_final, grads, lo, hi
-):  # pragma: no cover - compiled
-    """Jobs ``lo..hi-1``: grads[j, t] = VJP of <b_final[j], state_T> w.r.t. p[row, t]."""
-    for j in range(lo, hi):
-        r = job_row[j]
-        w = job_width[j]
-        _backward_job(
-            p[r], q[r], lengths[r], w, job_lam[j], job_disc[j], ckpt[j], b_final[j, :w], grads[j]
-        )
-
-
-@njit(cache=True, nogil=True)
-def solve_tilts(p, q, lengths, job_row, targets, lams):  # pragma: no cover - compiled
-    for j in range(job_row.shape[0]):
-        r = job_row[j]
-        lams[j] = _solve_tilt(p[r], q[r], lengths[r], targets[j])
+                hi = mid
+            if hi - lo < 1e-6:
+                break
+        lams[i] = 0.5 * (lo + hi)

@@ -19,7 +19,8 @@ Backends (all exact, all differentiable, all return the same numbers to rounding
 
 How underflow is avoided without log space or ``+1e-9``: the fast backends run the linear-space
 recursion in float64, where every state entry is a probability <= 1 and underflow only costs an
-absolute error of ~1e-316. A probability below 1e-250 is recomputed exactly on an exponentially
+absolute error of ~1e-143 (values below 1e-150 are flushed to zero to keep the arithmetic out of
+the slow subnormal range). A probability below 1e-120 is recomputed exactly on an exponentially
 tilted problem (p'_t proportional to p_t e^lam, with lam chosen so that the target count is near
 the tilted mean, Pr(Y = n) = Pr'(Y = n) prod_t (1 - p_t + p_t e^lam) e^(-n lam)), which brings the
 target back near the mode. So log-likelihoods of counts far in the tail (count 0 with sum p = 5000)
@@ -50,9 +51,9 @@ __all__ = ["count_distribution", "count_log_likelihood", "count_prior_bias", "BA
 #: Accepted values of the ``backend`` argument.
 BACKENDS = ("auto", "reference", "cpu", "tree")
 
-# Probabilities below this are recomputed on the tilted problem (float64 linear space is exact to
-# rounding down to ~1e-300; the margin covers (#ops) * 2^-1074 of absolute underflow error).
-_SAFE = 1e-250
+# Probabilities below this are recomputed on the tilted problem: the linear-space kernels flush
+# values below 1e-150 (see softloc._count_kernels.TINY), an absolute error of at most ~1e-143.
+_SAFE = 1e-120
 # Below this much work (rows * steps * bins) the CPU kernels do not spread over threads.
 _MIN_PARALLEL_WORK = 2_000_000
 _N_CPU = os.cpu_count() or 1
@@ -195,13 +196,13 @@ def _kernels():
     return _count_kernels
 
 
-def _run_parallel(fn, n_jobs: int, work: int, *args) -> None:
-    """Run ``fn(*args, lo, hi)`` over job ranges, on threads when there is enough work."""
-    n_threads = min(torch.get_num_threads(), _N_CPU, n_jobs, work // _MIN_PARALLEL_WORK)
+def _run_parallel(fn, n_groups: int, work: int, *args) -> None:
+    """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work."""
+    n_threads = min(torch.get_num_threads(), _N_CPU, n_groups, work // _MIN_PARALLEL_WORK)
     if n_threads <= 1:
-        fn(*args, 0, n_jobs)
+        fn(*args, 0, n_groups)
         return
-    bounds = np.linspace(0, n_jobs, n_threads + 1).astype(np.int64)
+    bounds = np.linspace(0, n_groups, n_threads + 1).astype(np.int64)
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
         futures = [
             pool.submit(fn, *args, int(lo), int(hi))
@@ -212,81 +213,163 @@ def _run_parallel(fn, n_jobs: int, work: int, *args) -> None:
             f.result()
 
 
-class _Jobs:
-    """A batch of kernel jobs: (row, width, tilt, top-bin discount) plus forward results."""
+class _Rows:
+    """The (R, T) input rows on CPU, their lengths and parametrisation."""
 
-    def __init__(self, row, width, lam, disc):
-        self.row = np.ascontiguousarray(row, dtype=np.int64)
-        self.width = np.ascontiguousarray(width, dtype=np.int64)
-        self.lam = np.ascontiguousarray(lam, dtype=np.float64)
-        self.disc = np.ascontiguousarray(disc, dtype=np.float64)
+    def __init__(self, x: torch.Tensor, steps: torch.Tensor, logits: bool):
+        self.x = x.detach()
+        self.r, self.t_len = x.shape
+        self.logits = logits
+        self.steps = steps.numpy()
+        self.masked = bool((self.steps < self.t_len).any())
 
-    def forward(self, p: np.ndarray, q: np.ndarray, steps: np.ndarray) -> None:
-        k = _kernels()
-        n_jobs, w_max = len(self.row), int(self.width.max(initial=1))
-        n_ckpt = max(1, -(-p.shape[1] // k.CKPT))
-        self.ckpt = np.zeros((n_jobs, n_ckpt, w_max))
-        self.states = np.zeros((n_jobs, w_max))
-        self.csums = np.zeros(n_jobs)
-        work = int(steps[self.row].sum()) * w_max if n_jobs else 0
-        _run_parallel(
-            k.forward_jobs, n_jobs, work, p, q, steps, self.row, self.width, self.lam,
-            self.disc, self.ckpt, self.states, self.csums,
-        )  # fmt: skip
+    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere."""
+        xs = self.x if np.array_equal(src, np.arange(self.r)) else self.x[torch.from_numpy(src)]
+        pt = torch.zeros(self.t_len, padded, dtype=torch.float64)
+        j = len(src)
+        if self.logits:
+            x64 = xs.t().to(torch.float64)
+            pt[:, :j] = torch.sigmoid(x64)
+            qt = torch.ones_like(pt)
+            qt[:, :j] = torch.sigmoid(-x64)
+            pt_np, qt_np = pt.numpy(), qt.numpy()
+        else:
+            pt[:, :j] = xs.t()  # (J, T) -> (T, J): cast and transpose in one copy
+            pt_np = pt.numpy()
+            qt_np = np.subtract(1.0, pt_np)
+        if self.masked:
+            invalid = np.arange(self.t_len)[:, None] >= self.steps[src][None, :]
+            pt_np[:, :j][invalid] = 0.0
+            qt_np[:, :j][invalid] = 1.0
+        return pt_np, qt_np
 
-    def backward(
-        self, p: np.ndarray, q: np.ndarray, steps: np.ndarray, b_final: np.ndarray
-    ) -> np.ndarray:
-        k = _kernels()
-        grads = np.zeros((len(self.row), p.shape[1]))
-        work = (
-            3 * int(steps[self.row].sum()) * int(self.width.max(initial=1)) if len(self.row) else 0
-        )
-        _run_parallel(
-            k.backward_jobs, len(self.row), work, p, q, steps, self.row, self.width, self.lam,
-            self.disc, self.ckpt, np.ascontiguousarray(b_final), grads,
-        )  # fmt: skip
+    def row_major(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(len(idx), T) float64 p and q of a few rows, identity beyond their lengths."""
+        pt, qt = self.time_major(idx, len(idx))
+        return np.ascontiguousarray(pt.T), np.ascontiguousarray(qt.T)
+
+    def chain(self, grads: np.ndarray) -> np.ndarray:
+        """(R, T) d/dp along q = 1 - p -> d/dx for the input parametrisation (in place)."""
+        if self.logits:
+            x64 = self.x.to(torch.float64)
+            grads *= (torch.sigmoid(x64) * torch.sigmoid(-x64)).numpy()
         return grads
 
-    def top_value(self) -> np.ndarray:
-        return self.states[np.arange(len(self.row)), self.width - 1]
+
+class _Jobs:
+    """Kernel jobs: input rows, each with a target bin, a tilt lam and a top-bin discount.
+
+    A target n < k_max needs bins 0..n only, with an exact top bin (discount 0); the absorbing
+    target n = k_max needs k_max + 1 bins with discount 1 (or e^-lam when tilted). Jobs are
+    sorted by target so that each group of LANES lanes runs on the fewest bins its largest
+    target needs (lanes with smaller targets ignore the bins above theirs).
+    """
+
+    def __init__(self, rows: _Rows, row, target, disc, k_max, lam=None):
+        k = _kernels()
+        self.target = np.asarray(target, dtype=np.int64)
+        n_jobs = len(self.target)
+        self.row = np.arange(n_jobs) if row is None else np.asarray(row, dtype=np.int64)
+        self.lam = np.zeros(n_jobs) if lam is None else lam
+        self.order = np.argsort(self.target, kind="stable")  # lane i runs job order[i]
+        self.n_groups = -(-n_jobs // k.LANES)
+        padded = self.n_groups * k.LANES
+        src = self.row[self.order]
+        self.pt, self.qt = rows.time_major(src, padded)  # (T, J_pad), lanes contiguous
+        self.csums = np.zeros(n_jobs)
+        self.norm = None
+        if lam is not None:  # tilted jobs: p' = p theta / (q + p theta), q' = q / (q + p theta)
+            theta = np.exp(self.lam[self.order])[None, :]
+            p, q = self.pt[:, :n_jobs], self.qt[:, :n_jobs]
+            self.norm = q + p * theta  # (T, J); 1 on masked steps
+            self.csums[self.order] = np.log(self.norm).sum(0)
+            p *= theta / self.norm
+            q /= self.norm
+        self.disc = np.zeros(padded)
+        self.disc[:n_jobs] = np.asarray(disc, dtype=np.float64)[self.order]
+        self.theta = np.ones(padded)
+        self.theta[:n_jobs] = np.exp(self.lam[self.order])
+        lane_steps = np.zeros(padded, dtype=np.int64)
+        lane_steps[:n_jobs] = rows.steps[src]
+        self.group_steps = lane_steps.reshape(self.n_groups, k.LANES).max(1)
+        lane_target = np.zeros(padded, dtype=np.int64)
+        lane_target[:n_jobs] = self.target[self.order]
+        self.group_width = np.maximum(lane_target.reshape(self.n_groups, k.LANES).max(1) + 1, 2)
+        self.width = k_max + 1
+        self.valid_steps = rows.steps[src] if rows.masked else None
+
+    def forward(self) -> None:
+        k = _kernels()
+        n_ckpt = max(1, -(-self.pt.shape[0] // k.CKPT))
+        w_max = int(self.group_width.max(initial=2))
+        self.ckpt = np.empty((self.n_groups, n_ckpt, w_max, k.LANES))
+        final = np.zeros((self.n_groups * k.LANES, self.width))
+        work = int((self.group_steps * self.group_width).sum()) * k.LANES
+        _run_parallel(
+            k.forward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
+            self.group_width, self.disc, self.ckpt, final,
+        )  # fmt: skip
+        self.states = np.empty((len(self.target), self.width))
+        self.states[self.order] = final[: len(self.target)]
+
+    def target_value(self) -> np.ndarray:
+        return self.states[np.arange(len(self.target)), self.target]
+
+    def backward(self, b_final: np.ndarray) -> np.ndarray:
+        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. the untilted p (q = 1 - p).
+
+        For tilted jobs ``b_final`` must be e_target / Pr'(target); the result is then
+        d log Pr(Y = target) / d p. Entries of ``b_final`` above a group's width are ignored.
+        """
+        k = _kernels()
+        n_jobs, t_len = len(self.target), self.pt.shape[0]
+        padded = np.zeros((self.n_groups * k.LANES, self.width))
+        padded[:n_jobs] = b_final[self.order]
+        grad_t = np.empty_like(self.pt)
+        work = 3 * int((self.group_steps * self.group_width).sum()) * k.LANES
+        _run_parallel(
+            k.backward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
+            self.group_width, self.disc, self.theta, self.ckpt, padded, grad_t,
+        )  # fmt: skip
+        lanes = grad_t[:, :n_jobs]
+        if self.norm is not None:
+            lanes /= self.norm
+        grads = np.empty((n_jobs, t_len))
+        grads[self.order] = lanes.T  # (T, lanes) -> (jobs, T)
+        if self.valid_steps is not None or (self.group_steps < t_len).any():
+            # Beyond a group's longest row the kernel writes nothing; beyond a row's own length
+            # it computes the (meaningless) sensitivity to the identity padding.
+            steps = np.full(n_jobs, t_len) if self.valid_steps is None else self.valid_steps
+            lengths = np.empty(n_jobs, dtype=np.int64)
+            lengths[self.order] = steps
+            grads[np.arange(t_len)[None, :] >= lengths[:, None]] = 0.0
+        return grads
 
 
-def _tilted_jobs(
-    p: np.ndarray,
-    q: np.ndarray,
-    steps: np.ndarray,
-    rows: np.ndarray,
-    n: np.ndarray,
-    k_max: int,
-    lo: np.ndarray,
-    hi: np.ndarray,
-) -> _Jobs:
-    """Jobs that compute Pr(Y = n) (n < k_max) or Pr(Y >= k_max) on a tilted problem."""
-    k = _kernels()
+def _tilted_jobs(rows: _Rows, idx, n, k_max, lo, hi) -> _Jobs:
+    """Jobs computing Pr(Y = n) (n < k_max) or Pr(Y >= k_max) of rows ``idx``, tilted."""
+    p, q = rows.row_major(idx)
     target = _tilt_targets(torch.from_numpy(n), torch.from_numpy(lo), torch.from_numpy(hi))
-    lam = np.zeros(len(rows))
-    k.solve_tilts(p, q, steps, np.ascontiguousarray(rows, dtype=np.int64), target.numpy(), lam)
+    lam = np.zeros(len(idx))
+    steps = np.ascontiguousarray(rows.steps[idx])
+    _kernels().solve_tilts(p, q, steps, np.arange(len(idx)), target.numpy(), lam)
     top = n == k_max
     lam = np.where(top, np.maximum(lam, 0.0), lam)
-    return _Jobs(rows, np.where(top, k_max + 1, n + 1), lam, np.where(top, np.exp(-lam), 0.0))
+    jobs = _Jobs(rows, idx, n, np.where(top, np.exp(-lam), 0.0), k_max, lam=lam)
+    jobs.forward()
+    return jobs
 
 
-def _np_feasible_range(p: np.ndarray, q: np.ndarray, steps: np.ndarray):
-    """Numpy twin of :func:`_feasible_range` for a few rows."""
-    valid = np.arange(p.shape[1])[None, :] < steps[:, None]
-    return ((q == 0) & valid).sum(1), ((p > 0) & valid).sum(1)
+def _np_feasible_range(rows: _Rows, idx: np.ndarray):
+    """Per row in ``idx``: number of sure events (p == 1) and of possible events (p > 0)."""
+    p, q = rows.row_major(idx)  # masked steps hold p = 0, q = 1 and count for neither
+    return (q == 0).sum(1), (p > 0).sum(1)
 
 
-def _np_pq(x: torch.Tensor, logits: bool) -> tuple[np.ndarray, np.ndarray]:
-    with torch.no_grad():
-        p, q = _pq(x.detach().to("cpu"), logits)
-    return np.ascontiguousarray(p.numpy()), np.ascontiguousarray(q.numpy())
-
-
-def _chain(grads: np.ndarray, p: np.ndarray, q: np.ndarray, logits: bool) -> np.ndarray:
-    """d/dp (along q = 1 - p) -> d/dx for the input parametrisation."""
-    return grads * (p * q) if logits else grads
+def _tilted_log_values(jobs: _Jobs) -> np.ndarray:
+    """log Pr(Y = target) of tilted jobs: log Pr' + sum_t c_t - n lam."""
+    return np.log(jobs.target_value()) + jobs.csums - jobs.target * jobs.lam
 
 
 class _CpuLogLikelihood(torch.autograd.Function):
@@ -294,54 +377,44 @@ class _CpuLogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, n, steps, k_max, logits):
-        p, q = _np_pq(x, logits)
+        rows = _Rows(x, steps, logits)
         n_np = n.numpy()
-        steps_np = steps.numpy()
-        top = n_np == k_max
         r = len(n_np)
-        jobs = _Jobs(np.arange(r), np.where(top, k_max + 1, n_np + 1), np.zeros(r), top * 1.0)
-        jobs.forward(p, q, steps_np)
-        possible = np.ones(r, dtype=bool)
-        low = np.flatnonzero(jobs.top_value() < _SAFE)
-        redo = low[:0]
+        jobs = _Jobs(rows, None, n_np, (n_np == k_max) * 1.0, k_max)
+        jobs.forward()
+        value = jobs.target_value()
+        ll = np.full(r, -np.inf)
+        ok = value >= _SAFE
+        ll[ok] = np.log(value[ok])
+        extra = None
+        low = np.flatnonzero(~ok)
         if len(low):
-            lo, hi = _np_feasible_range(p[low], q[low], steps_np[low])
-            ok = _possible(
+            lo, hi = _np_feasible_range(rows, low)
+            possible = _possible(
                 torch.from_numpy(n_np[low]), k_max, torch.from_numpy(lo), torch.from_numpy(hi)
             ).numpy()
-            possible[low] = ok
-            redo, lo, hi = low[ok], lo[ok], hi[ok]
-        if len(redo):
-            sub = _tilted_jobs(p, q, steps_np, redo, n_np[redo], k_max, lo, hi)
-            sub.forward(p, q, steps_np)
-            for name in ("lam", "disc"):
-                getattr(jobs, name)[redo] = getattr(sub, name)
-            w = sub.ckpt.shape[2]
-            jobs.ckpt[redo, :, :w] = sub.ckpt
-            jobs.states[redo, :w] = sub.states
-            jobs.csums[redo] = sub.csums
-        value = jobs.top_value()
-        with np.errstate(divide="ignore"):
-            ll = np.where(possible, np.log(value) + jobs.csums - n_np * jobs.lam, -np.inf)
-        ctx.saved = (p, q, steps_np, jobs, possible, value, logits)
+            redo = low[possible]
+            if len(redo):
+                extra = _tilted_jobs(rows, redo, n_np[redo], k_max, lo[possible], hi[possible])
+                ll[redo] = _tilted_log_values(extra)
+        ctx.saved = (rows, jobs, ok, value, extra)
         ctx.in_dtype = x.dtype
         return torch.from_numpy(ll)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        p, q, steps_np, jobs, possible, value, logits = ctx.saved
-        r = len(jobs.row)
-        b_final = np.zeros((r, jobs.states.shape[1]))
-        with np.errstate(divide="ignore"):
-            scale = np.where(possible, 1.0 / np.where(possible, value, 1.0), 0.0)
-        b_final[np.arange(r), jobs.width - 1] = scale
-        grads = jobs.backward(p, q, steps_np, b_final)
-        grads = (
-            _chain(grads, p, q, logits)
-            * grad_out.detach().to("cpu", torch.float64).numpy()[:, None]
-        )
-        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
+        rows, jobs, ok, value, extra = ctx.saved
+        r = len(jobs.target)
+        b_final = np.zeros((r, jobs.width))
+        b_final[np.arange(r), jobs.target] = np.where(ok, 1.0 / np.where(ok, value, 1.0), 0.0)
+        grads = jobs.backward(b_final)
+        if extra is not None:
+            b_extra = np.zeros((len(extra.row), extra.width))
+            b_extra[np.arange(len(extra.row)), extra.target] = 1.0 / extra.target_value()
+            grads[extra.row] = extra.backward(b_extra)
+        grads *= grad_out.detach().to("cpu", torch.float64).numpy()[:, None]
+        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
 
 
 class _CpuDistribution(torch.autograd.Function):
@@ -349,59 +422,53 @@ class _CpuDistribution(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, steps, k_max, logits, log):
-        p, q = _np_pq(x, logits)
-        steps_np = steps.numpy()
-        r = p.shape[0]
-        rows = _Jobs(np.arange(r), np.full(r, k_max + 1), np.zeros(r), np.ones(r))
-        rows.forward(p, q, steps_np)
-        states = rows.states
+        rows = _Rows(x, steps, logits)
+        r = rows.r
+        jobs = _Jobs(rows, None, np.full(r, k_max), np.ones(r), k_max)
+        jobs.forward()
+        states = jobs.states
         extra, out = None, states.copy()
         safe = np.ones_like(states, dtype=bool)
         if log:
             possible = np.ones_like(states, dtype=bool)
+            low = np.flatnonzero((states < _SAFE).any(1))
             lo = np.zeros(r, dtype=np.int64)
             hi = np.zeros(r, dtype=np.int64)
-            low = np.flatnonzero((states < _SAFE).any(1))
             if len(low):
-                lo[low], hi[low] = _np_feasible_range(p[low], q[low], steps_np[low])
+                lo[low], hi[low] = _np_feasible_range(rows, low)
                 ks = torch.arange(k_max + 1)[None, :]
-                possible[low] = _possible(
-                    ks,
-                    k_max,
-                    torch.from_numpy(lo[low])[:, None],
-                    torch.from_numpy(hi[low])[:, None],
-                ).numpy()
+                lo_t, hi_t = torch.from_numpy(lo[low])[:, None], torch.from_numpy(hi[low])[:, None]
+                possible[low] = _possible(ks, k_max, lo_t, hi_t).numpy()
             safe = possible & (states >= _SAFE)
             with np.errstate(divide="ignore"):
                 out = np.where(safe, np.log(np.where(safe, states, 1.0)), -np.inf)
             er, ek = np.nonzero(possible & ~safe)
             if len(er):
-                extra = _tilted_jobs(p, q, steps_np, er, ek, k_max, lo[er], hi[er])
-                extra.forward(p, q, steps_np)
-                out[er, ek] = np.log(extra.top_value()) + extra.csums - ek * extra.lam
-                extra.cells = (er, ek)
-        ctx.saved = (p, q, steps_np, rows, extra, safe, logits, log)
+                extra = _tilted_jobs(rows, er, ek, k_max, lo[er], hi[er])
+                out[er, ek] = _tilted_log_values(extra)
+        ctx.saved = (rows, jobs, extra, safe, log)
         ctx.in_dtype = x.dtype
         return torch.from_numpy(out)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        p, q, steps_np, rows, extra, safe, logits, log = ctx.saved
+        rows, jobs, extra, safe, log = ctx.saved
         g = grad_out.detach().to("cpu", torch.float64).numpy()
         if log:
             # d log P_k = dP_k / P_k on safe bins; the others come from their own tilted jobs.
-            b_final = np.where(safe, g / np.where(safe, rows.states, 1.0), 0.0)
+            b_final = np.where(safe, g / np.where(safe, jobs.states, 1.0), 0.0)
         else:
             b_final = g
-        grads = rows.backward(p, q, steps_np, b_final)
+        grads = jobs.backward(b_final)
         if extra is not None:
-            er, ek = extra.cells
-            b_extra = np.zeros((len(er), extra.states.shape[1]))
-            b_extra[np.arange(len(er)), extra.width - 1] = g[er, ek] / extra.top_value()
-            np.add.at(grads, er, extra.backward(p, q, steps_np, b_extra))
-        grads = _chain(grads, p, q, logits)
-        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
+            n_extra = len(extra.row)
+            b_extra = np.zeros((n_extra, extra.width))
+            b_extra[np.arange(n_extra), extra.target] = (
+                g[extra.row, extra.target] / extra.target_value()
+            )
+            np.add.at(grads, extra.row, extra.backward(b_extra))
+        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,7 +581,7 @@ def count_distribution(
 
     Notes:
         The fast backends (``"cpu"``, ``"tree"``) cost O(T * k_max) for ``log=False``. With
-        ``log=True``, bins below 1e-250 are recomputed one by one on a tilted problem, which
+        ``log=True``, bins below 1e-120 are recomputed one by one on a tilted problem, which
         costs up to O(T * k_max^2) when most bins are that small. For the loss use
         :func:`count_log_likelihood`, which computes only the bin it needs.
     """

@@ -1,0 +1,1 @@
+"""Benchmark scripts; each prints a markdown table (results and commands in docs/benchmarks.md)."""
