@@ -113,22 +113,17 @@ def backward_groups(
     (theta A_t - B_t) / (q_t + p_t theta) is d log Pr(Y = n) / d p_t; the caller divides.
     """
     w_max = ckpt.shape[2]
-    a_buf = np.zeros((w_max, LANES))
-    an_buf = np.zeros((w_max, LANES))
     bv_buf = np.zeros((w_max, LANES))
     nb_buf = np.zeros((w_max, LANES))
-    seg_buf = np.zeros((CKPT, w_max, LANES))
+    seg = np.zeros((CKPT, w_max, LANES))  # prefix states of one segment
     acc = np.zeros(LANES)
     tiny = np.zeros(LANES)
     for g in range(g_lo, g_hi):
         c0 = g * LANES
         width = group_width[g]
         top = width - 1
-        a = a_buf[:width]
-        an = an_buf[:width]
         bv = bv_buf[:width]
         nb = nb_buf[:width]
-        seg = seg_buf
         dl = disc[c0 : c0 + LANES].copy()
         th = theta[c0 : c0 + LANES].copy()
         for k in range(LANES):
@@ -142,28 +137,32 @@ def backward_groups(
         for sgi in range(n_seg - 1, -1, -1):
             start = sgi * CKPT
             stop = min(length, start + CKPT)
-            a[:, :] = ckpt[g, sgi, :width]
+            seg[0, :width] = ckpt[g, sgi, :width]
             for t in range(start, stop - 1):  # recompute the prefix states of the segment
-                seg[t - start, :width] = a
-                _step(a, an, pt[t, c0 : c0 + LANES], qt[t, c0 : c0 + LANES], dl, top)
-                a, an = an, a
-            seg[stop - 1 - start, :width] = a
+                _step(
+                    seg[t - start],
+                    seg[t - start + 1],
+                    pt[t, c0 : c0 + LANES],
+                    qt[t, c0 : c0 + LANES],
+                    dl,
+                    top,
+                )
             for t in range(stop - 1, start - 1, -1):
                 s = seg[t - start]
                 pr = pt[t, c0 : c0 + LANES]
                 qr = qt[t, c0 : c0 + LANES]
-                # Short single-purpose loops: LLVM vectorises them over the lanes.
+                # Gradient (theta A - B) and adjoint step share the loads of b.
                 for k in range(LANES):
                     acc[k] = s[top, k] * (th[k] * dl[k] - 1.0) * bv[top, k]
                 for j in range(top):
                     for k in range(LANES):
-                        acc[k] += s[j, k] * (th[k] * bv[j + 1, k] - bv[j, k])
+                        b0 = bv[j, k]
+                        b1 = bv[j + 1, k]
+                        acc[k] += s[j, k] * (th[k] * b1 - b0)
+                        x = qr[k] * b0 + pr[k] * b1
+                        nb[j, k] = x if abs(x) >= tiny[k] else 0.0
                 for k in range(LANES):
                     grad_t[t, c0 + k] = acc[k]
-                for j in range(top):
-                    for k in range(LANES):
-                        x = qr[k] * bv[j, k] + pr[k] * bv[j + 1, k]
-                        nb[j, k] = x if abs(x) >= tiny[k] else 0.0
                 for k in range(LANES):
                     x = (qr[k] + pr[k] * dl[k]) * bv[top, k]
                     nb[top, k] = x if abs(x) >= tiny[k] else 0.0
