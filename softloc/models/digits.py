@@ -45,7 +45,13 @@ def _conv_blocks(
     ch = in_channels
     for block in blocks:
         for out_ch in block:
-            layers.append(nn.Conv2d(ch, out_ch, kernel_size=3, padding=1, bias=not batch_norm))
+            conv = nn.Conv2d(ch, out_ch, kernel_size=3, padding=1, bias=not batch_norm)
+            # He initialisation, as torchvision's VGG: PyTorch's default conv init shrinks the
+            # activations layer by layer, and the nearly constant features stall count learning.
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+            layers.append(conv)
             if batch_norm:
                 layers.append(nn.BatchNorm2d(out_ch))
             layers.append(nn.ReLU(inplace=True))
