@@ -57,6 +57,8 @@ _SAFE = 1e-120
 # Below this much work (rows * steps * bins) the CPU kernels do not spread over threads.
 _MIN_PARALLEL_WORK = 2_000_000
 _N_CPU = os.cpu_count() or 1
+# With fewer rows than SIMD lanes, rows are cut into chunks of at least this many steps.
+_MIN_CHUNK_STEPS = 256
 
 
 def count_prior_bias(num_steps: int, omega: float = 0.8) -> float:
@@ -244,6 +246,23 @@ class _Rows:
             qt_np[:, :j][invalid] = 1.0
         return pt_np, qt_np
 
+    def time_major_chunks(self, src, t0, n_steps, padded: int) -> tuple[np.ndarray, np.ndarray]:
+        """(S, padded) float64 p and q; lane i holds steps t0[i] .. t0[i] + n_steps[i] of row
+        src[i] and the identity after them; S = max(n_steps)."""
+        s_len = max(1, int(n_steps.max(initial=1)))
+        pt = np.zeros((s_len, padded))
+        qt = np.ones((s_len, padded))
+        with torch.no_grad():
+            for i, (r, a, n) in enumerate(zip(src, t0, n_steps, strict=True)):
+                x64 = self.x[r, a : a + n].to(torch.float64)
+                if self.logits:
+                    pt[:n, i] = torch.sigmoid(x64).numpy()
+                    qt[:n, i] = torch.sigmoid(-x64).numpy()
+                else:
+                    pt[:n, i] = x64.numpy()
+                    qt[:n, i] = 1.0 - pt[:n, i]
+        return pt, qt
+
     def row_major(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(len(idx), T) float64 p and q of a few rows, identity beyond their lengths."""
         pt, qt = self.time_major(idx, len(idx))
@@ -263,7 +282,9 @@ class _Jobs:
     A target n < k_max needs bins 0..n only, with an exact top bin (discount 0); the absorbing
     target n = k_max needs k_max + 1 bins with discount 1 (or e^-lam when tilted). Jobs are
     sorted by target so that each group of LANES lanes runs on the fewest bins its largest
-    target needs (lanes with smaller targets ignore the bins above theirs).
+    target needs (lanes with smaller targets ignore the bins above theirs). With fewer jobs
+    than lanes, each row is cut into chunks that run in separate lanes and are multiplied
+    together afterwards (the truncated product is exactly associative).
     """
 
     def __init__(self, rows: _Rows, row, target, disc, k_max, lam=None):
@@ -272,32 +293,52 @@ class _Jobs:
         n_jobs = len(self.target)
         self.row = np.arange(n_jobs) if row is None else np.asarray(row, dtype=np.int64)
         self.lam = np.zeros(n_jobs) if lam is None else lam
-        self.order = np.argsort(self.target, kind="stable")  # lane i runs job order[i]
-        self.n_groups = -(-n_jobs // k.LANES)
+        self.job_disc = np.asarray(disc, dtype=np.float64)
+        self.width = k_max + 1
+        self.t_len = rows.t_len
+        order = np.argsort(self.target, kind="stable")
+        n_chunks = max(1, min(k.LANES // max(n_jobs, 1), rows.t_len // _MIN_CHUNK_STEPS))
+        self.n_chunks = n_chunks
+        if n_chunks == 1:
+            self.lane_job = order  # lane i runs job lane_job[i] on its whole row
+            self.lane_t0 = np.zeros(n_jobs, dtype=np.int64)
+            self.lane_len = rows.steps[self.row[order]]
+        else:  # lane i runs chunk lane_chunk[i] of job lane_job[i]
+            self.lane_job = np.repeat(order, n_chunks)
+            size = -(-rows.steps[self.row[self.lane_job]] // n_chunks)
+            chunk = np.tile(np.arange(n_chunks), n_jobs)
+            self.lane_t0 = np.minimum(chunk * size, rows.steps[self.row[self.lane_job]])
+            end = np.minimum((chunk + 1) * size, rows.steps[self.row[self.lane_job]])
+            self.lane_len = end - self.lane_t0
+        n_lanes = len(self.lane_job)
+        self.n_groups = -(-n_lanes // k.LANES)
         padded = self.n_groups * k.LANES
-        src = self.row[self.order]
-        self.pt, self.qt = rows.time_major(src, padded)  # (T, J_pad), lanes contiguous
-        self.csums = np.zeros(n_jobs)
+        src = self.row[self.lane_job]
+        if n_chunks == 1:
+            self.pt, self.qt = rows.time_major(src, padded)  # (T, lanes_pad), lanes contiguous
+        else:
+            self.pt, self.qt = rows.time_major_chunks(src, self.lane_t0, self.lane_len, padded)
         self.norm = None
+        lane_csums = np.zeros(n_lanes)
+        lane_lam = self.lam[self.lane_job]
         if lam is not None:  # tilted jobs: p' = p theta / (q + p theta), q' = q / (q + p theta)
-            theta = np.exp(self.lam[self.order])[None, :]
-            p, q = self.pt[:, :n_jobs], self.qt[:, :n_jobs]
-            self.norm = q + p * theta  # (T, J); 1 on masked steps
-            self.csums[self.order] = np.log(self.norm).sum(0)
+            theta = np.exp(lane_lam)[None, :]
+            p, q = self.pt[:, :n_lanes], self.qt[:, :n_lanes]
+            self.norm = q + p * theta  # (T, lanes); 1 on padded steps
+            lane_csums = np.log(self.norm).sum(0)
             p *= theta / self.norm
             q /= self.norm
+        self.csums = np.bincount(self.lane_job, weights=lane_csums, minlength=n_jobs)
         self.disc = np.zeros(padded)
-        self.disc[:n_jobs] = np.asarray(disc, dtype=np.float64)[self.order]
+        self.disc[:n_lanes] = self.job_disc[self.lane_job]
         self.theta = np.ones(padded)
-        self.theta[:n_jobs] = np.exp(self.lam[self.order])
+        self.theta[:n_lanes] = np.exp(lane_lam)
         lane_steps = np.zeros(padded, dtype=np.int64)
-        lane_steps[:n_jobs] = rows.steps[src]
+        lane_steps[:n_lanes] = self.lane_len
         self.group_steps = lane_steps.reshape(self.n_groups, k.LANES).max(1)
         lane_target = np.zeros(padded, dtype=np.int64)
-        lane_target[:n_jobs] = self.target[self.order]
+        lane_target[:n_lanes] = self.target[self.lane_job]
         self.group_width = np.maximum(lane_target.reshape(self.n_groups, k.LANES).max(1) + 1, 2)
-        self.width = k_max + 1
-        self.valid_steps = rows.steps[src] if rows.masked else None
 
     def forward(self) -> None:
         k = _kernels()
@@ -310,8 +351,23 @@ class _Jobs:
             k.forward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
             self.group_width, self.disc, self.ckpt, final,
         )  # fmt: skip
-        self.states = np.empty((len(self.target), self.width))
-        self.states[self.order] = final[: len(self.target)]
+        n_jobs = len(self.target)
+        self.states = np.zeros((n_jobs, self.width))
+        if self.n_chunks == 1:
+            self.states[self.lane_job] = final[:n_jobs]
+            return
+        self.chunk_final = final[: len(self.lane_job)].reshape(n_jobs, self.n_chunks, -1)
+        self.prefix = []
+        for i, j in enumerate(self.lane_job[:: self.n_chunks]):
+            w = self._job_width(j)
+            pre = [np.eye(1, w)[0]]
+            for c in range(self.n_chunks):
+                pre.append(_sat_conv(pre[-1], self.chunk_final[i, c, :w], self.job_disc[j]))
+            self.prefix.append(pre)
+            self.states[j, :w] = pre[-1]
+
+    def _job_width(self, j: int) -> int:
+        return self.width if self.target[j] == self.width - 1 else int(self.target[j]) + 1
 
     def target_value(self) -> np.ndarray:
         return self.states[np.arange(len(self.target)), self.target]
@@ -320,31 +376,58 @@ class _Jobs:
         """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. the untilted p (q = 1 - p).
 
         For tilted jobs ``b_final`` must be e_target / Pr'(target); the result is then
-        d log Pr(Y = target) / d p. Entries of ``b_final`` above a group's width are ignored.
+        d log Pr(Y = target) / d p. Entries of ``b_final`` above a job's width are ignored.
         """
         k = _kernels()
-        n_jobs, t_len = len(self.target), self.pt.shape[0]
+        n_jobs = len(self.target)
+        n_lanes = len(self.lane_job)
         padded = np.zeros((self.n_groups * k.LANES, self.width))
-        padded[:n_jobs] = b_final[self.order]
+        if self.n_chunks == 1:
+            padded[:n_lanes] = b_final[self.lane_job]
+        else:  # adjoint of each chunk's final state through the product of the chunks
+            for i, j in enumerate(self.lane_job[:: self.n_chunks]):
+                w, d = self._job_width(j), self.job_disc[j]
+                u = b_final[j, :w]
+                for c in range(self.n_chunks - 1, -1, -1):
+                    u_ext = _sat_adjoint_ext(u, d)
+                    padded[i * self.n_chunks + c, :w] = np.correlate(u_ext, self.prefix[i][c])
+                    u = np.correlate(u_ext, self.chunk_final[i, c, :w])
         grad_t = np.empty_like(self.pt)
         work = 3 * int((self.group_steps * self.group_width).sum()) * k.LANES
         _run_parallel(
             k.backward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
             self.group_width, self.disc, self.theta, self.ckpt, padded, grad_t,
         )  # fmt: skip
-        lanes = grad_t[:, :n_jobs]
+        lanes = grad_t[:, :n_lanes]
         if self.norm is not None:
             lanes /= self.norm
-        grads = np.empty((n_jobs, t_len))
-        grads[self.order] = lanes.T  # (T, lanes) -> (jobs, T)
-        if self.valid_steps is not None or (self.group_steps < t_len).any():
-            # Beyond a group's longest row the kernel writes nothing; beyond a row's own length
-            # it computes the (meaningless) sensitivity to the identity padding.
-            steps = np.full(n_jobs, t_len) if self.valid_steps is None else self.valid_steps
-            lengths = np.empty(n_jobs, dtype=np.int64)
-            lengths[self.order] = steps
-            grads[np.arange(t_len)[None, :] >= lengths[:, None]] = 0.0
+        # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
+        # identity padding, or nothing at all (beyond its group's longest lane).
+        s_len = lanes.shape[0]
+        lanes[np.arange(s_len)[:, None] >= self.lane_len[None, :]] = 0.0
+        grads = np.zeros((n_jobs, self.t_len))
+        if self.n_chunks == 1:
+            grads[self.lane_job, :s_len] = lanes.T  # (T, lanes) -> (jobs, T)
+        else:
+            for i in range(n_lanes):
+                t0, n = self.lane_t0[i], self.lane_len[i]
+                grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
         return grads
+
+
+def _sat_conv(f: np.ndarray, g: np.ndarray, disc: float) -> np.ndarray:
+    """Truncated product of two states of the same width with a (discounted) top bin."""
+    w = len(f)
+    full = np.convolve(f, g)  # (2w - 1,)
+    out = full[:w].copy()
+    out[w - 1] = full[w - 1 :] @ disc ** np.arange(w, dtype=np.float64)  # 0.0 ** 0 == 1
+    return out
+
+
+def _sat_adjoint_ext(u: np.ndarray, disc: float) -> np.ndarray:
+    """Output adjoint of :func:`_sat_conv` spread over the (2w - 1) untruncated indices."""
+    w = len(u)
+    return np.concatenate([u[: w - 1], u[w - 1] * disc ** np.arange(w, dtype=np.float64)])
 
 
 def _tilted_jobs(rows: _Rows, idx, n, k_max, lo, hi) -> _Jobs:

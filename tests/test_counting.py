@@ -205,6 +205,38 @@ def test_counts_at_or_above_k_max_score_the_top_bin(backend):
     torch.testing.assert_close(ll, dist[:, :, 4])
 
 
+@pytest.mark.parametrize("logits", [False, True])
+def test_cpu_chunked_rows_match_reference(monkeypatch, logits):
+    # With fewer rows than SIMD lanes the CPU backend cuts rows into chunks and multiplies the
+    # chunk distributions; force that path on small inputs (chunks of >= 4 steps).
+    import softloc.counting as counting
+
+    monkeypatch.setattr(counting, "_MIN_CHUNK_STEPS", 4)
+    x = torch.randn(3, 1, 61, dtype=torch.float64) - 1.0
+    x[2] += 8.0  # p ~ 0.999: Pr(Y = 1) ~ 1e-170 -> the tilted problem, in chunks
+    if not logits:
+        x = torch.sigmoid(x)
+    x.requires_grad_()
+    lengths = torch.tensor([61, 23, 61])
+    counts = torch.tensor([[2], [30], [1]])
+    kw = dict(lengths=lengths, logits=logits)
+    for k_max in (3, 30):
+        got = count_log_likelihood(x, counts, k_max, backend="cpu", **kw)
+        want = count_log_likelihood(x, counts, k_max, backend="reference", **kw)
+        assert want[2].item() < -300
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-12)
+        (g_got,) = torch.autograd.grad(got.sum(), x)
+        (g_want,) = torch.autograd.grad(want.sum(), x)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-9, atol=1e-11)
+        got = count_distribution(x, k_max, log=True, backend="cpu", **kw)
+        want = count_distribution(x, k_max, log=True, backend="reference", **kw)
+        torch.testing.assert_close(got, want, rtol=1e-11, atol=1e-12)
+        weights = torch.randn_like(want)
+        (g_got,) = torch.autograd.grad((got * weights).sum(), x)
+        (g_want,) = torch.autograd.grad((want * weights).sum(), x)
+        torch.testing.assert_close(g_got, g_want, rtol=1e-9, atol=1e-10)
+
+
 def test_logits_variant_matches_probability_variant():
     x = torch.randn(2, 3, 50, dtype=torch.float64) * 3
     counts = torch.randint(0, 10, (2, 3))
@@ -391,11 +423,20 @@ def test_cpu_backend_is_safe_from_several_threads():
         torch.testing.assert_close(r, want, rtol=1e-12, atol=1e-12)
 
 
-def test_auto_backend_picks_cpu_kernel_on_cpu():
-    p = torch.rand(2, 2, 30, dtype=torch.float64, requires_grad=True)
-    ll = count_log_likelihood(p, torch.ones(2, 2), 3)
-    assert "CpuLogLikelihood" in type(ll.grad_fn).__name__ or ll.grad_fn is not None
-    torch.testing.assert_close(ll, count_log_likelihood(p, torch.ones(2, 2), 3, backend="cpu"))
+def test_auto_backend_picks_cpu_kernel_on_cpu(monkeypatch):
+    import softloc.counting as counting
+
+    def fail(*args, **kwargs):
+        raise AssertionError("auto must not use the tree backend for CPU tensors")
+
+    monkeypatch.setattr(counting, "_tree_log_likelihood", fail)
+    monkeypatch.setattr(counting, "_tree_distribution", fail)
+    p = torch.rand(2, 2, 30, dtype=torch.float64)
+    got = count_log_likelihood(p, torch.ones(2, 2), 3)
+    torch.testing.assert_close(got, count_log_likelihood(p, torch.ones(2, 2), 3, backend="cpu"))
+    count_distribution(p, 3)
+    with pytest.raises(AssertionError, match="tree"):
+        count_distribution(p, 3, backend="tree")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
