@@ -10,13 +10,16 @@ Run::
     python -m benchmarks.count_loss                  # all shapes, float32 and float64
     python -m benchmarks.count_loss --quick          # small shapes, few repeats
     python -m benchmarks.count_loss --device cuda --shapes 32,3,400,32 8,88,400,43
+    python -m benchmarks.count_loss --threads 1      # what docs/benchmarks.md reports
 
-Columns: median wall time of forward + backward over ``--repeats`` runs after warm-up (fewer
-runs, or no baseline, for the huge shapes; the table says which), speed-up, peak memory, and
-the max abs error of the loss and of the gradient against the float64 reference. Memory on CPU
-is the peak of numpy allocations (tracemalloc; the numba path keeps its checkpoints there) plus
-the bytes of tensors saved for backward (autograd saved-tensor hooks); on CUDA it is
-``torch.cuda.max_memory_allocated`` above the inputs.
+Both contenders use the same torch thread setting (the fused CPU kernels spread over up to
+``torch.get_num_threads()`` threads when there is enough work). Columns: median wall time of
+forward + backward over ``--repeats`` runs after warm-up (fewer runs, or no baseline, for the
+huge shapes; the output says which), speed-up, peak memory, and the max abs error of the loss
+and of the gradient against the float64 log-space reference (and of the per-step baseline's
+loss). Memory on CPU is the peak of numpy allocations (tracemalloc; the numba path keeps its
+checkpoints there) plus the bytes of tensors saved for backward (autograd saved-tensor hooks);
+on CUDA it is ``torch.cuda.max_memory_allocated`` above the inputs.
 """
 
 from __future__ import annotations
@@ -110,8 +113,11 @@ def _peak_bytes(fn, probs, counts, k_max) -> int:
     return peak + saved
 
 
+BACKEND = "auto"
+
+
 def _fused(x, counts, k_max):
-    return count_log_likelihood(x, counts, k_max)
+    return count_log_likelihood(x, counts, k_max, backend=BACKEND)
 
 
 def _inputs(shape, dtype, device, seed=0):
@@ -207,6 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--quick", action="store_true", help="two small shapes, 5 repeats")
     parser.add_argument(
+        "--backend", default="auto", help="backend of the fused contender (default: auto)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
+    )
+    parser.add_argument(
         "--baseline-huge",
         action="store_true",
         help="also time the per-step baseline on the huge shapes (minutes)",
@@ -219,10 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     # The table's last column is k_max + 1 bins, as in the issue; the API takes k_max.
     shapes = [(b, c, t, k1 - 1) for b, c, t, k1 in shapes]
     repeats = 5 if args.quick else args.repeats
+    global BACKEND
+    BACKEND = args.backend
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtypes = [getattr(torch, d) for d in args.dtypes]
     print(
-        f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"device={device} backend={BACKEND} torch={torch.__version__} "
+        f"threads={torch.get_num_threads()} "
         f"repeats={repeats} (huge shapes: repeats/5, per-step baseline once or skipped)"
     )
     print(HEADER)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -421,6 +423,23 @@ def test_cpu_backend_is_safe_from_several_threads():
     assert not errors and len(results) == 20
     for r in results:
         torch.testing.assert_close(r, want, rtol=1e-12, atol=1e-12)
+
+
+def _loss_in_worker(seed: int) -> float:
+    gen = torch.Generator().manual_seed(seed)
+    p = torch.rand(4, 2, 100, dtype=torch.float64, generator=gen).requires_grad_()
+    ll = count_log_likelihood(p, torch.full((4, 2), 5), 8, backend="cpu")
+    ll.sum().backward()
+    return ll.sum().item() + p.grad.sum().item()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (dataloader workers)")
+def test_cpu_backend_works_in_forked_workers():
+    # Like DataLoader workers: the parent has already run the kernels, then forks.
+    want = [_loss_in_worker(s) for s in range(3)]
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map(_loss_in_worker, range(3))
+    assert got == pytest.approx(want, rel=1e-12)
 
 
 def test_auto_backend_picks_cpu_kernel_on_cpu(monkeypatch):
