@@ -43,8 +43,10 @@ SHAPES = [
     (1, 1, 100_000, 128),
 ]
 QUICK_SHAPES = [(32, 3, 400, 32), (8, 88, 400, 43)]
-# Above this many (rows * steps) the per-step baseline and the reference are run once only.
+# From this many (rows * steps) on, the fused contender gets repeats / 5 runs and the per-step
+# baseline one run; from LONG steps on the baseline is skipped unless --baseline-huge.
 HUGE = 300_000
+LONG = 20_000
 
 
 def per_step_log_likelihood(probs: torch.Tensor, counts: torch.Tensor, k_max: int) -> torch.Tensor:
@@ -153,7 +155,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
             t_fused = _time(_fused, probs, counts, k_max, reps, warmup)
             mem_fused = _peak_bytes(_fused, probs, counts, k_max)
             t_base = mem_base = None
-            if not huge or baseline_huge:
+            if t_len < LONG or baseline_huge:
                 base_reps = 1 if huge else max(3, repeats // 4)
                 t_base = _time(
                     per_step_log_likelihood, probs, counts, k_max, base_reps, 0 if huge else 1
@@ -240,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device={device} backend={BACKEND} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} "
-        f"repeats={repeats} (huge shapes: repeats/5, per-step baseline once or skipped)"
+        f"repeats={repeats} (rows*time >= {HUGE}: repeats/5 and one per-step run; "
+        f"time >= {LONG}: per-step baseline skipped unless --baseline-huge)"
     )
     print(HEADER)
     run(shapes, dtypes, device, repeats, args.warmup, args.baseline_huge)

@@ -11,7 +11,11 @@ Backends (all exact, all differentiable, all return the same numbers to rounding
 * ``"reference"``: the sequential recursion of LoCo eq. 9 in log space, one torch op per step,
   autograd through it. Slow; kept as the obviously-correct baseline.
 * ``"cpu"``: fused numba kernels (``softloc._count_kernels``) with a hand-written exact backward
-  (forward-backward pass with gradient checkpoints, O(T * k_max) time, O(T / 32 * k_max) memory).
+  (forward-backward pass with gradient checkpoints, O(T * k_max) time, O(T / 32 * k_max) memory
+  per row). Rows run in lockstep groups of 32 SIMD lanes, sorted by target count so that each
+  group stops at the bins it needs; a few long rows are cut into chunks that fill the lanes.
+  Float32 input is computed in float64; ``torch.get_num_threads()`` threads when there is enough
+  work. The first call compiles the kernels (~10 s, cached on disk by numba afterwards).
 * ``"tree"``: log-depth tree of truncated products with a saturating top bin in plain torch ops
   (``softloc._count_kernels_tree``), autograd through it. No kernel launch per time step; this is
   the GPU path.
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -198,7 +203,7 @@ def _kernels():
     return _count_kernels
 
 
-def _run_parallel(fn, n_groups: int, work: int, *args) -> None:
+def _run_parallel(fn: Callable[..., object], n_groups: int, work: int, *args: object) -> None:
     """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work."""
     n_threads = min(torch.get_num_threads(), _N_CPU, n_groups, work // _MIN_PARALLEL_WORK)
     if n_threads <= 1:
