@@ -137,7 +137,7 @@ def _inputs(shape, dtype, device, seed=0):
 def _fmt_ms(s: float | None) -> str:
     if s is None:
         return "—"
-    return f"{s * 1e3:.3g} ms" if s < 10 else f"{s:.3g} s"
+    return f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
 
 
 def _fmt_mb(n: int | None) -> str:
