@@ -84,7 +84,7 @@ def test_optimizer_is_adam_with_configured_rate():
     m = module()
     opt = m.configure_optimizers()
     assert isinstance(opt, torch.optim.Adam)
-    assert opt.param_groups[0]["lr"] == pytest.approx(2e-3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)
 
 
 def test_devices_parsing():

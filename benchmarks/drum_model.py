@@ -1,0 +1,126 @@
+"""Speed of the drum CRNN on CPU: inference (x real time), training steps/s, share of the loss.
+
+Run (from the repository root)::
+
+    .venv/bin/python benchmarks/drum_model.py                # drums and demo presets, 2 threads
+    .venv/bin/python benchmarks/drum_model.py --threads 1 --presets drums
+
+Prints a markdown table for docs/benchmarks.md. Inputs are random power mels (speed does not
+depend on the values); inference runs the full Detector path on a mel of ``--audio-s`` seconds
+(windows of 1.5 s at the preset's hop, stitching, decoding) and, separately, the front end on
+audio of the same length. Training times one optimiser step (forward, LoCo loss, backward,
+clipping, Adam) at batch 32 on full-length windows, and the loss alone (forward + backward of
+``loco_loss`` on fixed probabilities).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from softloc.config import load_preset
+from softloc.features import mel_power
+from softloc.inference import Detector
+from softloc.losses import loco_loss
+from softloc.models import model_from_config, window_frames
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench(preset: str, *, audio_s: float, steps: int, batch: int) -> dict:
+    config = replace(load_preset(preset), classes=("HH", "KD", "SD"))
+    fr = config.features.frame_rate
+    model = model_from_config(config)
+    detector = Detector(model, config)
+    n_frames = int(audio_s * fr)
+    mel = torch.rand(config.features.n_mels, n_frames) + 1e-3
+    detector.events_from_probabilities(detector.probabilities_from_mel(mel[:, :400]))  # warm-up
+
+    def infer():
+        detector.events_from_probabilities(detector.probabilities_from_mel(mel))
+
+    infer_s = _best(infer, 3)
+    audio = np.random.default_rng(0).normal(size=int(audio_s * config.features.sample_rate))
+    audio = audio.astype(np.float32) * 0.1
+    front_s = _best(lambda: mel_power(audio, config.features), 3)
+
+    model.train()
+    w = window_frames(config)
+    t_max = int(np.ceil(config.data.window_s * fr / min(config.data.rate_factors))) + 2
+    x = torch.rand(batch, config.features.n_mels, t_max) + 1e-3
+    lengths = torch.full((batch,), w)
+    counts = torch.randint(0, 5, (batch, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        probs = model(x, lengths)
+        loss = loco_loss(probs, counts, config.loss.k_max, lengths=lengths)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)
+        opt.step()
+
+    step()
+    step_s = _best(step, steps)
+    probs = torch.rand(batch, 3, t_max).mul(0.3).requires_grad_(True)
+
+    def loss_only():
+        loco_loss(probs, counts, config.loss.k_max, lengths=lengths).backward()
+
+    loss_only()
+    loss_s = _best(loss_only, steps)
+    return {
+        "preset": preset,
+        "frame_rate": fr,
+        "T": t_max,
+        "params": sum(p.numel() for p in model.parameters()),
+        "infer_x_rt": audio_s / infer_s,
+        "front_x_rt": audio_s / front_s,
+        "total_x_rt": audio_s / (infer_s + front_s),
+        "steps_per_s": 1.0 / step_s,
+        "loss_share": loss_s / step_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=["drums", "demo"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--audio-s", type=float, default=60.0)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}"
+    )
+    print()
+    print("| preset | frames/s | T (train) | params | CRNN inference (x real time) | "
+          "front end (x RT) | end to end (x RT) | train steps/s (batch "
+          f"{args.batch}) | loss share of step |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for preset in args.presets:
+        r = bench(preset, audio_s=args.audio_s, steps=args.steps, batch=args.batch)
+        print(
+            f"| {r['preset']} | {r['frame_rate']:.1f} | {r['T']} | {r['params']} | "
+            f"{r['infer_x_rt']:.0f} | {r['front_x_rt']:.0f} | {r['total_x_rt']:.0f} | "
+            f"{r['steps_per_s']:.2f} | {100 * r['loss_share']:.1f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()
