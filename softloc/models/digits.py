@@ -29,7 +29,8 @@ __all__ = ["CONV_PRESETS", "DigitDetector"]
 
 #: Conv channels per VGG block (each block: 3x3 convs, then 2x2 max-pooling).
 #: ``"vgg13"`` is the convolutional part of VGG-13 (Simonyan & Zisserman 2014, config B), the
-#: paper's preset; ``"small"`` is a CPU-sized default for 16-24 px windows; ``"tiny"`` is for tests.
+#: paper's preset; ``"compact"`` (one conv per block, the default) and ``"small"`` (two) are
+#: CPU-sized for 16-24 px windows; ``"tiny"`` is for tests.
 CONV_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
     "vgg13": ((64, 64), (128, 128), (256, 256), (512, 512), (512, 512)),
     "small": ((16, 16), (32, 32), (64, 64)),
@@ -69,10 +70,11 @@ class DigitDetector(nn.Module):
         granularity_px: Hilbert cell size = stride between windows, in pixels; ``image_px /
             granularity_px`` must be a power of two. Default 8 (the paper's).
         window_px: window side (int) or ``(height, width)`` in pixels, >= ``granularity_px`` with
-            the same parity. Default 24.
+            the same parity. Default 16.
         conv_channels: output channels of each conv layer, grouped by VGG block (a 2x2 max-pool
-            ends every block), e.g. ``CONV_PRESETS["vgg13"]``. Default ``CONV_PRESETS["small"]``.
-        batch_norm: batch normalisation after every conv (VGG-13-BN style). Default True.
+            ends every block), e.g. ``CONV_PRESETS["vgg13"]``. Default ``CONV_PRESETS["compact"]``.
+        batch_norm: batch normalisation after every conv (VGG-13-BN style). Default False: then
+            blank windows are encoded once per batch instead of once each (exact, and faster).
         lstm_units: LSTM hidden size per direction. Default 48 (the paper's).
         bidirectional: run the LSTM both ways along the curve. Default True.
         hidden_units: width of the fully connected layer after the LSTM. Default 24 (the paper's).
@@ -86,10 +88,13 @@ class DigitDetector(nn.Module):
 
     Notes:
         The paper gives the parts (VGG-13 conv layers, a 48-unit LSTM, a 24-node fully connected
-        layer) but not how they join. We read the 24-node layer as a ReLU hidden layer followed by
-        a linear output per class, flatten the last conv map of each window, and make the LSTM
-        bidirectional by default: with a one-way LSTM the step that fires can only see the part
-        of the digit already scanned, which biases detections along the curve.
+        layer) but not how they join. We flatten the last conv map of each window, layer-normalise
+        it, and read the 24-node layer as LoCo's audio head: a sigmoid hidden layer with N(0, 1)
+        weights, then a linear output per class with the prior bias. Without the normalisation
+        and this head, count training sat on the prior (loss = entropy of the count marginal) for
+        hundreds of steps in our runs. The LSTM is bidirectional by default: with a one-way LSTM
+        the step that fires has only seen the part of the digit already scanned, which biases
+        detections along the curve.
     """
 
     def __init__(
@@ -97,9 +102,9 @@ class DigitDetector(nn.Module):
         *,
         image_px: int = 64,
         granularity_px: int = 8,
-        window_px: int | tuple[int, int] = 24,
-        conv_channels: Sequence[Sequence[int]] = CONV_PRESETS["small"],
-        batch_norm: bool = True,
+        window_px: int | tuple[int, int] = 16,
+        conv_channels: Sequence[Sequence[int]] = CONV_PRESETS["compact"],
+        batch_norm: bool = False,
         lstm_units: int = 48,
         bidirectional: bool = True,
         hidden_units: int = 24,
@@ -149,12 +154,20 @@ class DigitDetector(nn.Module):
         with torch.no_grad():
             probe = self.encoder(torch.zeros(1, in_channels, win_h, win_w))
         self.n_features = int(probe.numel())
+        # Per-window feature normalisation: most windows of a canvas are blank, and without it
+        # the few informative windows barely move the LSTM at the start of training.
+        self.norm = nn.LayerNorm(self.n_features)
         self.lstm = nn.LSTM(
             self.n_features, lstm_units, batch_first=True, bidirectional=bidirectional
         )
         self.hidden = nn.Linear(lstm_units * (2 if bidirectional else 1), hidden_units)
         self.out = nn.Linear(hidden_units, n_classes)
         with torch.no_grad():
+            # The LoCo head (as in softloc.models.crnn): sigmoid hidden layer, N(0, 1) weights,
+            # so the outputs differ across steps from the start; prior output bias (eq. 15).
+            nn.init.normal_(self.hidden.weight, 0.0, 1.0)
+            nn.init.zeros_(self.hidden.bias)
+            nn.init.normal_(self.out.weight, 0.0, 1.0)
             self.out.bias.fill_(float(output_bias))
 
     @property
@@ -221,9 +234,9 @@ class DigitDetector(nn.Module):
             feats = self.encoder(flat).flatten(1)  # (B*T, C, h, w) -> (B*T, F)
         else:
             feats = self._encode_skipping_blanks(flat)  # (B*T, C, h, w) -> (B*T, F)
-        feats = feats.reshape(b, t, -1)  # (B*T, F) -> (B, T, F)
+        feats = self.norm(feats.reshape(b, t, -1))  # (B*T, F) -> (B, T, F)
         h, _ = self.lstm(feats)  # (B, T, F) -> (B, T, H)
-        z = self.out(torch.relu(self.hidden(h)))  # (B, T, H) -> (B, T, C)
+        z = self.out(torch.sigmoid(self.hidden(h)))  # (B, T, H) -> (B, T, C)
         return z.transpose(1, 2)  # (B, T, C) -> (B, C, T)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
