@@ -43,8 +43,9 @@ SHAPES = [
     (1, 1, 100_000, 128),
 ]
 QUICK_SHAPES = [(32, 3, 400, 32), (8, 88, 400, 43)]
-# From this many (rows * steps) on, the fused contender gets repeats / 5 runs and the per-step
-# baseline one run; from LONG steps on the baseline is skipped unless --baseline-huge.
+# From this many (rows * steps) or LONG steps on, the fused contender gets repeats / 5 runs and
+# the per-step baseline one run; from LONG steps on the baseline is skipped unless
+# --baseline-huge.
 HUGE = 300_000
 LONG = 20_000
 
@@ -148,7 +149,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
     rows = []
     for shape in shapes:
         b, c, t_len, k_max = shape
-        huge = b * c * t_len >= HUGE
+        huge = b * c * t_len >= HUGE or t_len >= LONG
         for dtype in dtypes:
             probs, counts = _inputs(shape, dtype, device)
             reps = max(3, repeats // 5) if huge else repeats
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device={device} backend={BACKEND} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} "
-        f"repeats={repeats} (rows*time >= {HUGE}: repeats/5 and one per-step run; "
+        f"repeats={repeats} (rows*time >= {HUGE} or time >= {LONG}: repeats/5, one per-step run; "
         f"time >= {LONG}: per-step baseline skipped unless --baseline-huge)"
     )
     print(HEADER)
