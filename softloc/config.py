@@ -93,6 +93,9 @@ class LossConfig:
         alpha_max: SoftLoc weight of the count term at the end of the ramp.
         alpha_start_step: optimiser step where the alpha ramp starts.
         alpha_ramp_steps: steps over which alpha rises (slope = 1 / alpha_ramp_steps, clipped).
+        reduction: reduction of the time-summing losses (``softloc``, ``one_sided``):
+            ``classes`` (the original: sum over batch and time / classes, so the localisation term
+            keeps its weight against the count term) or ``mean`` (per row, batch-size free).
     """
 
     name: str = "loco"
@@ -102,6 +105,13 @@ class LossConfig:
     alpha_max: float = 0.9
     alpha_start_step: int = 30000
     alpha_ramp_steps: int = 100000
+    reduction: str = "classes"
+
+    def __post_init__(self) -> None:
+        if self.reduction not in ("classes", "mean"):
+            raise ValueError(
+                f"LossConfig: `reduction` must be 'classes' or 'mean', got {self.reduction!r}"
+            )
 
 
 @dataclass(frozen=True)

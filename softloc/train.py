@@ -122,12 +122,15 @@ class DetectorModule(L.LightningModule):
                 k_max,
                 lengths=lengths,
                 counts=batch["counts"],
-                reduction="mean",
+                reduction=self.config.loss.reduction,
             )
         if name == "bce":
             return bce_loss(probs, targets, lengths=lengths)
         if name == "one_sided":
-            return one_sided_loss(probs, targets, self.sigma_frames, lengths=lengths)
+            return one_sided_loss(
+                probs, targets, self.sigma_frames, lengths=lengths,
+                reduction=self.config.loss.reduction,
+            )
         if name == "bootstrap":
             return bootstrap_loss(probs, targets, lengths=lengths)
         raise ValueError(f"DetectorModule: unknown loss {name!r}")

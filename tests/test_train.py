@@ -51,7 +51,7 @@ def test_softloc_loss_uses_batch_softness_and_alpha_schedule():
     x = batch()
     probs = torch.rand(3, 3, 40) * 0.5
     expected = softloc_loss(probs, x["targets"], x["sigma_frames"], 0.2, 22, lengths=x["length"],
-                            counts=x["counts"], reduction="mean")
+                            counts=x["counts"], reduction="classes")
     assert torch.allclose(m.compute_loss(probs, x), expected)
 
 
