@@ -43,9 +43,11 @@ LANES = 32
 # Gradient checkpoints: the forward keeps the state before every CKPT-th step; the backward
 # recomputes one segment at a time into a buffer that stays in cache.
 CKPT = 32
-# Values below TINY are flushed to zero: subnormal arithmetic is ~100x slower on x86 and the
-# recursion can sit on a subnormal fixed point (q x + p x rounds back to x) forever. TINY is about
-# sqrt(float64 min) so that the backward's products of two flushed values stay normal too.
+# Values below TINY are flushed to zero at every checkpoint (every CKPT steps): subnormal
+# arithmetic is ~100x slower on x86 and the recursion can sit on a subnormal fixed point
+# (q x + p x rounds back to x) forever. TINY is about sqrt(float64 min) so that the backward's
+# products of two values above it stay normal. Flushing per segment rather than per step keeps
+# the inner loops free of selects (they vectorise better).
 TINY = 1e-150
 # Reassociation lets LLVM vectorise the reductions; no "nnan"/"ninf" (exact zeros matter).
 _FASTMATH = {"reassoc", "contract", "nsz"}
@@ -53,17 +55,32 @@ _FASTMATH = {"reassoc", "contract", "nsz"}
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _step(a, out, pr, qr, dl, top):  # pragma: no cover - compiled
-    """One step of LoCo eq. 9 for LANES jobs; a, out: (width, LANES); flushes below TINY."""
+    """One step of LoCo eq. 9 for LANES jobs; a, out: (width, LANES)."""
     for k in range(LANES):
-        x = qr[k] * a[0, k]
-        out[0, k] = x if x >= TINY else 0.0
+        out[0, k] = qr[k] * a[0, k]
     for j in range(1, top):
         for k in range(LANES):
-            x = qr[k] * a[j, k] + pr[k] * a[j - 1, k]
-            out[j, k] = x if x >= TINY else 0.0
+            out[j, k] = qr[k] * a[j, k] + pr[k] * a[j - 1, k]
     for k in range(LANES):
-        x = a[top, k] * (qr[k] + pr[k] * dl[k]) + pr[k] * a[top - 1, k]
-        out[top, k] = x if x >= TINY else 0.0
+        out[top, k] = a[top, k] * (qr[k] + pr[k] * dl[k]) + pr[k] * a[top - 1, k]
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _flush(a, width, tiny):  # pragma: no cover - compiled
+    """Zero the entries of a (width, LANES) state below ``tiny``."""
+    for j in range(width):
+        for k in range(LANES):
+            if a[j, k] < tiny:
+                a[j, k] = 0.0
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _flush_rel(b, width, tiny):  # pragma: no cover - compiled
+    """Zero the entries of a (width, LANES) adjoint below ``tiny[lane]`` in magnitude."""
+    for j in range(width):
+        for k in range(LANES):
+            if abs(b[j, k]) < tiny[k]:
+                b[j, k] = 0.0
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -90,6 +107,7 @@ def forward_groups(
         length = group_steps[g]
         n_seg = (length + CKPT - 1) // CKPT
         for sgi in range(n_seg):
+            _flush(a, width, TINY)
             ckpt[g, sgi, :width] = a
             for t in range(sgi * CKPT, min(length, (sgi + 1) * CKPT)):
                 _step(a, b, pt[t, c0 : c0 + LANES], qt[t, c0 : c0 + LANES], dl, top)
@@ -137,6 +155,7 @@ def backward_groups(
         for sgi in range(n_seg - 1, -1, -1):
             start = sgi * CKPT
             stop = min(length, start + CKPT)
+            _flush_rel(bv, width, tiny)
             seg[0, :width] = ckpt[g, sgi, :width]
             for t in range(start, stop - 1):  # recompute the prefix states of the segment
                 _step(
@@ -159,13 +178,11 @@ def backward_groups(
                         b0 = bv[j, k]
                         b1 = bv[j + 1, k]
                         acc[k] += s[j, k] * (th[k] * b1 - b0)
-                        x = qr[k] * b0 + pr[k] * b1
-                        nb[j, k] = x if abs(x) >= tiny[k] else 0.0
+                        nb[j, k] = qr[k] * b0 + pr[k] * b1
                 for k in range(LANES):
                     grad_t[t, c0 + k] = acc[k]
                 for k in range(LANES):
-                    x = (qr[k] + pr[k] * dl[k]) * bv[top, k]
-                    nb[top, k] = x if abs(x) >= tiny[k] else 0.0
+                    nb[top, k] = (qr[k] + pr[k] * dl[k]) * bv[top, k]
                 bv, nb = nb, bv
 
 
