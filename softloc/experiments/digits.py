@@ -42,6 +42,7 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -612,6 +613,9 @@ def _plot_detections(
         ax.set_axis_off()
         if k >= n:
             continue
+        ax.set_axis_on()  # a frame shows the canvas border; no ticks
+        ax.set_xticks([])
+        ax.set_yticks([])
         ax.imshow(
             canvases.images[k, 0],
             cmap="gray_r",
@@ -871,7 +875,12 @@ def _representation(
         return knn_acc, None, digits.test_labels[:0]
     pick = np.random.default_rng([config.seed, 3]).choice(len(test_f), size=n, replace=False)
     emb = TSNE(
-        n_components=2, init="pca", random_state=config.seed, perplexity=min(30.0, (n - 1) / 3)
+        n_components=2,
+        init="pca",
+        random_state=config.seed,
+        perplexity=min(30.0, (n - 1) / 3),
+        # Barnes-Hut pays off only for many points; exact is faster for small plots (tests).
+        method="exact" if n <= 200 else "barnes_hut",
     ).fit_transform(test_f[pick])
     return knn_acc, emb, digits.test_labels[pick]
 
@@ -909,16 +918,29 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="digit source: built-in sklearn 8x8 digits or MNIST IDX files",
     )
     parser.add_argument(
-        "--mnist-dir", default=None, help="folder with the MNIST IDX files (for --source mnist)"
+        "--mnist-dir",
+        default=None,
+        metavar="DIR",
+        help="folder with the MNIST IDX files (for --source mnist)",
     )
-    parser.add_argument("--out", required=True, help="run folder (must be new or empty)")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="run folder (must be new or empty)"
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="allow a non-empty --out folder (files of the same name are replaced)",
     )
     for flag, field, typ, help_text in _CLI_OPTIONS:
-        parser.add_argument(flag, dest=field, type=typ, default=None, help=help_text)
+        if field == "conv_preset":
+            parser.add_argument(
+                flag, dest=field, choices=sorted(CONV_PRESETS), default=None, help=help_text
+            )
+            continue
+        metavar = "PX" if field.endswith("_px") else ("N" if typ is int else "X")
+        parser.add_argument(
+            flag, dest=field, type=typ, default=None, metavar=metavar, help=help_text
+        )
 
 
 def _config_from_args(args: argparse.Namespace) -> DigitsConfig:
@@ -932,7 +954,7 @@ def _config_from_args(args: argparse.Namespace) -> DigitsConfig:
 
 def _run_from_args(args: argparse.Namespace) -> int:
     if args.source == "mnist" and not args.mnist_dir:
-        raise SystemExit("softloc experiment digits: --source mnist needs --mnist-dir DIR")
+        raise ValueError("--source mnist needs --mnist-dir DIR (the folder of the IDX files)")
     results = run_digits(_config_from_args(args), overwrite=args.overwrite)
     keys = (
         "recognition_accuracy",
@@ -972,18 +994,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m softloc.experiments.digits ...``: the same options as the CLI command."""
-    parser = argparse.ArgumentParser(prog="python -m softloc.experiments.digits")
-    sub = parser.add_subparsers(dest="command", required=False)
-    register_cli(sub)
-    args = parser.parse_args(["digits", *(argv if argv is not None else _sys_argv())])
-    return int(args.func(args))
+    """``python -m softloc.experiments.digits ARGS`` = ``softloc experiment digits ARGS``."""
+    from softloc.cli import main as cli_main
 
-
-def _sys_argv() -> list[str]:
-    import sys
-
-    return sys.argv[1:]
+    args = list(argv) if argv is not None else sys.argv[1:]
+    return cli_main(["experiment", "digits", *args])
 
 
 if __name__ == "__main__":
