@@ -118,10 +118,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     m = result.metrics
+    inf = result.config.inference
     print(
         f"run {result.run_dir}: {m.get('steps')} steps in {m.get('wall_time_s')} s, "
-        f"best validation score {m.get('best_val_score')}, "
-        f"time offset {result.config.inference.time_offset_s:+.4f} s"
+        f"best validation score {m.get('best_val_score')}; per-class time offsets (s) "
+        f"{list(inf.class_offsets_s) or [inf.time_offset_s]}, thresholds "
+        f"{list(inf.class_thresholds) or [inf.threshold]}"
     )
     return 0
 

@@ -185,8 +185,14 @@ class InferenceConfig:
             training when timestamps are available (``calibrate_offset``).
         min_distance_s: minimum distance between two events of one class (peak picking).
         tta_factors: extra sample-rate factors for test-time augmentation (empty = off).
-        calibrate_offset: estimate ``time_offset_s`` on validation annotations after training.
+        calibrate_offset: estimate per-class time offsets on validation annotations after
+            training (when the validation files have timestamps).
+        calibrate_threshold: choose per-class thresholds maximising validation F1 (same data).
         batch_size: windows per forward pass.
+        class_offsets_s: per-class offsets added on top of ``time_offset_s`` (empty = none);
+            written by the calibration.
+        class_thresholds: per-class thresholds replacing ``threshold`` (empty = ``threshold``);
+            written by the calibration.
     """
 
     threshold: float = 0.4
@@ -195,7 +201,10 @@ class InferenceConfig:
     min_distance_s: float = 0.03
     tta_factors: tuple[float, ...] = ()
     calibrate_offset: bool = True
+    calibrate_threshold: bool = True
     batch_size: int = 64
+    class_offsets_s: tuple[float, ...] = ()
+    class_thresholds: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -237,8 +237,12 @@ class Detector:
         threshold: float | None = None,
         time_offset_s: float | None = None,
         tta_factors: Sequence[float] | None = None,
+        class_thresholds: Sequence[float] | None = None,
+        class_offsets_s: Sequence[float] | None = None,
     ) -> Detector:
-        """A detector sharing the network, with another threshold, time offset or TTA factors.
+        """A detector sharing the network, with other decoding settings.
+
+        A global ``threshold`` given here also clears the per-class thresholds.
 
         Raises:
             ValueError: ``threshold`` outside [0, 1) or a TTA factor outside (0.5, 2).
@@ -254,6 +258,12 @@ class Detector:
             time_offset_s=inf.time_offset_s if time_offset_s is None else float(time_offset_s),
             tta_factors=inf.tta_factors if tta_factors is None else tuple(tta_factors),
         )
+        if threshold is not None:
+            inf = replace(inf, class_thresholds=())
+        if class_thresholds is not None:
+            inf = replace(inf, class_thresholds=tuple(float(x) for x in class_thresholds))
+        if class_offsets_s is not None:
+            inf = replace(inf, class_offsets_s=tuple(float(x) for x in class_offsets_s))
         return Detector(self.model, replace(self.config, inference=inf))
 
     def _audio(self, audio) -> np.ndarray:
@@ -313,14 +323,41 @@ class Detector:
         return probs
 
     def events_from_probabilities(self, probs: np.ndarray) -> Events:
-        """Decode ``(class, frames)`` p(t) with the run's threshold, spacing and time offset."""
+        """Decode ``(class, frames)`` p(t): one event per run above the (per-class) threshold,
+        at the run's peak, stamped ``frame / frame_rate + time_offset_s + class_offsets_s[c]``."""
         inf = self.config.inference
-        return threshold_events(
-            probs,
-            threshold=inf.threshold,
+        n_classes = probs.shape[0]
+        thresholds = inf.class_thresholds or (inf.threshold,) * n_classes
+        offsets = inf.class_offsets_s or (0.0,) * n_classes
+        if len(thresholds) != n_classes or len(offsets) != n_classes:
+            raise ValueError(
+                f"Detector: inference.class_thresholds/class_offsets_s must have one entry per "
+                f"class ({n_classes}), got {len(thresholds)} and {len(offsets)}"
+            )
+        min_distance = max(1, round(inf.min_distance_s * self.frame_rate))
+        frames, classes, scores, times = [], [], [], []
+        for c in range(n_classes):
+            ev = threshold_events(
+                probs[c : c + 1],
+                threshold=thresholds[c],
+                frame_rate=self.frame_rate,
+                time_offset_s=inf.time_offset_s + offsets[c],
+                min_distance_frames=min_distance,
+            )
+            frames.append(ev.frames)
+            classes.append(np.full(len(ev), c, dtype=np.int64))
+            scores.append(ev.scores)
+            times.append(ev.times_s)
+        t = np.concatenate(times)
+        order = np.lexsort((np.concatenate(classes), t))
+        return Events(
+            frames=np.concatenate(frames)[order],
+            classes=np.concatenate(classes)[order],
+            scores=np.concatenate(scores)[order],
+            times_s=t[order],
+            n_classes=n_classes,
             frame_rate=self.frame_rate,
             time_offset_s=inf.time_offset_s,
-            min_distance_frames=max(1, round(inf.min_distance_s * self.frame_rate)),
         )
 
     def detect(self, audio) -> list[tuple[float, str, float]]:

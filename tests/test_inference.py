@@ -233,3 +233,23 @@ def test_with_settings_keeps_the_network():
     assert other.config.inference.threshold == 0.3
     assert det.config.inference.threshold == 0.4
     assert replace(other.config, inference=det.config.inference) == det.config
+
+
+def test_per_class_thresholds_and_offsets_apply_to_their_class_only():
+    det = _detector()
+    fr = det.frame_rate
+    probs = np.zeros((3, 100))
+    probs[0, 10] = 0.3  # HH: above 0.25 only
+    probs[1, 20] = 0.3  # KD: below its 0.5 threshold
+    probs[2, 30] = 0.9  # SD
+    tuned = det.with_settings(class_thresholds=(0.25, 0.5, 0.4), class_offsets_s=(0.01, 0.0, -0.02))
+    ev = tuned.events_from_probabilities(probs)
+    got = ev.labelled(det.classes)
+    assert [lab for _, lab in got] == ["HH", "SD"]
+    assert [t for t, _ in got] == pytest.approx([10 / fr + 0.01, 30 / fr - 0.02])
+    plain = det.events_from_probabilities(probs)
+    assert plain.labelled(det.classes) == [(30 / fr, "SD")]
+    # a global threshold clears the per-class ones
+    assert tuned.with_settings(threshold=0.1).config.inference.class_thresholds == ()
+    with pytest.raises(ValueError, match="one entry per class"):
+        det.with_settings(class_offsets_s=(0.0,)).events_from_probabilities(probs)

@@ -193,7 +193,7 @@ def run_experiment(
         "loss": config.loss.name,
         "label_noise": label_noise,
         "train_steps": result.metrics.get("steps"),
-        "time_offset_s": result.config.inference.time_offset_s,
+        "calibration": result.metrics.get("calibration"),
         "test_files": len(paths),
         "test_audio_s": round(audio_s, 1),
         "detect_x_real_time": round(audio_s / max(timings["detect_s"], 1e-9), 1),
