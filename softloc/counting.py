@@ -409,7 +409,8 @@ class _Jobs:
         # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
         # identity padding, or nothing at all (beyond its group's longest lane).
         s_len = lanes.shape[0]
-        lanes[np.arange(s_len)[:, None] >= self.lane_len[None, :]] = 0.0
+        if (self.lane_len < s_len).any():
+            lanes[np.arange(s_len)[:, None] >= self.lane_len[None, :]] = 0.0
         grads = np.zeros((n_jobs, self.t_len))
         if self.n_chunks == 1:
             grads[self.lane_job, :s_len] = lanes.T  # (T, lanes) -> (jobs, T)
@@ -494,14 +495,15 @@ class _CpuLogLikelihood(torch.autograd.Function):
     def backward(ctx, grad_out):
         rows, jobs, ok, value, extra = ctx.saved
         r = len(jobs.target)
+        g = grad_out.detach().to("cpu", torch.float64).numpy()
+        # The VJP is linear in b_final: fold the incoming gradient into it.
         b_final = np.zeros((r, jobs.width))
-        b_final[np.arange(r), jobs.target] = np.where(ok, 1.0 / np.where(ok, value, 1.0), 0.0)
+        b_final[np.arange(r), jobs.target] = np.where(ok, g / np.where(ok, value, 1.0), 0.0)
         grads = jobs.backward(b_final)
         if extra is not None:
             b_extra = np.zeros((len(extra.row), extra.width))
-            b_extra[np.arange(len(extra.row)), extra.target] = 1.0 / extra.target_value()
+            b_extra[np.arange(len(extra.row)), extra.target] = g[extra.row] / extra.target_value()
             grads[extra.row] = extra.backward(b_extra)
-        grads *= grad_out.detach().to("cpu", torch.float64).numpy()[:, None]
         return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
 
 
