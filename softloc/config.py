@@ -150,6 +150,8 @@ class TrainConfig:
         learning_rate: Adam learning rate. The paper used 1e-4 for 150k steps; the presets use a
             larger rate and far fewer steps so that training fits in minutes on a CPU.
         max_steps: optimiser steps.
+        lr_schedule: ``constant`` (the papers) or ``cosine`` (decay to 5% of the rate at
+            ``max_steps``; sharpens the count-trained outputs at the end of short schedules).
         grad_clip_norm: global gradient-norm clip (10 in the official code).
         val_every_n_steps: validation (and checkpoint selection) interval in steps.
         seed: seed of everything (data sampling, initialisation).
@@ -163,6 +165,7 @@ class TrainConfig:
 
     learning_rate: float = 1e-2
     max_steps: int = 800
+    lr_schedule: str = "constant"
     grad_clip_norm: float = 10.0
     val_every_n_steps: int = 200
     seed: int = 0
@@ -172,6 +175,13 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"TrainConfig: `lr_schedule` must be 'constant' or 'cosine', "
+                f"got {self.lr_schedule!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -178,8 +178,21 @@ class DetectorModule(L.LightningModule):
         f1 = result["overall"]["f1"]
         return 0.0 if f1 != f1 else float(f1)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.config.train.learning_rate)
+    def configure_optimizers(self) -> Any:
+        t = self.config.train
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=t.learning_rate)
+        if t.lr_schedule == "constant":
+            return optimizer
+
+        def factor(step: int) -> float:
+            progress = min(step / max(t.max_steps, 1), 1.0)
+            return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
 
 class _AtomicCheckpointIO(TorchCheckpointIO):
@@ -544,14 +557,20 @@ def _calibrate(
         events = det.events_from_probabilities(probs[stem])
         return [np.clip(t, 0.0, None) for t in events.per_class()]
 
-    offsets = [0.0] * n_classes
-    if inf.calibrate_offset:
-        est = {s: per_class_times(detector, s) for s in annotated}
-        offsets = [
+    def estimate_offsets(thresholds: list[float]) -> list[float]:
+        det = detector.with_settings(class_thresholds=thresholds)
+        est = {s: per_class_times(det, s) for s in annotated}
+        return [
             round(calibrate_time_offset([est[s][c] for s in annotated],
                                         [refs[s][c] for s in annotated]), 4)
             for c in range(n_classes)
         ]
+
+    # Offsets first at a low threshold (an undertrained class may not reach the default), then
+    # thresholds with those offsets, then the offsets again at the chosen thresholds.
+    offsets = [0.0] * n_classes
+    if inf.calibrate_offset:
+        offsets = estimate_offsets([min(inf.threshold, 0.2)] * n_classes)
     thresholds = [inf.threshold] * n_classes
     best_f1 = [float("nan")] * n_classes
     if inf.calibrate_threshold:
@@ -572,6 +591,8 @@ def _calibrate(
         for c in range(n_classes):
             g = int(np.argmax(scores[:, c]))
             thresholds[c], best_f1[c] = grid[g], round(float(scores[g, c]), 4)
+        if inf.calibrate_offset:
+            offsets = estimate_offsets(thresholds)
     new_inf = replace(
         inf,
         class_offsets_s=tuple(offsets) if inf.calibrate_offset else inf.class_offsets_s,

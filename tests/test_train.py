@@ -87,6 +87,16 @@ def test_optimizer_is_adam_with_configured_rate():
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)
 
 
+def test_cosine_schedule_decays_to_five_percent():
+    cfg = apply_overrides(load_preset("drums"), SMALL + ["train.lr_schedule=cosine",
+                                                         "train.max_steps=100"])
+    conf = DetectorModule(config_to_dict(cfg)).configure_optimizers()
+    sched = conf["lr_scheduler"]["scheduler"]
+    assert sched.lr_lambdas[0](0) == pytest.approx(1.0)
+    assert sched.lr_lambdas[0](50) == pytest.approx(0.525)
+    assert sched.lr_lambdas[0](100) == pytest.approx(0.05)
+
+
 def test_devices_parsing():
     assert _devices("1") == 1
     assert _devices("auto") == "auto"
