@@ -112,13 +112,15 @@ def plot_detection(
         det = det[(det >= t[0]) & (det <= t[-1])]
         axes[1].plot(det, np.full_like(det, 1.04), "v", color=color, ms=5)
         ref_c = np.array([s for s, lab in refs if lab == label])
-        for r in ref_c[(ref_c >= t[0]) & (ref_c <= t[-1])]:
+        for r in ref_c[(ref_c >= t[0]) & (ref_c <= t[-1])]:  # reference events
             axes[1].axvline(r, color=color, ls="--", lw=0.6, alpha=0.6)
         ax = axes[2 + c]
         ax.imshow(y[c], aspect="auto", origin="lower", cmap="Greys", vmin=0, vmax=1,
                   extent=(t[0], t[-1], -0.5, k_max + 0.5))
-        if len(ref_c):
-            running = np.searchsorted(np.sort(ref_c - t[0]), t - t[0], side="right")
+        inside = np.sort(ref_c[(ref_c >= t[0]) & (ref_c <= t[-1])])
+        if len(inside):
+            # events in [start, t], the quantity whose distribution Y(k, t) is
+            running = np.searchsorted(inside, t, side="right")
             ax.step(t, np.minimum(running, k_max), where="post", color=color, lw=1.2,
                     label="reference count")
             ax.legend(loc="upper left", fontsize=7)
