@@ -252,7 +252,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"`{key}` must be a mapping, got {value!r}")
-        return _from_dict(tp, value, key + ".")
+        return _from_dict(tp, value, key + ".")  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:

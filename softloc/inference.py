@@ -411,7 +411,7 @@ def collect_audio_inputs(
             raise FileNotFoundError(f"{p}: no such audio file or folder")
     if data_root is not None:
         index = load_dataset(data_root, annotations=None)
-        if split not in index.splits:
+        if split is None or split not in index.splits:
             raise ValueError(f"{data_root}: unknown split {split!r}; have {sorted(index.splits)}")
         paths.extend(Path(index.audio_paths[s]) for s in index.splits[split])
     if not paths:

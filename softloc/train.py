@@ -250,7 +250,7 @@ def _label_noise_events(index: Any, stems: list[str], spec: str, seed: int) -> A
         new_times, labels = perturb_events(
             times, [lab for _, lab in events], model=model, duration_s=duration, seed=rng
         )
-        noisy[stem] = [(float(t), lab) for t, lab in zip(new_times, labels, strict=True)]
+        noisy[stem] = [(float(t), lab) for t, lab in zip(new_times, labels or [], strict=True)]
     return index.with_events(noisy)
 
 
@@ -464,7 +464,7 @@ def train(
         devices=_devices(t.devices),
         num_nodes=t.num_nodes,
         strategy=t.strategy,
-        precision=t.precision,
+        precision=t.precision,  # type: ignore[arg-type]
         gradient_clip_val=t.grad_clip_norm,
         gradient_clip_algorithm="norm",
         val_check_interval=val_every if has_val else None,
@@ -485,8 +485,8 @@ def train(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*val_dataloader.*")
         if valid_loader is None and valid_files:
-            valid_loader = DataLoader([{}], batch_size=1, collate_fn=lambda b: b)
-            module.validation_step = lambda batch, idx: None  # type: ignore[method-assign]
+            valid_loader = DataLoader([{}], batch_size=1, collate_fn=lambda b: b)  # type: ignore
+            module.validation_step = lambda batch, batch_idx: None  # type: ignore
         trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt_path)
 
     best_path = checkpoint.best_model_path or str(ckpt_dir / "last.ckpt")

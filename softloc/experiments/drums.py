@@ -25,6 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from softloc.config import apply_overrides, atomic_write_text, load_preset
 
@@ -184,7 +185,7 @@ def run_experiment(
     except ImportError:  # plots are optional for the numbers
         pass
     timings["total_s"] = time.perf_counter() - t0
-    summary = {
+    summary: dict[str, Any] = {
         "overall": {k: results["overall"][k] for k in ("f1", "precision", "recall")},
         "per_class": {c: {k: v[k] for k in ("f1", "precision", "recall")}
                       for c, v in results["per_class"].items()},

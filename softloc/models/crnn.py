@@ -102,7 +102,7 @@ class CRNN(nn.Module):
         for filters, pool in zip(conv_filters, pool_sizes, strict=True):
             conv = nn.Conv2d(in_ch, filters, (kernel_time, kernel_freq))
             nn.init.xavier_uniform_(conv.weight)
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
             # TF 'SAME' padding: the odd extra column goes to the right/bottom.
             pad = nn.ZeroPad2d(_same_padding(kernel_time, kernel_freq))
             blocks.append(nn.Sequential(pad, conv, nn.ReLU(), nn.MaxPool2d((1, pool))))
@@ -115,7 +115,8 @@ class CRNN(nn.Module):
                     param.zero_()
             # PyTorch gate order is (input, forget, cell, output); TF's forget_bias=1.0 adds 1 to
             # the forget pre-activation, i.e. one of the two bias vectors gets 1 on that slice.
-            self.lstm.bias_ih_l0[lstm_units : 2 * lstm_units] = 1.0
+            forget = slice(lstm_units, 2 * lstm_units)
+            dict(self.lstm.named_parameters())["bias_ih_l0"][forget] = 1.0
         self.hidden = nn.Linear(lstm_units, hidden_units)
         self.out = nn.Linear(hidden_units, n_classes)
         with torch.no_grad():
@@ -206,7 +207,8 @@ class PerClassCRNN(nn.Module):
         )
 
     def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.cat([net.logits(mel_power, lengths) for net in self.nets], dim=1)
+        nets: list[CRNN] = list(self.nets)  # type: ignore[arg-type]
+        return torch.cat([net.logits(mel_power, lengths) for net in nets], dim=1)
 
     def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         return torch.sigmoid(self.logits(mel_power, lengths))
