@@ -123,6 +123,14 @@ def test_demo_refuses_foreign_non_empty_folder(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path), "--overwrite"]) == 1
     assert "only replaces a folder written by softloc" in capsys.readouterr().err
+    # a folder written by an earlier demo is replaced (make demo can run twice)
+    from softloc.experiments.drums import _prepare_out
+
+    earlier = tmp_path / "earlier"
+    _prepare_out(earlier, overwrite=False)
+    (earlier / "metrics.json").write_text("{}")
+    _prepare_out(earlier, overwrite=False)
+    assert not (earlier / "metrics.json").exists()
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 

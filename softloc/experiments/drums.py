@@ -46,16 +46,20 @@ class DemoSize:
 DEMO_SIZE = DemoSize()
 
 
+_MARKER = ".softloc-experiment"
+
+
 def _prepare_out(out: Path, overwrite: bool) -> None:
-    marker = out / "metrics.json"
+    """Create ``out``; replace the outputs of an earlier run in it (marked by a marker file), never
+    a folder that softloc did not write."""
     if out.exists() and any(out.iterdir()):
-        if not overwrite:
+        if not (out / _MARKER).is_file():
+            if overwrite:
+                raise FileExistsError(
+                    f"{out}: --overwrite only replaces a folder written by softloc demo/experiment"
+                )
             raise FileExistsError(
-                f"{out}: folder exists and is not empty; choose another --out or pass --overwrite"
-            )
-        if not marker.is_file() and not (out / "run").is_dir():
-            raise FileExistsError(
-                f"{out}: --overwrite only replaces a folder written by softloc demo/experiment"
+                f"{out}: folder exists and is not empty; choose another --out"
             )
         for name in ("data", "run", "detections", "metrics.json", "demo.png"):
             target = out / name
@@ -64,6 +68,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             elif target.exists():
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    (out / _MARKER).write_text("written by softloc demo / softloc experiment drums\n")
 
 
 def run_experiment(
@@ -97,7 +102,9 @@ def run_experiment(
         seed: seed of the data and of training.
         max_steps: training steps (default: the preset's).
         overrides: extra ``dotted.key=value`` config overrides.
-        overwrite: replace the outputs of a previous demo/experiment in ``out_dir``.
+        overwrite: kept for compatibility: the outputs of an earlier demo/experiment in
+            ``out_dir`` (a folder holding its marker file) are always replaced, anything else
+            never.
         export: also copy the trained ``model.pt`` here (e.g. ``softloc/pretrained/drums.pt``).
         progress: show the training progress bar.
         verbose: print the stages and the result table.
