@@ -206,3 +206,12 @@ def test_sequence_centres_follow_the_curve_and_index_lookup_agrees():
         index_to_centre_px([16], image_px=32, granularity_px=8)
     with pytest.raises(TypeError, match="must hold integers"):
         index_to_centre_px([1.5], image_px=32, granularity_px=8)
+
+
+def test_doctests_run():
+    import doctest
+
+    import softloc.hilbert
+
+    result = doctest.testmod(softloc.hilbert, verbose=False)
+    assert result.attempted >= 1 and result.failed == 0

@@ -51,7 +51,7 @@ __all__ = [
 N_DIGIT_CLASSES = 10
 
 # IDX type codes -> big-endian numpy dtypes (LeCun's MNIST page).
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
