@@ -37,6 +37,8 @@ EXPERIMENT_MODULES = (
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from softloc.config import LOSS_NAMES
+
     p = sub.add_parser(
         "train",
         help="train a detector on a dataset folder",
@@ -48,7 +50,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="supervision: counts.csv windows, or annotated onsets")
     p.add_argument("--annotations", default="annotations",
                    help="annotation folder, relative to --data or absolute (default: annotations)")
-    p.add_argument("--loss", choices=("loco", "softloc", "bce", "one_sided", "bootstrap"),
+    p.add_argument("--loss", choices=LOSS_NAMES,
                    help="training loss (default: the preset's, loco for drums)")
     p.add_argument("--preset", default="drums", help="configuration preset (default: drums)")
     p.add_argument("--config", type=Path, help="YAML run configuration (instead of --preset)")

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: Loss names accepted by ``loss.name`` (see ``softloc.train`` for what each one trains on).
-LOSS_NAMES = ("loco", "softloc", "bce", "one_sided", "bootstrap")
+LOSS_NAMES = ("loco", "softloc", "bce", "smoothed_bce", "one_sided", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,8 @@ class LossConfig:
     Attributes:
         name: one of :data:`LOSS_NAMES`: ``loco`` (counts only, LoCo eq. 7), ``softloc``
             (timestamps with softness, SoftLoc eq. 5), ``bce`` (exact timestamps, frame-wise binary
-            cross-entropy, the fully supervised reference), ``one_sided`` (labels smoothed only,
+            cross-entropy, the fully supervised reference), ``smoothed_bce`` (cross-entropy against
+            a peak-1 Gaussian heat map of the labels), ``one_sided`` (labels smoothed only,
             SoftLoc baseline), ``bootstrap`` (bootstrapping baseline).
         k_max: top (absorbing) count bin; drums used 23 bins (k_max = 22).
         softness_ms: sigma of the SoftLoc Gaussian in milliseconds.

@@ -63,6 +63,7 @@ from softloc.losses import (
     bootstrap_loss,
     loco_loss,
     one_sided_loss,
+    smoothed_targets,
     softloc_loss,
 )
 from softloc.metrics import evaluate
@@ -72,7 +73,7 @@ __all__ = ["DetectorModule", "TrainResult", "train", "LABEL_MODES"]
 
 #: Supervision modes of :func:`train`.
 LABEL_MODES = ("counts", "onsets")
-_TIMESTAMP_LOSSES = ("softloc", "bce", "one_sided", "bootstrap")
+_TIMESTAMP_LOSSES = ("softloc", "bce", "smoothed_bce", "one_sided", "bootstrap")
 
 
 class DetectorModule(L.LightningModule):
@@ -126,6 +127,11 @@ class DetectorModule(L.LightningModule):
             )
         if name == "bce":
             return bce_loss(probs, targets, lengths=lengths)
+        if name == "smoothed_bce":
+            # Baseline: cross-entropy against a peak-1 Gaussian heat map of the labels.
+            heat = smoothed_targets(targets.clamp(max=1.0), self.sigma_frames, lengths=lengths,
+                                    normalize="peak")
+            return bce_loss(probs, heat, lengths=lengths)
         if name == "one_sided":
             return one_sided_loss(
                 probs, targets, self.sigma_frames, lengths=lengths,
@@ -395,7 +401,7 @@ def train(
         stack_prob=d.stack_prob,
         variable_length=d.variable_length,
         augment=True,
-        sigma_frames=sigma if labels == "onsets" and sigma > 0 else math.inf,
+        sigma_frames=sigma if labels == "onsets" else math.inf,
         seed=config.train.seed,
     )
     valid_ds = None

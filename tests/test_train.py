@@ -63,7 +63,9 @@ def test_bce_loss_masks_padding():
                                                              lengths=x["length"]))
 
 
-@pytest.mark.parametrize("loss", ["loco", "softloc", "bce", "one_sided", "bootstrap"])
+@pytest.mark.parametrize(
+    "loss", ["loco", "softloc", "bce", "smoothed_bce", "one_sided", "bootstrap"]
+)
 def test_training_step_gives_finite_loss_and_gradients(loss):
     m = module(loss)
     out = m.training_step(batch(), 0)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from softloc.config import apply_overrides, atomic_write_text, load_preset
+from softloc.config import LOSS_NAMES, apply_overrides, atomic_write_text, load_preset
 
 __all__ = ["DemoSize", "DEMO_SIZE", "run_experiment", "run_demo", "register_cli"]
 
@@ -269,7 +269,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, help="use this dataset instead of generating one")
     p.add_argument("--preset", default="drums")
     p.add_argument("--labels", choices=("counts", "onsets"), default="counts")
-    p.add_argument("--loss", choices=("loco", "softloc", "bce", "one_sided", "bootstrap"))
+    p.add_argument("--loss", choices=LOSS_NAMES)
     p.add_argument("--label-noise", metavar="SPEC", help="e.g. normal:50ms (with --labels onsets)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int)
