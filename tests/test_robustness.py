@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from softloc.cli import main
 from softloc.config import LOSS_NAMES, load_preset
 from softloc.data import read_annotation_file, synthesize_drum_dataset
 from softloc.experiments import robustness as rb
@@ -47,9 +48,9 @@ def _cli(*argv):
 def grid(tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("grid") / "out"
     sets = [x for o in SMALL for x in ("--set", o)]
-    rc = _cli("robustness", "--data", str(tiny_data), "--out", str(out), "--preset", "demo",
-              "--sigmas", "0,100", "--losses", "softloc,bce", "--seeds", "1", "--max-steps", "2",
-              *sets)
+    rc = main(["experiment", "robustness", "--data", str(tiny_data), "--out", str(out),
+               "--preset", "demo", "--sigmas", "0,100", "--losses", "softloc,bce", "--seeds", "1",
+               "--max-steps", "2", *sets])
     assert rc == 0
     return out, sets
 

@@ -123,9 +123,6 @@ NOISE_KINDS = ("normal", "rounded-normal", "binary", "shift", "skew-normal")
 _PEAK_THRESHOLD = 0.5
 _NORMALIZED_PEAK_THRESHOLD = 0.35  # facts §5.4 (piano one-sided decoder)
 _MASS_HALF_WINDOW_S = 0.05
-# softness below this is trained at this value: softness 0 (the cross-entropy limit, SoftLoc
-# eq. 5) cannot be expressed in the training windows yet (sigma_frames must be > 0 there).
-_MIN_SOFTNESS_MS = 1.0
 _BASE_COLUMNS = ("loss", "noise", "sigma_ms", "seed", "steps", "precision", "recall", "f1",
                  "f1_class_mean", "f1_mass", "n_ref", "n_est", "time_offset_s", "train_s", "run")
 _SWEEP_COLUMNS = ("run_id", "noise", "sigma_ms", "softness_ms", "seed", "steps", "precision",
@@ -777,8 +774,7 @@ def run_softness_sweep(
             continue
         sigma, softness = _sweep_pair(seed, run_id, sigma_range, soft_range)
         name = f"run{run_id:03d}_{noise}{_fmt_ms(sigma)}ms_soft{_fmt_ms(softness)}ms"
-        config = _cell_config(setup.base, spec, seed=seed,
-                              softness_ms=max(softness, _MIN_SOFTNESS_MS), threads=threads)
+        config = _cell_config(setup.base, spec, seed=seed, softness_ms=softness, threads=threads)
         labels_dir = _labels_for(setup, noise, sigma, seed + run_id, skew_shape)
         say(f"[{run_id + 1}/{n_runs}] {name}: training ...", flush=True)
         scored, info = _train_and_score(setup, config, spec, labels_dir=labels_dir,
