@@ -88,9 +88,6 @@ __all__ = [
 ]
 
 SOURCES = ("sklearn", "mnist")
-# p is clipped into [eps, 1 - eps] before the count loss: a float32 sigmoid rounds to exactly 1 for
-# logits above ~17, and log(1 - p) = -inf would make the loss and its gradient infinite.
-_PROB_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -288,10 +285,11 @@ class DigitsModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         images, counts = batch  # (B, 1, H, W), (B, C)
-        probs = self.model(images)  # (B, 1, H, W) -> (B, C, T)
-        loss = loco_loss(probs.clamp(_PROB_EPS, 1.0 - _PROB_EPS), counts, self.k_max)
+        logits = self.model.logits(images)  # (B, 1, H, W) -> (B, C, T)
+        # The logits form keeps 1 - p exact: a float32 sigmoid rounds to 1 for logits above ~17.
+        loss = loco_loss(logits, counts, self.k_max, logits=True)
         with torch.no_grad():
-            expected = probs.sum(dim=-1)  # (B, C, T) -> (B, C)
+            expected = torch.sigmoid(logits).sum(dim=-1)  # (B, C, T) -> (B, C)
             count_ok = (expected.round() == counts).all(dim=1).float().mean()
         self.log("train_loss", loss, prog_bar=True)
         self.log("train_count_accuracy", count_ok)
