@@ -425,6 +425,22 @@ def test_cpu_backend_is_safe_from_several_threads():
         torch.testing.assert_close(r, want, rtol=1e-12, atol=1e-12)
 
 
+def test_cpu_kernels_split_over_threads_give_identical_results(monkeypatch):
+    import softloc.counting as counting
+
+    p = torch.rand(3, 40, 150, dtype=torch.float64).requires_grad_()  # 120 rows: 4 lane groups
+    counts = torch.randint(0, 12, (3, 40))
+    ll_one = count_log_likelihood(p, counts, 10, backend="cpu")
+    (g_one,) = torch.autograd.grad(ll_one.sum(), p)
+    monkeypatch.setattr(counting, "_MIN_PARALLEL_WORK", 1)
+    monkeypatch.setattr(counting.torch, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(counting, "_N_CPU", 3)
+    ll_many = count_log_likelihood(p, counts, 10, backend="cpu")
+    (g_many,) = torch.autograd.grad(ll_many.sum(), p)
+    torch.testing.assert_close(ll_many, ll_one, rtol=0, atol=0)
+    torch.testing.assert_close(g_many, g_one, rtol=0, atol=0)
+
+
 def _loss_in_worker(seed: int) -> float:
     gen = torch.Generator().manual_seed(seed)
     p = torch.rand(4, 2, 100, dtype=torch.float64, generator=gen).requires_grad_()
