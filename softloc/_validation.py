@@ -65,6 +65,8 @@ def check_lengths(fn: str, lengths: torch.Tensor | None, batch: int, time: int) 
         )
 
 
-def check_reduction(fn: str, reduction: str, allowed: tuple[str, ...] = ("mean", "sum", "none")) -> None:
+def check_reduction(
+    fn: str, reduction: str, allowed: tuple[str, ...] = ("mean", "sum", "none")
+) -> None:
     if reduction not in allowed:
         raise ValueError(f"{fn}: `reduction` must be one of {allowed}, got {reduction!r}")
