@@ -96,3 +96,16 @@ def test_detect_formats_json_and_midi(tiny_data, tmp_path):
         assert main(["detect", str(audio), "--model", str(run), "--out", str(out), "--format",
                      fmt, "--threshold", "0.0"]) == 0
         assert (out / f"test_000_kit20000{suffix}").is_file()
+
+
+@pytest.mark.slow
+def test_demo_reaches_the_issue_target(tmp_path):
+    """`softloc demo` (counts only, unseen test kits): overall F1 >= 0.90 at +-50 ms.
+
+    Slow (minutes on a CPU). Run with `pytest -m slow`.
+    """
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert (tmp_path / "demo" / "demo.png").is_file()
+    assert metrics["labels"] == "counts" and metrics["loss"] == "loco"
+    assert metrics["overall"]["f1"] >= 0.90
