@@ -241,3 +241,19 @@ def test_surface_is_the_nadaraya_watson_estimate(tmp_path):
     w = np.exp(-0.5 * (((pts - [10.0, 15.0]) / 30.0) ** 2).sum(1))
     assert surface[1, 1] == pytest.approx(100 * (w @ [0.9, 0.5, 0.8]) / w.sum())
     assert (tmp_path / "s.png").is_file()
+
+
+def test_per_loss_overrides_apply_to_that_loss_only():
+    base = load_preset("demo")
+    per = rb._parse_loss_overrides(
+        "f", ["bce:train.learning_rate=0.002", "bce:model.input_scale=1"])
+    assert per == {"bce": ["train.learning_rate=0.002", "model.input_scale=1"]}
+    bce = rb._cell_config(base, rb.LOSSES["bce"], seed=0, softness_ms=None, threads=None,
+                          loss_overrides=per["bce"])
+    soft = rb._cell_config(base, rb.LOSSES["softloc"], seed=0, softness_ms=None, threads=None,
+                           loss_overrides=per.get("softloc", ()))
+    assert bce.train.learning_rate == 0.002 and bce.model.input_scale == 1.0
+    assert soft.train.learning_rate == base.train.learning_rate
+    with pytest.raises(ValueError, match=r"f: per-loss override 'focal:x=1': expected "
+                                         r"'LOSS:dotted.key=value'"):
+        rb._parse_loss_overrides("f", ["focal:x=1"])

@@ -167,6 +167,20 @@ def _parse_list(option: str, text: str, cast: type) -> list:
     return out
 
 
+def _parse_loss_overrides(fn: str, items: Sequence[str]) -> dict[str, list[str]]:
+    """``["bce:train.learning_rate=2e-3", ...]`` -> ``{"bce": ["train.learning_rate=2e-3"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        loss, sep, override = str(item).partition(":")
+        if not sep or loss.strip() not in LOSSES or "=" not in override:
+            raise ValueError(
+                f"{fn}: per-loss override {item!r}: expected 'LOSS:dotted.key=value' with LOSS "
+                f"one of {', '.join(LOSSES)}"
+            )
+        out.setdefault(loss.strip(), []).append(override.strip())
+    return out
+
+
 def _check_losses(fn: str, losses: Sequence[str]) -> list[str]:
     losses = list(losses)
     unknown = [name for name in losses if name not in LOSSES]
@@ -194,7 +208,7 @@ def _alpha_overrides(spec: LossSpec, max_steps: int) -> list[str]:
 
 
 def _cell_config(base: RunConfig, spec: LossSpec, *, seed: int, softness_ms: float | None,
-                 threads: int | None) -> RunConfig:
+                 threads: int | None, loss_overrides: Sequence[str] = ()) -> RunConfig:
     steps = base.train.max_steps
     extra = [f"loss.name={spec.loss}", f"train.seed={seed}",
              # validate once, at the end: the last checkpoint is kept (see module docstring)
@@ -206,7 +220,7 @@ def _cell_config(base: RunConfig, spec: LossSpec, *, seed: int, softness_ms: flo
         extra.append(f"loss.softness_ms={soft}")
     if threads is not None:
         extra.append(f"train.num_threads={threads}")
-    return apply_overrides(base, extra)
+    return apply_overrides(base, extra + list(loss_overrides))
 
 
 def _noise_seed(kind: str, sigma_ms: float, seed: int) -> np.random.Generator:
@@ -510,6 +524,7 @@ def run_robustness(
     seeds: int = 3,
     max_steps: int | None = None,
     overrides: Sequence[str] = (),
+    loss_overrides: Sequence[str] = (),
     skew_shape: float = -2.0,
     threads: int | None = None,
     progress: bool = False,
@@ -527,6 +542,8 @@ def run_robustness(
         seeds: seeds 0 .. ``seeds`` − 1 per (loss, σ): training seed and noise draw.
         max_steps: training steps per run (default: the preset's).
         overrides: extra ``dotted.key=value`` config overrides for every run.
+        loss_overrides: overrides for the runs of one loss, ``"LOSS:dotted.key=value"`` (e.g.
+            ``"bce:train.learning_rate=2e-3"``), applied after ``overrides`` and the table's.
         skew_shape: shape parameter of ``skew-normal`` noise.
         threads: torch CPU threads per run (default: the preset's).
         progress: show Lightning's progress bars.
@@ -548,8 +565,10 @@ def run_robustness(
         raise ValueError(f"{fn}: `sigmas_ms` must be finite numbers >= 0, got {list(sigmas_ms)}")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"{fn}: `seeds` must be an int >= 1, got {seeds!r}")
+    per_loss = _parse_loss_overrides(fn, loss_overrides)
     say = print if verbose else (lambda *a, **k: None)
-    settings = {"experiment": "robustness", "noise": noise, "skew_shape": skew_shape}
+    settings = {"experiment": "robustness", "noise": noise, "skew_shape": skew_shape,
+                "loss_overrides": {k: per_loss[k] for k in sorted(per_loss)}}
     setup = _setup(fn, data_root, out_dir, preset=preset, max_steps=max_steps,
                    overrides=overrides, settings=settings)
     out = setup.out
@@ -567,7 +586,8 @@ def run_robustness(
             skipped += 1
             continue
         spec = LOSSES[loss]
-        config = _cell_config(setup.base, spec, seed=seed, softness_ms=None, threads=threads)
+        config = _cell_config(setup.base, spec, seed=seed, softness_ms=None, threads=threads,
+                              loss_overrides=per_loss.get(loss, ()))
         labels_dir = _labels_for(setup, noise, sigma, seed, skew_shape)
         say(f"[{i}/{len(cells)}] {name}: training {config.train.max_steps} steps ...", flush=True)
         scored, info = _train_and_score(setup, config, spec, labels_dir=labels_dir,
@@ -884,6 +904,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--losses", default="softloc,bce,smoothed-bce,bootstrap,sll,loco",
                    help=f"comma-separated, from: {','.join(LOSSES)}")
     p.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    p.add_argument("--loss-set", action="append", default=[], metavar="LOSS:KEY=VALUE",
+                   help="config override for the runs of one loss only, e.g. "
+                   "bce:train.learning_rate=2e-3 (repeatable)")
     p.set_defaults(func=_cmd_robustness)
 
     s = subparsers.add_parser(
@@ -908,7 +931,8 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         args.data, args.out, preset=args.preset, noise=args.noise,
         sigmas_ms=_parse_list("--sigmas", args.sigmas, float),
         losses=_parse_list("--losses", args.losses, str), seeds=args.seeds,
-        max_steps=args.max_steps, overrides=tuple(args.set), skew_shape=args.skew_shape,
+        max_steps=args.max_steps, overrides=tuple(args.set),
+        loss_overrides=tuple(args.loss_set), skew_shape=args.skew_shape,
         threads=args.threads, progress=args.progress,
     )
     return 0
