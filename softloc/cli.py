@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``softloc`` command line; returns the exit status."""
+    import warnings
+
+    # Lightning 2.6 on torch 2.13 warns about a torch-internal API on import; not actionable.
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
