@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ from softloc.models import model_from_config
 __all__ = ["DetectorModule", "TrainResult", "train", "LABEL_MODES"]
 
 #: Supervision modes of :func:`train`.
-LABEL_MODES = ("counts", "onsets")
+LABEL_MODES = ("counts", "onsets", "mixed")
 _TIMESTAMP_LOSSES = ("softloc", "bce", "smoothed_bce", "one_sided", "bootstrap")
 
 
@@ -112,7 +113,9 @@ class DetectorModule(L.LightningModule):
         lengths = batch["length"]
         if name == "loco":
             return loco_loss(probs, batch["counts"], k_max, lengths=lengths)
-        targets = batch["targets"]
+        # Two events of one class can share a frame (e.g. after label noise): the frame label
+        # is 1, the count term keeps both events through batch["counts"].
+        targets = batch["targets"].clamp(max=1.0)
         if name == "softloc":
             # Per-item softness; items without timestamps carry sigma = inf (count term only).
             return softloc_loss(
@@ -260,6 +263,16 @@ def _label_noise_events(index: Any, stems: list[str], spec: str, seed: int) -> A
     return index.with_events(noisy)
 
 
+def _annotation_sources(annotations: Any) -> list[Any]:
+    """``train(annotations=...)``: one folder or several, each ``DIR`` or ``DIR:SOFTNESS_MS``."""
+    from softloc.data.supervision import parse_annotation_source
+
+    items = [annotations] if isinstance(annotations, str | os.PathLike) else list(annotations)
+    if not items:
+        raise ValueError("train: `annotations` is empty; expected at least one folder")
+    return [parse_annotation_source(os.fspath(a)) for a in items]
+
+
 def _valid_file_list(store: Any, index: Any, stems: list[str]) -> list:
     out = []
     for stem in stems:
@@ -276,7 +289,8 @@ def train(
     data_root: str | os.PathLike,
     out_dir: str | os.PathLike,
     labels: str = "counts",
-    annotations: str = "annotations",
+    annotations: str | os.PathLike | Sequence[str] = "annotations",
+    softness_csv: str | os.PathLike | None = None,
     label_noise: str | None = None,
     resume: bool = False,
     progress: bool = True,
@@ -288,9 +302,15 @@ def train(
         config: run configuration (a preset with overrides); ``classes`` empty = the dataset's.
         data_root: dataset folder (``softloc.data.layout``).
         out_dir: run folder to create (must be new or empty, unless ``resume``).
-        labels: ``"counts"`` (train on ``counts.csv`` windows only) or ``"onsets"`` (windows cut
-            from annotated files; counts derived from the events).
-        annotations: annotation folder name/path (relative to ``data_root`` or absolute).
+        labels: ``"counts"`` (train on ``counts.csv`` windows only), ``"onsets"`` (windows cut
+            from annotated files; counts derived from the events) or ``"mixed"`` (annotated
+            files as in ``"onsets"``, training files without annotations from their
+            ``counts.csv`` windows, count term only; losses ``softloc`` and ``loco``).
+        annotations: annotation folder name/path (relative to ``data_root`` or absolute), or
+            several, one per annotator, each ``"DIR"`` or ``"DIR:SOFTNESS_MS"`` (SoftLoc §4.4;
+            see ``softloc.data.supervision``). The first one also gives the validation labels.
+        softness_csv: per-file softness table (``file,softness_ms``); default
+            ``data_root/softness.csv`` when it exists.
         label_noise: perturb training timestamps, e.g. ``"normal:100ms"`` (``softloc.noise``).
         resume: continue ``out_dir/checkpoints/last.ckpt``; ``config`` must equal the run's saved
             ``config.yaml`` except for the runtime fields (``train.max_steps``, threads, devices).
@@ -307,6 +327,11 @@ def train(
         FileNotFoundError: no dataset / nothing to resume.
     """
     from softloc.data import load_dataset
+    from softloc.data.supervision import (
+        SOFTNESS_CSV,
+        plan_supervision,
+        supervised_windows,
+    )
     from softloc.data.windows import WindowDataset, collate, prepare_features
 
     fn = "train"
@@ -337,6 +362,23 @@ def train(
         )
     if label_noise is not None and labels != "onsets":
         raise ValueError(f"{fn}: `label_noise` perturbs timestamps; it needs labels='onsets'")
+    if labels == "mixed" and config.loss.name not in ("softloc", "loco"):
+        raise ValueError(
+            f"{fn}: labels='mixed' trains count-only files through the count term; it needs "
+            f"loss softloc or loco, got {config.loss.name!r}"
+        )
+    sources = _annotation_sources(annotations)
+    use_plan = labels != "counts" and (
+        labels == "mixed"
+        or len(sources) > 1
+        or softness_csv is not None
+        or sources[0].softness_ms is not None
+        or (Path(data_root) / SOFTNESS_CSV).is_file()
+    )
+    if use_plan and label_noise is not None:
+        raise ValueError(
+            f"{fn}: `label_noise` works with one annotation folder and no per-file softness"
+        )
 
     t_start = time.perf_counter()
     L.seed_everything(config.train.seed, workers=True, verbose=False)
@@ -346,7 +388,7 @@ def train(
     d = config.data
     index = load_dataset(
         data_root,
-        annotations=annotations,
+        annotations=sources[0].folder,
         labels=config.classes or None,
         split_seed=config.train.seed,
         split_fractions=(
@@ -364,9 +406,10 @@ def train(
         if missing:
             raise ValueError(
                 f"{fn}: labels='onsets' needs an annotation file for every training stem; "
-                f"missing for {missing[:5]} in {annotations!r}"
+                f"missing for {missing[:5]} in {sources[0].folder!r} (use labels='mixed' to "
+                "train files without annotations from their counts)"
             )
-    else:
+    elif labels == "counts":
         missing = [s for s in train_stems if not index.count_windows.get(s)]
         if missing:
             raise ValueError(
@@ -389,7 +432,7 @@ def train(
         rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})),
     )
     sigma = ms_to_frames(config.loss.softness_ms, config.features.frame_rate)
-    train_ds = WindowDataset(
+    train_ds: Any = None if use_plan else WindowDataset(
         train_index,
         store,
         stems=train_stems,
@@ -404,10 +447,46 @@ def train(
         sigma_frames=sigma if labels == "onsets" else math.inf,
         seed=config.train.seed,
     )
+    if use_plan:
+        plan = plan_supervision(
+            data_root,
+            train_stems,
+            sources=sources,
+            default_softness_ms=config.loss.softness_ms,
+            frame_rate=config.features.frame_rate,
+            softness_csv=softness_csv,
+            counts_only=labels == "mixed",
+            classes=config.classes,
+        )
+        logging.getLogger(__name__).info("training labels:\n%s", plan.summary())
+
+        def _group_windows(g_index: Any, stems: list, mode: str, sigma_frames: float) -> Any:
+            return WindowDataset(
+                g_index,
+                store,
+                stems=stems,
+                labels=mode,
+                window_s=d.window_s,
+                hop_s=d.hop_s,
+                max_frames=max_frames,
+                rate_factors=d.rate_factors,
+                stack_prob=d.stack_prob,
+                variable_length=d.variable_length,
+                augment=True,
+                sigma_frames=sigma_frames,
+                seed=config.train.seed,
+            )
+
+        train_ds = supervised_windows(plan, _group_windows)
+    valid_labels = labels
+    if labels == "mixed":
+        valid_labels = "onsets" if all(index.has_events(s) for s in valid_stems) else "counts"
     valid_ds = None
     if valid_stems:
         valid_has_counts = all(index.count_windows.get(s) for s in valid_stems)
-        valid_mode = labels if labels == "onsets" or valid_has_counts else "onsets"
+        valid_mode = (
+            valid_labels if valid_labels == "onsets" or valid_has_counts else "onsets"
+        )
         if valid_mode == "onsets" and not all(index.has_events(s) for s in valid_stems):
             valid_ds = None
         else:
@@ -424,7 +503,9 @@ def train(
             )
     # Validation F1 on whole files only for timestamp supervision: a counts-only run must not
     # select its checkpoint with timestamps it is not supposed to have.
-    valid_files = _valid_file_list(store, index, valid_stems) if labels == "onsets" else []
+    valid_files = (
+        _valid_file_list(store, index, valid_stems) if valid_labels == "onsets" else []
+    )
 
     t = config.train
     sampler = RandomSampler(train_ds, replacement=True, num_samples=t.max_steps * d.batch_size)
@@ -457,7 +538,8 @@ def train(
         enable_version_counter=False,
     )
     loggers = [
-        CSVLogger(out_dir / "logs", name="", version="csv"),
+        # a resumed run logs into a new folder: the CSV logger would replace the earlier file
+        CSVLogger(out_dir / "logs", name="", version=_csv_version(out_dir / "logs", resume)),
         TensorBoardLogger(
             out_dir / "logs", name="", version="tensorboard", default_hp_metric=False
         ),
@@ -525,6 +607,15 @@ def train(
     if cache_dir is None:
         shutil.rmtree(cache, ignore_errors=True)
     return TrainResult(out_dir, config, metrics)
+
+
+def _csv_version(logs: Path, resume: bool) -> str:
+    if not resume or not (logs / "csv").exists():
+        return "csv"
+    n = 1
+    while (logs / f"csv-resume-{n}").exists():
+        n += 1
+    return f"csv-resume-{n}"
 
 
 def _devices(devices: str) -> int | str | list[int]:

@@ -84,6 +84,9 @@ def test_resume_continues_to_more_steps(tiny_data, tmp_path, capsys):
     assert "--resume continues with the run's saved config.yaml" in capsys.readouterr().err
     assert main([*args, "--resume", "--max-steps", "4"]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 4
+    # the first part's training log is kept
+    assert (run / "logs" / "csv" / "metrics.csv").is_file()
+    assert (run / "logs" / "csv-resume-1" / "metrics.csv").is_file()
 
 
 def test_detect_formats_json_and_midi(tiny_data, tmp_path):
