@@ -46,10 +46,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "run folder (config.yaml, model.pt, metrics.json, checkpoints/, logs/).",
     )
     p.add_argument("--data", required=True, type=Path, help="dataset folder (generic layout)")
-    p.add_argument("--labels", required=True, choices=("counts", "onsets"),
-                   help="supervision: counts.csv windows, or annotated onsets")
-    p.add_argument("--annotations", default="annotations",
-                   help="annotation folder, relative to --data or absolute (default: annotations)")
+    p.add_argument("--labels", required=True, choices=("counts", "onsets", "mixed"),
+                   help="supervision: counts.csv windows, annotated onsets, or mixed (annotated "
+                   "files with timestamps, the other training files from their counts)")
+    p.add_argument("--annotations", action="append", metavar="DIR[:SOFTNESS_MS]",
+                   help="annotation folder, relative to --data or absolute (default: "
+                   "annotations); repeat for several annotators, each with an optional softness "
+                   "in ms, e.g. --annotations expert:20 --annotations crowd:120")
+    p.add_argument("--softness-csv", type=Path,
+                   help="per-file softness table 'file,softness_ms' (inf = counts only); "
+                   "default DATA/softness.csv when present")
     p.add_argument("--loss", choices=LOSS_NAMES,
                    help="training loss (default: the preset's, loco for drums)")
     p.add_argument("--preset", default="drums", help="configuration preset (default: drums)")
@@ -114,7 +120,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data_root=args.data,
         out_dir=args.out,
         labels=args.labels,
-        annotations=args.annotations,
+        annotations=args.annotations or ["annotations"],
+        softness_csv=args.softness_csv,
         label_noise=args.label_noise,
         resume=args.resume,
         progress=not args.no_progress,

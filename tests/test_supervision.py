@@ -156,3 +156,79 @@ def test_count_only_items_contribute_only_the_count_term(data, tmp_path):
 def _windows(index, stems, labels, sigma_frames, *, store):
     return WindowDataset(index, store, stems=stems, labels=labels, sigma_frames=sigma_frames,
                          max_frames=320)
+
+
+_TINY = ["train.max_steps=2", "data.batch_size=4", "train.num_threads=1",
+         "inference.calibrate_offset=false", "data.rate_factors=[1.0]"]
+
+
+def test_softloc_train_mixed_cli_with_two_annotators_and_count_only_files(data, tmp_path):
+    from softloc.cli import main
+
+    root, train = data
+    rc = main(["train", "--data", str(root), "--labels", "mixed", "--loss", "softloc",
+               "--preset", "demo", "--annotations", "expert:20", "--annotations", "crowd",
+               "--out", str(tmp_path / "run"), "--no-progress", *[x for o in _TINY
+                                                                 for x in ("--set", o)]])
+    assert rc == 0
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_train_mixed_refuses_timestamp_only_losses_and_onsets_names_mixed(data, tmp_path):
+    from softloc.config import apply_overrides, load_preset
+    from softloc.train import train
+
+    root, _ = data
+    cfg = apply_overrides(load_preset("demo"), ["loss.name=bce", *_TINY])
+    with pytest.raises(ValueError, match=r"labels='mixed' .* needs loss softloc or loco"):
+        train(cfg, data_root=root, out_dir=tmp_path / "a", labels="mixed", annotations="crowd")
+    cfg = apply_overrides(cfg, ["loss.name=softloc"])
+    with pytest.raises(ValueError, match=r"missing for .* in 'crowd' \(use labels='mixed'"):
+        train(cfg, data_root=root, out_dir=tmp_path / "b", labels="onsets", annotations="crowd")
+
+
+def _dataset_view(src, dst, *, train, annotated):
+    """A dataset folder sharing `src`'s audio and counts, with its own train split and
+    annotation folder holding only `annotated` stems."""
+    (dst / "audio").mkdir(parents=True)
+    for p in (src / "audio").iterdir():
+        (dst / "audio" / p.name).symlink_to(p)
+    shutil.copy(src / "counts.csv", dst / "counts.csv")
+    (dst / "splits").mkdir()
+    (dst / "splits" / "train.txt").write_text("\n".join(train) + "\n")
+    for name in ("valid", "test"):
+        shutil.copy(src / "splits" / f"{name}.txt", dst / "splits" / f"{name}.txt")
+    (dst / "annotations").mkdir()
+    for s in annotated:
+        shutil.copy(src / "annotations" / f"{s}.txt", dst / "annotations" / f"{s}.txt")
+
+
+@pytest.mark.slow
+def test_adding_count_only_files_improves_f1(tmp_path):
+    """SoftLoc §4.4 / issue #5: 4 timestamped training files, then the same 4 plus 20 files with
+    counts only (labels="mixed"); the same steps; F1 on clean unseen kits must go up."""
+    from softloc.config import apply_overrides, load_preset
+    from softloc.inference import Detector
+    from softloc.metrics import evaluate
+    from softloc.train import train
+
+    src = tmp_path / "src"
+    index = synthesize_drum_dataset(src, seed=3, n_train_files=24, n_valid_files=4,
+                                    n_test_files=6, file_duration_s=20.0, sample_rate=22050)
+    train_stems = sorted(index.splits["train"])
+    few = train_stems[:4]
+    others = index.splits["valid"] + index.splits["test"]
+    _dataset_view(src, tmp_path / "few", train=few, annotated=few + others)
+    _dataset_view(src, tmp_path / "mixed", train=train_stems, annotated=few + others)
+    config = apply_overrides(load_preset("demo"), ["loss.name=softloc", "train.max_steps=1500",
+                                                   "train.num_threads=1"])
+    scores = {}
+    for name, labels in (("few", "onsets"), ("mixed", "mixed")):
+        run = train(config, data_root=tmp_path / name, out_dir=tmp_path / f"run_{name}",
+                    labels=labels, progress=False)
+        detector = Detector.load(run.run_dir)
+        ref = {s: index.events[s] for s in index.splits["test"]}
+        est = {s: [(t, lab) for t, lab, _ in detector.detect(index.audio_paths[s])]
+               for s in index.splits["test"]}
+        scores[name] = evaluate(ref, est, classes=list(index.classes))["overall"]["f1"]
+    assert scores["mixed"] > scores["few"] + 0.02, scores
