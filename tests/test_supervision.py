@@ -220,8 +220,11 @@ def test_adding_count_only_files_improves_f1(tmp_path):
     others = index.splits["valid"] + index.splits["test"]
     _dataset_view(src, tmp_path / "few", train=few, annotated=few + others)
     _dataset_view(src, tmp_path / "mixed", train=train_stems, annotated=few + others)
-    config = apply_overrides(load_preset("demo"), ["loss.name=softloc", "train.max_steps=1500",
-                                                   "train.num_threads=1"])
+    # the settings of the reduced robustness run in docs/results.md (lr 1e-2 sometimes left a
+    # dead, constant-output network at this size)
+    config = apply_overrides(load_preset("demo"), [
+        "loss.name=softloc", "train.max_steps=2000", "train.num_threads=1",
+        "data.batch_size=16", "train.learning_rate=2e-3", "model.input_scale=1.0"])
     scores = {}
     for name, labels in (("few", "onsets"), ("mixed", "mixed")):
         run = train(config, data_root=tmp_path / name, out_dir=tmp_path / f"run_{name}",
