@@ -43,7 +43,7 @@ def _as_points(fn: str, name: str, x: object, dim: int | None) -> np.ndarray:
         arr = arr[:, None]  # (n,) -> (n, 1)
     if arr.ndim != 2:
         raise ValueError(
-            f"{fn}: `{name}` must have shape (n,) or (n, dim), got shape {np.shape(x)}"
+            f"{fn}: `{name}` must have shape (n,) or (n, dim), got shape {arr.shape}"
         )
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(

@@ -243,10 +243,9 @@ def _write_noisy_labels(index: Any, stems: Sequence[str], folder: Path, *, spec:
     tmp.mkdir(parents=True)
     for stem in stems:
         events = index.events[stem]
-        times = [t for t, _ in events]
         labels = [lab for _, lab in events]
         duration = float(index.durations_s[stem])
-        times = np.clip(times, 0.0, duration) if times else np.zeros(0)
+        times = np.clip(np.array([t for t, _ in events], dtype=np.float64), 0.0, duration)
         moved, moved_labels = perturb_events(times, labels, model=model, duration_s=duration,
                                              seed=rng)
         write_annotation_file(tmp / f"{stem}.txt", list(zip(moved.tolist(), moved_labels or [],
@@ -456,7 +455,7 @@ def _setup(fn: str, data_root: str | Path, out_dir: str | Path, *, preset: str,
 
     store = prepare_features(index, base.features, cache_dir=out / "cache",
                              stems=valid_stems + test_stems, rate_factors=(1.0,))
-    test_events = {s: list(index.events[s]) for s in test_stems}
+    test_events = {s: list(index.events[s] or []) for s in test_stems}
     return _Setup(out, data_root, base, index, store, classes, train_stems, valid_stems,
                   test_events)
 
@@ -610,7 +609,7 @@ def run_robustness(
     atomic_write_text(table_path, header + table + mass + "\n")
     plot_path: Path | None = out / "robustness.png"
     try:
-        plot_robustness(rows, plot_path, title=f"F1 vs label noise ({noise})")
+        plot_robustness(rows, out / "robustness.png", title=f"F1 vs label noise ({noise})")
     except ImportError:
         plot_path = None
     if verbose:
@@ -808,7 +807,7 @@ def run_softness_sweep(
         say(f"[{run_id + 1}/{n_runs}] {name}: F1 {row['f1']:.3f}", flush=True)
     plot_path: Path | None = out / "softness_sweep.png"
     try:
-        plot_softness_surface(rows, plot_path, bandwidth_ms=bandwidth_ms,
+        plot_softness_surface(rows, out / "softness_sweep.png", bandwidth_ms=bandwidth_ms,
                               sigma_range_ms=sigma_range, softness_range_ms=soft_range,
                               title=f"SoftLoc F1 vs label noise ({noise}) and softness")
     except ImportError:
