@@ -432,21 +432,23 @@ def train(
         rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})),
     )
     sigma = ms_to_frames(config.loss.softness_ms, config.features.frame_rate)
-    train_ds: Any = None if use_plan else WindowDataset(
-        train_index,
-        store,
-        stems=train_stems,
-        labels=labels,
-        window_s=d.window_s,
-        hop_s=d.hop_s,
-        max_frames=max_frames,
-        rate_factors=d.rate_factors,
-        stack_prob=d.stack_prob,
-        variable_length=d.variable_length,
-        augment=True,
-        sigma_frames=sigma if labels == "onsets" else math.inf,
-        seed=config.train.seed,
-    )
+    def _train_windows(g_index: Any, stems: list, mode: str, sigma_frames: float) -> Any:
+        return WindowDataset(
+            g_index,
+            store,
+            stems=stems,
+            labels=mode,
+            window_s=d.window_s,
+            hop_s=d.hop_s,
+            max_frames=max_frames,
+            rate_factors=d.rate_factors,
+            stack_prob=d.stack_prob,
+            variable_length=d.variable_length,
+            augment=True,
+            sigma_frames=sigma_frames,
+            seed=config.train.seed,
+        )
+
     if use_plan:
         plan = plan_supervision(
             data_root,
@@ -459,25 +461,11 @@ def train(
             classes=config.classes,
         )
         logging.getLogger(__name__).info("training labels:\n%s", plan.summary())
-
-        def _group_windows(g_index: Any, stems: list, mode: str, sigma_frames: float) -> Any:
-            return WindowDataset(
-                g_index,
-                store,
-                stems=stems,
-                labels=mode,
-                window_s=d.window_s,
-                hop_s=d.hop_s,
-                max_frames=max_frames,
-                rate_factors=d.rate_factors,
-                stack_prob=d.stack_prob,
-                variable_length=d.variable_length,
-                augment=True,
-                sigma_frames=sigma_frames,
-                seed=config.train.seed,
-            )
-
-        train_ds = supervised_windows(plan, _group_windows)
+        train_ds: Any = supervised_windows(plan, _train_windows)
+    else:
+        train_ds = _train_windows(
+            train_index, train_stems, labels, sigma if labels == "onsets" else math.inf
+        )
     valid_labels = labels
     if labels == "mixed":
         valid_labels = "onsets" if all(index.has_events(s) for s in valid_stems) else "counts"
