@@ -213,7 +213,7 @@ class InferenceConfig:
     tta_factors: tuple[float, ...] = ()
     calibrate_offset: bool = True
     calibrate_threshold: bool = True
-    batch_size: int = 64
+    batch_size: int = 8
     class_offsets_s: tuple[float, ...] = ()
     class_thresholds: tuple[float, ...] = ()
 

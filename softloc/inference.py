@@ -119,7 +119,7 @@ def file_probabilities(
     *,
     window_frames: int,
     hop_frames: int,
-    batch_size: int = 64,
+    batch_size: int = 8,
 ) -> np.ndarray:
     """p(t) over a whole file: overlapping windows through ``model``, overlap-averaged.
 
@@ -142,8 +142,18 @@ def file_probabilities(
     starts = [i * hop_frames for i in range(n_windows)]
     valid = [min(window_frames, n_frames - s) for s in starts]
     device = next(model.parameters()).device
+    # Full windows are batched apart from the few zero-padded ones at the end, so that their
+    # batches need no length masking inside the model.
+    n_full = sum(v == window_frames for v in valid)
     outputs = []
-    for b in range(0, n_windows, batch_size):
+    if n_full:
+        full = mel[:, : starts[n_full - 1] + window_frames]
+        full = full.unfold(1, window_frames, hop_frames).permute(1, 0, 2)  # (n_full, M, W) view
+        for b in range(0, n_full, batch_size):
+            x = full[b : b + batch_size].to(device)
+            lengths = torch.full((x.shape[0],), window_frames, device=device)
+            outputs.append(model(x, lengths).float().cpu())
+    for b in range(n_full, n_windows, batch_size):
         chunk = []
         for s, v in zip(starts[b : b + batch_size], valid[b : b + batch_size], strict=True):
             w = mel.new_zeros((mel.shape[0], window_frames))

@@ -6,7 +6,7 @@ import torch
 from softloc.counting import count_prior_bias
 from softloc.features import LogDelta
 from softloc.models import CRNN, PerClassCRNN, model_from_config, window_frames
-from softloc.models.crnn import build_model
+from softloc.models.crnn import FreqMaxPool, build_model
 
 DRUMS = dict(
     n_mels=72,
@@ -37,11 +37,48 @@ def test_frequency_pooling_reduces_144_features_to_one_bin():
     assert net.lstm.input_size == 16
 
 
-def test_conv_padding_is_tf_same_with_extra_column_right():
+def test_conv_block_equals_tf_same_pad_conv_maxpool_relu_reference():
+    """Each block is pad (left 1, right 2, top 1, bottom 1) -> conv -> max-pool -> ReLU, the
+    official layer order, whatever the fused implementation does internally."""
+    torch.manual_seed(3)
+    net = CRNN(**DRUMS).eval()
+    x = torch.randn(2, 1, 17, 144)
+    for block, pool in zip(net.convs, DRUMS["pool_sizes"], strict=True):
+        conv = block.conv
+        ref = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(x, (1, 2, 1, 1)), conv.weight, conv.bias
+        )
+        ref = torch.relu(torch.nn.functional.max_pool2d(ref, (1, pool)))
+        got = block(x)
+        assert got.shape == ref.shape
+        assert torch.allclose(got, ref, atol=1e-5)
+        x = ref
+
+
+@pytest.mark.parametrize("size,width", [(1, 7), (2, 8), (2, 9), (3, 10), (5, 23)])
+def test_freq_max_pool_matches_torch_max_pool_values_and_gradients(size, width):
+    torch.manual_seed(size * width)
+    x = torch.randn(2, 3, 4, width, dtype=torch.float64, requires_grad=True)
+    ref = torch.nn.functional.max_pool2d(x, (1, size))
+    got = FreqMaxPool(size)(x)
+    assert got.shape == ref.shape
+    assert torch.equal(got, ref)
+    g = torch.randn_like(ref)
+    (gx_ref,) = torch.autograd.grad(ref, x, g)
+    (gx,) = torch.autograd.grad(got, x, g)
+    assert torch.equal(gx, gx_ref)  # no ties in continuous random input
+
+
+def test_checkpoints_with_the_old_sequential_block_keys_still_load():
+    """softloc 0.1 saved blocks as Sequential(pad, conv, relu, pool): keys convs.<i>.1.*."""
+    torch.manual_seed(4)
     net = CRNN(**DRUMS)
-    pads = [m for m in net.convs.modules() if isinstance(m, torch.nn.ZeroPad2d)]
-    assert len(pads) == 6
-    assert pads[0].padding == (1, 2, 1, 1)  # (left, right, top, bottom)
+    old = {k.replace(".conv.", ".1."): v for k, v in net.state_dict().items()}
+    assert "convs.0.1.weight" in old
+    other = CRNN(**DRUMS)
+    other.load_state_dict(old)
+    x = torch.rand(1, 72, 20)
+    assert torch.equal(other.eval()(x), net.eval()(x))
 
 
 def test_lstm_forget_gate_bias_is_one_and_other_biases_zero():
