@@ -134,7 +134,6 @@ def backward_groups(
     bv_buf = np.zeros((w_max, LANES))
     nb_buf = np.zeros((w_max, LANES))
     seg = np.zeros((CKPT, w_max, LANES))  # prefix states of one segment
-    acc = np.zeros(LANES)
     tiny = np.zeros(LANES)
     for g in range(g_lo, g_hi):
         c0 = g * LANES
@@ -144,6 +143,10 @@ def backward_groups(
         nb = nb_buf[:width]
         dl = disc[c0 : c0 + LANES].copy()
         th = theta[c0 : c0 + LANES].copy()
+        untilted = True
+        for k in range(LANES):
+            if th[k] != 1.0:
+                untilted = False
         for k in range(LANES):
             tiny[k] = 0.0
             for j in range(width):
@@ -170,17 +173,23 @@ def backward_groups(
                 s = seg[t - start]
                 pr = pt[t, c0 : c0 + LANES]
                 qr = qt[t, c0 : c0 + LANES]
-                # Gradient (theta A - B) and adjoint step share the loads of b.
-                for k in range(LANES):
-                    acc[k] = s[top, k] * (th[k] * dl[k] - 1.0) * bv[top, k]
-                for j in range(top):
+                out = grad_t[t, c0 : c0 + LANES]
+                # Gradient theta A - B; untilted groups (the usual case) skip the theta factor.
+                if untilted:
                     for k in range(LANES):
-                        b0 = bv[j, k]
-                        b1 = bv[j + 1, k]
-                        acc[k] += s[j, k] * (th[k] * b1 - b0)
-                        nb[j, k] = qr[k] * b0 + pr[k] * b1
-                for k in range(LANES):
-                    grad_t[t, c0 + k] = acc[k]
+                        out[k] = s[top, k] * (dl[k] - 1.0) * bv[top, k]
+                    for j in range(top):
+                        for k in range(LANES):
+                            out[k] += s[j, k] * (bv[j + 1, k] - bv[j, k])
+                else:
+                    for k in range(LANES):
+                        out[k] = s[top, k] * (th[k] * dl[k] - 1.0) * bv[top, k]
+                    for j in range(top):
+                        for k in range(LANES):
+                            out[k] += s[j, k] * (th[k] * bv[j + 1, k] - bv[j, k])
+                for j in range(top):  # adjoint step
+                    for k in range(LANES):
+                        nb[j, k] = qr[k] * bv[j, k] + pr[k] * bv[j + 1, k]
                 for k in range(LANES):
                     nb[top, k] = (qr[k] + pr[k] * dl[k]) * bv[top, k]
                 bv, nb = nb, bv
@@ -207,3 +216,41 @@ def solve_tilts(p, q, lengths, rows, targets, lams):  # pragma: no cover - compi
             if hi - lo < 1e-6:
                 break
         lams[i] = 0.5 * (lo + hi)
+
+
+@njit(cache=True, nogil=True)
+def gather_time_major(x, src, steps, logits, pt, qt):  # pragma: no cover - compiled
+    """pt[t, i], qt[t, i] = p, 1 - p of row src[i] at step t (float64); identity (0, 1) at
+    steps >= steps[src[i]] and in lanes i >= len(src). x: (R, T) probabilities or logits
+    (float32 or float64); pt, qt: (T, padded)."""
+    t_len, padded = pt.shape
+    n_src = src.shape[0]
+    for c0 in range(0, padded, LANES):  # one lane group at a time: rows read, lanes written
+        for t in range(t_len):
+            for i in range(c0, min(padded, c0 + LANES)):
+                p = 0.0
+                q = 1.0
+                if i < n_src:
+                    r = src[i]
+                    if t < steps[r]:
+                        v = np.float64(x[r, t])
+                        if logits:
+                            p = 1.0 / (1.0 + math.exp(-v))
+                            q = 1.0 / (1.0 + math.exp(v))
+                        else:
+                            p = v
+                            q = 1.0 - v
+                pt[t, i] = p
+                qt[t, i] = q
+
+
+@njit(cache=True, nogil=True)
+def scatter_rows(grad_t, lane_job, lane_len, out):  # pragma: no cover - compiled
+    """out[lane_job[i], t] = grad_t[t, i] for t < lane_len[i], 0 for the other steps.
+    grad_t: (S, padded) time-major; out: (jobs, T), every row covered by one lane."""
+    t_len = out.shape[1]
+    n_lanes = lane_job.shape[0]
+    for c0 in range(0, n_lanes, LANES):
+        for t in range(t_len):
+            for i in range(c0, min(n_lanes, c0 + LANES)):
+                out[lane_job[i], t] = grad_t[t, i] if t < lane_len[i] else 0.0

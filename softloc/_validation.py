@@ -31,7 +31,10 @@ def check_float(fn: str, name: str, x: torch.Tensor) -> None:
 def check_probabilities(fn: str, name: str, x: torch.Tensor) -> None:
     """Probabilities must lie in [0, 1] (NaN is rejected too)."""
     check_float(fn, name, x)
-    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):
+    if not x.numel():
+        return
+    lo_t, hi_t = torch.aminmax(x.detach())  # one pass; NaN propagates into both
+    if not (bool(lo_t >= 0) and bool(hi_t <= 1)):
         lo, hi = float(torch.nan_to_num(x, nan=-1.0).min()), float(x.max())
         raise ValueError(
             f"{fn}: `{name}` must hold probabilities in [0, 1], found values in [{lo:g}, {hi:g}]"

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -203,21 +204,51 @@ def _kernels():
     return _count_kernels
 
 
-def _run_parallel(fn: Callable[..., object], n_groups: int, work: int, *args: object) -> None:
-    """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work."""
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY = (0, 0)  # (process id, workers) of _POOL
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    """A pool kept across calls (a new pool per call cost ~0.2 ms per loss evaluation).
+
+    Remade after a fork (a forked child, e.g. a DataLoader worker, inherits the pool object but
+    not its threads, and would wait on it forever) or when more workers are asked for.
+    """
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        pid = os.getpid()
+        if _POOL is None or _POOL_KEY[0] != pid or _POOL_KEY[1] < n_threads:
+            if _POOL is not None and _POOL_KEY[0] == pid:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="softloc-count")
+            _POOL_KEY = (pid, n_threads)
+        return _POOL
+
+
+def _run_parallel(
+    fn: Callable[..., object], group_work: np.ndarray, work: int, *args: object
+) -> None:
+    """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work.
+
+    Ranges are cut at equal shares of ``group_work`` (per-group cost), not of the group count:
+    groups are sorted by target count, so their costs grow along the list.
+    """
+    n_groups = len(group_work)
     n_threads = min(torch.get_num_threads(), _N_CPU, n_groups, work // _MIN_PARALLEL_WORK)
     if n_threads <= 1:
         fn(*args, 0, n_groups)
         return
-    bounds = np.linspace(0, n_groups, n_threads + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        futures = [
-            pool.submit(fn, *args, int(lo), int(hi))
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
-            if hi > lo
-        ]
-        for f in futures:
-            f.result()
+    cum = np.concatenate([[0.0], np.cumsum(group_work, dtype=np.float64)])
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_threads) / n_threads)
+    bounds = np.unique(np.clip(np.concatenate([[0], cuts, [n_groups]]), 0, n_groups))
+    ranges = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    pool = _pool(n_threads)
+    # The calling thread takes the first range itself (the kernels release the GIL).
+    futures = [pool.submit(fn, *args, lo, hi) for lo, hi in ranges[1:]]
+    fn(*args, *ranges[0])
+    for f in futures:
+        f.result()
 
 
 class _Rows:
@@ -227,29 +258,22 @@ class _Rows:
         self.x = x.detach()
         self.r, self.t_len = x.shape
         self.logits = logits
-        self.steps = steps.numpy()
-        self.masked = bool((self.steps < self.t_len).any())
+        self.steps = np.ascontiguousarray(steps.numpy(), dtype=np.int64)
+        self._np: np.ndarray | None = None  # x as a contiguous float32/64 array, made once
 
     def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, np.ndarray]:
         """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere."""
-        xs = self.x if np.array_equal(src, np.arange(self.r)) else self.x[torch.from_numpy(src)]
-        pt = torch.zeros(self.t_len, padded, dtype=torch.float64)
-        j = len(src)
-        if self.logits:
-            x64 = xs.t().to(torch.float64)
-            pt[:, :j] = torch.sigmoid(x64)
-            qt = torch.ones_like(pt)
-            qt[:, :j] = torch.sigmoid(-x64)
-            pt_np, qt_np = pt.numpy(), qt.numpy()
-        else:
-            pt[:, :j] = xs.t()  # (J, T) -> (T, J): cast and transpose in one copy
-            pt_np = pt.numpy()
-            qt_np = np.subtract(1.0, pt_np)
-        if self.masked:
-            invalid = np.arange(self.t_len)[:, None] >= self.steps[src][None, :]
-            pt_np[:, :j][invalid] = 0.0
-            qt_np[:, :j][invalid] = 1.0
-        return pt_np, qt_np
+        if self._np is None:
+            x = self.x
+            if x.dtype not in (torch.float32, torch.float64):
+                x = x.to(torch.float64)
+            self._np = x.contiguous().numpy()
+        pt = np.empty((self.t_len, padded))
+        qt = np.empty((self.t_len, padded))
+        _kernels().gather_time_major(
+            self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt
+        )
+        return pt, qt
 
     def time_major_chunks(self, src, t0, n_steps, padded: int) -> tuple[np.ndarray, np.ndarray]:
         """(S, padded) float64 p and q; lane i holds steps t0[i] .. t0[i] + n_steps[i] of row
@@ -353,8 +377,8 @@ class _Jobs:
         final = np.zeros((self.n_groups * k.LANES, self.width))
         work = int((self.group_steps * self.group_width).sum()) * k.LANES
         _run_parallel(
-            k.forward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
-            self.group_width, self.disc, self.ckpt, final,
+            k.forward_groups, self.group_steps * self.group_width, work,
+            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, final,
         )  # fmt: skip
         n_jobs = len(self.target)
         self.states = np.zeros((n_jobs, self.width))
@@ -400,9 +424,14 @@ class _Jobs:
         grad_t = np.empty_like(self.pt)
         work = 3 * int((self.group_steps * self.group_width).sum()) * k.LANES
         _run_parallel(
-            k.backward_groups, self.n_groups, work, self.pt, self.qt, self.group_steps,
-            self.group_width, self.disc, self.theta, self.ckpt, padded, grad_t,
+            k.backward_groups, self.group_steps * self.group_width, work,
+            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.theta,
+            self.ckpt, padded, grad_t,
         )  # fmt: skip
+        if self.n_chunks == 1 and self.norm is None:  # the common case, in one pass
+            grads = np.empty((n_jobs, self.t_len))
+            k.scatter_rows(grad_t, self.lane_job, self.lane_len, grads)
+            return grads
         lanes = grad_t[:, :n_lanes]
         if self.norm is not None:
             lanes /= self.norm
