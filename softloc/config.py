@@ -185,6 +185,10 @@ class TrainConfig:
             )
 
 
+#: Accepted values of ``inference.calibrate_with``.
+CALIBRATION_SOURCES = ("auto", "timestamps", "counts")
+
+
 @dataclass(frozen=True)
 class InferenceConfig:
     """Whole-file detection (fact sheet §5).
@@ -198,8 +202,13 @@ class InferenceConfig:
         tta_factors: extra sample-rate factors for test-time augmentation (empty = off).
         calibrate_offset: estimate per-class time offsets on validation annotations after
             training (when the validation files have timestamps).
-        calibrate_threshold: choose per-class thresholds maximising validation F1 (same data).
-        batch_size: windows per forward pass.
+        calibrate_threshold: choose per-class thresholds on the validation files: maximising F1
+            against their timestamps, or, with counts only, minimising the count error of the
+            detections in the counts.csv windows.
+        calibrate_with: ``"auto"`` (timestamps when the validation files have them, else
+            counts), ``"timestamps"`` or ``"counts"`` (thresholds only; a count carries no time,
+            so offsets stay as they are).
+        batch_size: windows per forward pass (8: the CRNN's activations stay in cache).
         class_offsets_s: per-class offsets added on top of ``time_offset_s`` (empty = none);
             written by the calibration.
         class_thresholds: per-class thresholds replacing ``threshold`` (empty = ``threshold``);
@@ -213,9 +222,17 @@ class InferenceConfig:
     tta_factors: tuple[float, ...] = ()
     calibrate_offset: bool = True
     calibrate_threshold: bool = True
+    calibrate_with: str = "auto"
     batch_size: int = 8
     class_offsets_s: tuple[float, ...] = ()
     class_thresholds: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.calibrate_with not in CALIBRATION_SOURCES:
+            raise ValueError(
+                f"InferenceConfig: `calibrate_with` must be one of {CALIBRATION_SOURCES}, "
+                f"got {self.calibrate_with!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -618,19 +618,24 @@ def _devices(devices: str) -> int | str | list[int]:
 def _calibrate(
     model: torch.nn.Module, config: RunConfig, store: Any, index: Any, stems: list
 ) -> tuple[RunConfig, dict]:
-    """Per-class time offsets and thresholds from the validation files' timestamps.
+    """Per-class time offsets and thresholds from the validation files.
 
-    Offsets: minus the median signed error of detections matched within 100 ms
-    (``calibrate_time_offset``). Thresholds: the value of a grid (0.10 ... 0.70) that maximises the
-    class's pooled F1 at +-50 ms with that offset. The network's weights are not touched.
+    With timestamps: offsets are minus the median signed error of detections matched within
+    100 ms (``calibrate_time_offset``); thresholds the value of a grid (0.10 ... 0.70) that
+    maximises the class's pooled F1 at +-50 ms with that offset. With counts only
+    (``inference.calibrate_with``): see :func:`_calibrate_from_counts`. The network's weights
+    are not touched.
     """
     from softloc.metrics import match_onsets
 
     inf = config.inference
+    if not (inf.calibrate_offset or inf.calibrate_threshold):
+        return config, {"source": "none (disabled)"}
     annotated = [s for s in stems if index.has_events(s)]
-    if not annotated or not (inf.calibrate_offset or inf.calibrate_threshold):
-        why = "no validation timestamps" if not annotated else "disabled"
-        return config, {"source": f"none ({why})"}
+    if inf.calibrate_with == "counts" or (inf.calibrate_with == "auto" and not annotated):
+        return _calibrate_from_counts(model, config, store, index, stems)
+    if not annotated:
+        return config, {"source": "none (no validation timestamps)"}
     n_classes = len(config.classes)
     detector = Detector(model, config).with_settings(class_offsets_s=(), class_thresholds=())
     probs = {s: detector.probabilities_from_mel(torch.as_tensor(store.get(s, 1.0)))
@@ -688,5 +693,55 @@ def _calibrate(
         "class_offsets_s": dict(zip(config.classes, offsets, strict=True)),
         "class_thresholds": dict(zip(config.classes, thresholds, strict=True)),
         "valid_f1_per_class": dict(zip(config.classes, best_f1, strict=True)),
+    }
+    return replace(config, inference=new_inf), info
+
+
+def _calibrate_from_counts(
+    model: torch.nn.Module, config: RunConfig, store: Any, index: Any, stems: list
+) -> tuple[RunConfig, dict]:
+    """Per-class thresholds from the validation files' counts.csv windows (no timestamps).
+
+    For each class, the threshold of the grid 0.10 ... 0.70 whose detections best reproduce the
+    counts: the smallest total |detected - counted| over the windows (detections at
+    ``start <= t < end``), ties broken towards the configured threshold. Offsets are left as
+    they are; a count says nothing about time.
+    """
+    inf = config.inference
+    windows = [(s, w) for s in stems for w in index.count_windows.get(s, [])]
+    if not inf.calibrate_threshold or not windows:
+        why = "disabled" if not inf.calibrate_threshold else "no validation counts"
+        return config, {"source": f"none ({why})"}
+    n_classes = len(config.classes)
+    detector = Detector(model, config).with_settings(class_thresholds=())
+    used = sorted({s for s, _ in windows})
+    probs = {s: detector.probabilities_from_mel(torch.as_tensor(store.get(s, 1.0))) for s in used}
+    grid = [round(float(x), 2) for x in np.arange(0.10, 0.701, 0.05)]
+    errors = np.zeros((len(grid), n_classes))
+    n_counted = np.zeros(n_classes)
+    for g, thr in enumerate(grid):
+        det = detector.with_settings(threshold=thr)
+        times = {s: det.events_from_probabilities(probs[s]).per_class() for s in used}
+        for s, w in windows:
+            for c, name in enumerate(config.classes):
+                if name not in w.counts:
+                    continue
+                t = times[s][c]
+                found = int(np.count_nonzero((t >= w.start_s) & (t < w.end_s)))
+                errors[g, c] += abs(found - int(w.counts[name]))
+                if g == 0:
+                    n_counted[c] += int(w.counts[name])
+    thresholds = []
+    for c in range(n_classes):
+        best = errors[:, c].min()
+        candidates = [grid[g] for g in range(len(grid)) if errors[g, c] == best]
+        thresholds.append(min(candidates, key=lambda x: abs(x - inf.threshold)))
+    best_err = [round(float(errors[grid.index(t), c]), 1) for c, t in enumerate(thresholds)]
+    new_inf = replace(inf, class_thresholds=tuple(thresholds))
+    info = {
+        "source": f"validation counts of {len(windows)} windows in {len(used)} files",
+        "class_thresholds": dict(zip(config.classes, thresholds, strict=True)),
+        "valid_count_abs_error": dict(zip(config.classes, best_err, strict=True)),
+        "valid_events_counted": dict(zip(config.classes, n_counted.tolist(), strict=True)),
     }
     return replace(config, inference=new_inf), info

@@ -136,3 +136,58 @@ def test_train_with_label_noise_perturbs_only_training_events(tmp_path):
     for stem in index.splits["valid"]:
         assert noisy.events[stem] == index.events[stem]
     assert not math.isnan(noisy.durations_s[train_stems[0]])
+
+
+class _MelIsProbability(torch.nn.Module):
+    """Stub network: p(t) of class c is mel band c, so a test can place peaks directly."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        self.n_classes = n_classes
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, mel, lengths=None):
+        return mel[:, : self.n_classes, :]
+
+
+def test_count_calibration_picks_the_threshold_that_reproduces_validation_counts():
+    """Class A: true events peak at 0.62, distractors at 0.27, so thresholds 0.30 ... 0.60 count
+    exactly; with the configured threshold at 0.2 the nearest of those, 0.30, is chosen. Class B:
+    every peak is an event (0.5 and 0.15), so only thresholds <= 0.15 count right: 0.10 or 0.15,
+    and 0.15 is nearer to 0.2."""
+    from types import SimpleNamespace
+
+    from softloc.data.layout import CountWindow
+    from softloc.train import _calibrate
+
+    cfg = apply_overrides(
+        load_preset("demo"),
+        ["classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts"],
+    )
+    fr = cfg.features.frame_rate
+    n = int(6 * fr)
+    mel = torch.full((cfg.features.n_mels, n), 0.01)
+    a_true, a_false = [0.5, 2.2, 4.1], [1.3, 3.3]
+    b_events = {0.7: 0.5, 2.9: 0.15, 5.0: 0.5}
+    for t in a_true:
+        mel[0, round(t * fr)] = 0.62
+    for t in a_false:
+        mel[0, round(t * fr)] = 0.27
+    for t, h in b_events.items():
+        mel[1, round(t * fr)] = h
+    windows = [
+        CountWindow("v", 0.0, 3.0, {"A": 2, "B": 2}),
+        CountWindow("v", 3.0, 6.0, {"A": 1, "B": 1}),
+    ]
+    store = SimpleNamespace(get=lambda stem, rate: mel.numpy())
+    index = SimpleNamespace(count_windows={"v": windows}, has_events=lambda s: True)
+    new_cfg, info = _calibrate(_MelIsProbability(2), cfg, store, index, ["v"])
+    assert new_cfg.inference.class_thresholds == (0.3, 0.15)
+    assert info["valid_count_abs_error"] == {"A": 0.0, "B": 0.0}
+    assert new_cfg.inference.class_offsets_s == cfg.inference.class_offsets_s
+    assert info["source"].startswith("validation counts of 2 windows")
+
+
+def test_calibrate_with_rejects_unknown_sources():
+    with pytest.raises(ValueError, match="calibrate_with.*one of"):
+        apply_overrides(load_preset("demo"), ["inference.calibrate_with=labels"])
