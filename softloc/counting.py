@@ -61,7 +61,7 @@ BACKENDS = ("auto", "reference", "cpu", "tree")
 # values below 1e-150 (see softloc._count_kernels.TINY), an absolute error of at most ~1e-143.
 _SAFE = 1e-120
 # Below this much work (rows * steps * bins) the CPU kernels do not spread over threads.
-_MIN_PARALLEL_WORK = 2_000_000
+_MIN_PARALLEL_WORK = 1500000
 _N_CPU = os.cpu_count() or 1
 # With fewer rows than SIMD lanes, rows are cut into chunks of at least this many steps.
 _MIN_CHUNK_STEPS = 256
