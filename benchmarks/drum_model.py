@@ -19,13 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from softloc.config import load_preset
+from softloc.config import atomic_write_text, load_preset
 from softloc.features import mel_power
 from softloc.inference import Detector
 from softloc.losses import loco_loss
@@ -108,6 +111,32 @@ def bench_shipped(*, audio_s: float) -> dict:
     return {"x_rt": audio_s / detect_s, "sample_rate": detector.config.features.sample_rate}
 
 
+MARK_BEGIN = "<!-- benchmarks/drum_model.py:begin -->"
+MARK_END = "<!-- benchmarks/drum_model.py:end -->"
+
+
+def write_block(doc: Path, block: str) -> None:
+    """Replace the text between the two markers of ``doc`` (atomically) with ``block``."""
+    text = doc.read_text()
+    if text.count(MARK_BEGIN) != 1 or text.count(MARK_END) != 1:
+        raise SystemExit(
+            f"{doc}: expected one '{MARK_BEGIN}' and one '{MARK_END}' line around the generated "
+            "block; add them where the drum-model figures should go"
+        )
+    head, rest = text.split(MARK_BEGIN)
+    _, tail = rest.split(MARK_END)
+    atomic_write_text(doc, f"{head}{MARK_BEGIN}\n{block}{MARK_END}{tail}")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["drums", "demo"])
@@ -117,30 +146,44 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--no-shipped", action="store_true",
                         help="skip the end-to-end timing of the shipped model")
+    parser.add_argument("--write-docs", type=Path, metavar="MD",
+                        help="also put the figures into MD between the markers "
+                             f"{MARK_BEGIN} and {MARK_END} (e.g. docs/benchmarks.md)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(
-        f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{args.threads} threads, load average {os.getloadavg()[0]:.2f}"
-    )
-    print()
-    print("| preset | frames/s | T (train) | params | CRNN inference (x real time) | "
-          "front end (x RT) | end to end (x RT) | train steps/s (batch "
-          f"{args.batch}) | loss share of step |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    lines = [
+        f"`{' '.join(['python', 'benchmarks/drum_model.py', *sys.argv[1:]])}` "
+        f"({time.strftime('%Y-%m-%d')}, commit `{_commit()}`; CPU: "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{torch.__version__}, {args.threads} threads, load average before the run "
+        f"{os.getloadavg()[0]:.2f})",
+        "",
+        "| preset | frames/s | T (train) | params | CRNN inference (x real time) | "
+        "front end (x RT) | end to end (x RT) | train steps/s (batch "
+        f"{args.batch}) | loss share of step |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
     for preset in args.presets:
         r = bench(preset, audio_s=args.audio_s, steps=args.steps, batch=args.batch)
-        print(
+        lines.append(
             f"| {r['preset']} | {r['frame_rate']:.1f} | {r['T']} | {r['params']} | "
             f"{r['infer_x_rt']:.0f} | {r['front_x_rt']:.0f} | {r['total_x_rt']:.0f} | "
             f"{r['steps_per_s']:.2f} | {100 * r['loss_share']:.1f}% |"
         )
+        print(lines[-1], flush=True)
     if not args.no_shipped:
         r = bench_shipped(audio_s=args.audio_s)
-        print()
-        print(f"shipped model (softloc/pretrained/drums.pt), Detector.detect on {args.audio_s:g} s "
-              f"of 44.1 kHz audio (resampled to {r['sample_rate']} Hz inside): "
-              f"{r['x_rt']:.0f}x real time")
+        lines += [
+            "",
+            f"Shipped model (`softloc/pretrained/drums.pt`), `Detector.detect` on "
+            f"{args.audio_s:g} s of 44.1 kHz audio (resampled to {r['sample_rate']} Hz inside): "
+            f"**{r['x_rt']:.0f}x real time**.",
+        ]
+        print("\n".join(lines[-2:]))
+    if args.write_docs is not None:
+        write_block(args.write_docs, "\n".join(lines) + "\n")
+        print(f"wrote the figures into {args.write_docs}")
 
 
 if __name__ == "__main__":
