@@ -83,10 +83,11 @@ def test_validation_collects_exact_count_rate():
 
 
 def test_optimizer_is_adam_with_configured_rate():
-    m = module()
-    opt = m.configure_optimizers()
+    cfg = apply_overrides(load_preset("drums"), SMALL + ["train.lr_schedule=constant",
+                                                         "train.learning_rate=0.0123"])
+    opt = DetectorModule(config_to_dict(cfg)).configure_optimizers()
     assert isinstance(opt, torch.optim.Adam)
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-2)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0123)
 
 
 def test_cosine_schedule_decays_to_five_percent():
@@ -191,3 +192,23 @@ def test_count_calibration_picks_the_threshold_that_reproduces_validation_counts
 def test_calibrate_with_rejects_unknown_sources():
     with pytest.raises(ValueError, match="calibrate_with.*one of"):
         apply_overrides(load_preset("demo"), ["inference.calibrate_with=labels"])
+
+
+def test_auto_calibration_uses_counts_when_validation_has_no_timestamps():
+    from types import SimpleNamespace
+
+    from softloc.data.layout import CountWindow
+    from softloc.train import _calibrate
+
+    cfg = apply_overrides(load_preset("demo"), ["classes=[A]", "inference.calibrate_with=auto"])
+    fr = cfg.features.frame_rate
+    mel = torch.full((cfg.features.n_mels, int(3 * fr)), 0.01)
+    mel[0, round(1.0 * fr)] = 0.5
+    store = SimpleNamespace(get=lambda stem, rate: mel.numpy())
+    windows = [CountWindow("v", 0.0, 3.0, {"A": 1})]
+    index = SimpleNamespace(count_windows={"v": windows}, has_events=lambda s: False)
+    _, info = _calibrate(_MelIsProbability(1), cfg, store, index, ["v"])
+    assert info["source"].startswith("validation counts")
+    index_none = SimpleNamespace(count_windows={}, has_events=lambda s: False)
+    _, info = _calibrate(_MelIsProbability(1), cfg, store, index_none, ["v"])
+    assert info["source"] == "none (no validation counts)"
