@@ -61,7 +61,7 @@ BACKENDS = ("auto", "reference", "cpu", "tree")
 # values below 1e-150 (see softloc._count_kernels.TINY), an absolute error of at most ~1e-143.
 _SAFE = 1e-120
 # Below this much work (rows * steps * bins) the CPU kernels do not spread over threads.
-_MIN_PARALLEL_WORK = 1500000
+_MIN_PARALLEL_WORK = 1_500_000
 _N_CPU = os.cpu_count() or 1
 # With fewer rows than SIMD lanes, rows are cut into chunks of at least this many steps.
 _MIN_CHUNK_STEPS = 256
@@ -226,15 +226,14 @@ def _pool(n_threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _run_parallel(
-    fn: Callable[..., object], group_work: np.ndarray, work: int, *args: object
-) -> None:
+def _run_parallel(fn: Callable[..., object], group_work: np.ndarray, *args: object) -> None:
     """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work.
 
-    Ranges are cut at equal shares of ``group_work`` (per-group cost), not of the group count:
-    groups are sorted by target count, so their costs grow along the list.
+    ``group_work``: the cost of each group in bin updates. Ranges are cut at equal shares of it,
+    not of the group count: groups are sorted by target count, so their costs grow along the list.
     """
     n_groups = len(group_work)
+    work = int(group_work.sum())
     n_threads = min(torch.get_num_threads(), _N_CPU, n_groups, work // _MIN_PARALLEL_WORK)
     if n_threads <= 1:
         fn(*args, 0, n_groups)
@@ -375,9 +374,8 @@ class _Jobs:
         w_max = int(self.group_width.max(initial=2))
         self.ckpt = np.empty((self.n_groups, n_ckpt, w_max, k.LANES))
         final = np.zeros((self.n_groups * k.LANES, self.width))
-        work = int((self.group_steps * self.group_width).sum()) * k.LANES
         _run_parallel(
-            k.forward_groups, self.group_steps * self.group_width, work,
+            k.forward_groups, self.group_steps * self.group_width * k.LANES,
             self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, final,
         )  # fmt: skip
         n_jobs = len(self.target)
@@ -422,9 +420,8 @@ class _Jobs:
                     padded[i * self.n_chunks + c, :w] = np.correlate(u_ext, self.prefix[i][c])
                     u = np.correlate(u_ext, self.chunk_final[i, c, :w])
         grad_t = np.empty_like(self.pt)
-        work = 3 * int((self.group_steps * self.group_width).sum()) * k.LANES
-        _run_parallel(
-            k.backward_groups, self.group_steps * self.group_width, work,
+        _run_parallel(  # three passes per step: recompute, gradient, adjoint
+            k.backward_groups, 3 * self.group_steps * self.group_width * k.LANES,
             self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.theta,
             self.ckpt, padded, grad_t,
         )  # fmt: skip

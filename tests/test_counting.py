@@ -458,6 +458,31 @@ def test_cpu_backend_works_in_forked_workers():
     assert got == pytest.approx(want, rel=1e-12)
 
 
+def _threaded_loss_in_worker(seed: int) -> float:
+    import softloc.counting as counting
+
+    counting._MIN_PARALLEL_WORK = 1  # threads even for this small input (inherited by fork)
+    counting._N_CPU = 2
+    torch.set_num_threads(2)
+    return _loss_in_worker(seed)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (dataloader workers)")
+def test_kept_thread_pool_is_remade_in_forked_workers(monkeypatch):
+    """The parent's pool object survives a fork without its threads; a child that reused it
+    would wait forever, so the pool is keyed by process id."""
+    import softloc.counting as counting
+
+    monkeypatch.setattr(counting, "_MIN_PARALLEL_WORK", 1)
+    monkeypatch.setattr(counting, "_N_CPU", 2)
+    monkeypatch.setattr(counting.torch, "get_num_threads", lambda: 2)
+    want = [_loss_in_worker(s) for s in range(2)]  # creates the pool in the parent
+    assert counting._POOL is not None and counting._POOL_KEY[0] == os.getpid()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_threaded_loss_in_worker, range(2)).get(timeout=120)
+    assert got == pytest.approx(want, rel=1e-12)
+
+
 def test_auto_backend_picks_cpu_kernel_on_cpu(monkeypatch):
     import softloc.counting as counting
 

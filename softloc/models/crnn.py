@@ -62,6 +62,17 @@ class FreqMaxPool(nn.Module):
         return f"size={self.size}"
 
 
+def init_loco_head(hidden: nn.Linear, out: nn.Linear, output_bias: float) -> None:
+    """Initialise the head ``sigmoid(out(sigmoid(hidden(h))))`` as the official code does:
+    N(0, 1) weights (not Glorot), zero hidden bias, output bias from the count prior (LoCo
+    eq. 15, ``softloc.counting.count_prior_bias``)."""
+    with torch.no_grad():
+        nn.init.normal_(hidden.weight, 0.0, 1.0)
+        nn.init.zeros_(hidden.bias)
+        nn.init.normal_(out.weight, 0.0, 1.0)
+        out.bias.fill_(float(output_bias))
+
+
 def _same_padding(kernel_time: int, kernel_freq: int) -> tuple[int, int, int, int]:
     """(left, right, top, bottom) zero padding of TF 'SAME' for a (time, freq) kernel."""
     ft, ff = kernel_time - 1, kernel_freq - 1
@@ -190,12 +201,7 @@ class CRNN(nn.Module):
             dict(self.lstm.named_parameters())["bias_ih_l0"][forget] = 1.0
         self.hidden = nn.Linear(lstm_units, hidden_units)
         self.out = nn.Linear(hidden_units, n_classes)
-        with torch.no_grad():
-            # N(0, 1) head weights as in the official code (not Glorot).
-            nn.init.normal_(self.hidden.weight, 0.0, 1.0)
-            nn.init.zeros_(self.hidden.bias)
-            nn.init.normal_(self.out.weight, 0.0, 1.0)
-            self.out.bias.fill_(float(output_bias))
+        init_loco_head(self.hidden, self.out, output_bias)
 
     def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Pre-sigmoid outputs; see the class docstring for shapes."""

@@ -24,6 +24,7 @@ from torch import nn
 
 from softloc._validation import check_float, check_ndim, check_tensor
 from softloc.hilbert import _window_hw, grid_side, image_to_patches
+from softloc.models.crnn import init_loco_head
 
 __all__ = ["CONV_PRESETS", "DigitDetector"]
 
@@ -162,13 +163,9 @@ class DigitDetector(nn.Module):
         )
         self.hidden = nn.Linear(lstm_units * (2 if bidirectional else 1), hidden_units)
         self.out = nn.Linear(hidden_units, n_classes)
-        with torch.no_grad():
-            # The LoCo head (as in softloc.models.crnn): sigmoid hidden layer, N(0, 1) weights,
-            # so the outputs differ across steps from the start; prior output bias (eq. 15).
-            nn.init.normal_(self.hidden.weight, 0.0, 1.0)
-            nn.init.zeros_(self.hidden.bias)
-            nn.init.normal_(self.out.weight, 0.0, 1.0)
-            self.out.bias.fill_(float(output_bias))
+        # The LoCo head of the CRNN: N(0, 1) weights, so the outputs differ across steps from
+        # the start; prior output bias (eq. 15).
+        init_loco_head(self.hidden, self.out, output_bias)
 
     @property
     def n_steps(self) -> int:
