@@ -5,104 +5,142 @@ submission). Tensors follow the layout ``(batch, class, time)``.
 
 The functional core lives in concept modules, each importable on its own:
 
+- ``softloc.timebase``  the one frame <-> seconds conversion; window and hop frame counts
 - ``softloc.counting``  Poisson-binomial count distribution (LoCo eq. 6, 9, 14)
-- ``softloc.losses``    LoCo, soft localization, SoftLoc and baseline losses (SoftLoc eq. 2-6)
+- ``softloc.losses``    LoCo, soft localization, SoftLoc and baseline losses (SoftLoc eq. 2-6),
+  and ``build_loss``, the registry that turns a loss configuration into a module
 - ``softloc.noise``     label-misalignment models
-- ``softloc.decode``    probabilities -> events; the one frame <-> seconds conversion
+- ``softloc.decode``    probabilities -> events
 - ``softloc.metrics``   onset P/R/F1 with mir_eval matching, aggregation, count metrics
 - ``softloc.inference`` ``Detector``: load a trained run and detect events in audio
+- ``softloc.training``  ``train``: fit a detector on a dataset folder
+
+``import softloc`` imports nothing heavy (not even torch): every name below is loaded from its
+module on first access (module ``__getattr__``, PEP 562), so ``softloc --version`` stays instant
+and ``import softloc.counting`` loads only the counting code.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from softloc.counting import count_distribution, count_log_likelihood, count_prior_bias
-from softloc.decode import (
-    Events,
-    frames_to_seconds,
-    ms_to_frames,
-    pick_peaks,
-    seconds_to_frames,
-    stitch_windows,
-    threshold_events,
-)
-from softloc.inference import Detector
-from softloc.losses import (
-    AlphaSchedule,
-    BootstrapLoss,
-    FrameBCELoss,
-    LoCoLoss,
-    OneSidedLoss,
-    SoftLocalizationLoss,
-    SoftLocLoss,
-    bce_loss,
-    bootstrap_loss,
-    gaussian_kernel,
-    loco_loss,
-    one_sided_loss,
-    smoothed_targets,
-    soft_localization_loss,
-    softloc_loss,
-    softness_ms_to_sigma,
-)
-from softloc.metrics import count_metrics, evaluate, match_onsets, onset_scores
-from softloc.noise import (
-    BinaryNoise,
-    NoiseModel,
-    NormalNoise,
-    RoundedNormalNoise,
-    ShiftNoise,
-    SkewNormalNoise,
-    parse_noise,
-    perturb_events,
-)
+from softloc._version import __version__
 
-__all__ = [
-    "__version__",
+# Public name -> module that defines it. The one table of the package surface.
+_EXPORTS: dict[str, str] = {
+    # timebase
+    "frames_to_seconds": "softloc.timebase",
+    "seconds_to_frames": "softloc.timebase",
+    "ms_to_frames": "softloc.timebase",
+    "duration_frames": "softloc.timebase",
+    "padded_window_frames": "softloc.timebase",
     # counting
-    "count_distribution",
-    "count_log_likelihood",
-    "count_prior_bias",
+    "count_distribution": "softloc.counting",
+    "count_log_likelihood": "softloc.counting",
+    "count_prior_bias": "softloc.counting",
     # losses
-    "loco_loss",
-    "LoCoLoss",
-    "gaussian_kernel",
-    "softness_ms_to_sigma",
-    "soft_localization_loss",
-    "SoftLocalizationLoss",
-    "softloc_loss",
-    "SoftLocLoss",
-    "AlphaSchedule",
-    "bce_loss",
-    "FrameBCELoss",
-    "smoothed_targets",
-    "one_sided_loss",
-    "OneSidedLoss",
-    "bootstrap_loss",
-    "BootstrapLoss",
+    "loco_loss": "softloc.losses",
+    "LoCoLoss": "softloc.losses",
+    "gaussian_kernel": "softloc.losses",
+    "softness_ms_to_sigma": "softloc.losses",
+    "soft_localization_loss": "softloc.losses",
+    "SoftLocalizationLoss": "softloc.losses",
+    "softloc_loss": "softloc.losses",
+    "SoftLocLoss": "softloc.losses",
+    "AlphaSchedule": "softloc.losses",
+    "bce_loss": "softloc.losses",
+    "FrameBCELoss": "softloc.losses",
+    "smoothed_targets": "softloc.losses",
+    "one_sided_loss": "softloc.losses",
+    "OneSidedLoss": "softloc.losses",
+    "bootstrap_loss": "softloc.losses",
+    "BootstrapLoss": "softloc.losses",
+    "LOSS_NAMES": "softloc.losses",
+    "EventLoss": "softloc.losses",
+    "build_loss": "softloc.losses",
     # noise
-    "NoiseModel",
-    "NormalNoise",
-    "RoundedNormalNoise",
-    "BinaryNoise",
-    "ShiftNoise",
-    "SkewNormalNoise",
-    "perturb_events",
-    "parse_noise",
+    "NoiseModel": "softloc.noise",
+    "NormalNoise": "softloc.noise",
+    "RoundedNormalNoise": "softloc.noise",
+    "BinaryNoise": "softloc.noise",
+    "ShiftNoise": "softloc.noise",
+    "SkewNormalNoise": "softloc.noise",
+    "perturb_events": "softloc.noise",
+    "parse_noise": "softloc.noise",
     # decode
-    "Events",
-    "frames_to_seconds",
-    "seconds_to_frames",
-    "ms_to_frames",
-    "threshold_events",
-    "pick_peaks",
-    "stitch_windows",
+    "Events": "softloc.decode",
+    "threshold_events": "softloc.decode",
+    "pick_peaks": "softloc.decode",
+    "stitch_windows": "softloc.decode",
     # metrics
-    "match_onsets",
-    "onset_scores",
-    "count_metrics",
-    "evaluate",
-    # inference
-    "Detector",
-]
+    "match_onsets": "softloc.metrics",
+    "onset_scores": "softloc.metrics",
+    "count_metrics": "softloc.metrics",
+    "evaluate": "softloc.metrics",
+    # heavy members: inference and training
+    "Detector": "softloc.inference",
+    "train": "softloc.training",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first access (and cache it in this module)."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'softloc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # names for type checkers and IDEs; never executed
+    from softloc.counting import count_distribution, count_log_likelihood, count_prior_bias
+    from softloc.decode import Events, pick_peaks, stitch_windows, threshold_events
+    from softloc.inference import Detector
+    from softloc.losses import (
+        LOSS_NAMES,
+        AlphaSchedule,
+        BootstrapLoss,
+        EventLoss,
+        FrameBCELoss,
+        LoCoLoss,
+        OneSidedLoss,
+        SoftLocalizationLoss,
+        SoftLocLoss,
+        bce_loss,
+        bootstrap_loss,
+        build_loss,
+        gaussian_kernel,
+        loco_loss,
+        one_sided_loss,
+        smoothed_targets,
+        soft_localization_loss,
+        softloc_loss,
+        softness_ms_to_sigma,
+    )
+    from softloc.metrics import count_metrics, evaluate, match_onsets, onset_scores
+    from softloc.noise import (
+        BinaryNoise,
+        NoiseModel,
+        NormalNoise,
+        RoundedNormalNoise,
+        ShiftNoise,
+        SkewNormalNoise,
+        parse_noise,
+        perturb_events,
+    )
+    from softloc.timebase import (
+        duration_frames,
+        frames_to_seconds,
+        ms_to_frames,
+        padded_window_frames,
+        seconds_to_frames,
+    )
+    from softloc.training import train

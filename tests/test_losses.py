@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import convolve1d, gaussian_filter
 
-import softloc.losses as losses_module
+import softloc.losses.functional as losses_module
 from softloc.losses import (
     AlphaSchedule,
     BootstrapLoss,

@@ -444,7 +444,7 @@ def test_count_metrics_validation_errors():
 def test_docstring_examples_run():
     import doctest
 
-    import softloc.metrics
+    import softloc.metrics.onsets
 
-    result = doctest.testmod(softloc.metrics)
+    result = doctest.testmod(softloc.metrics.onsets)
     assert result.failed == 0 and result.attempted >= 5

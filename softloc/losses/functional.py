@@ -59,7 +59,7 @@ from softloc._validation import (
     check_tensor,
 )
 from softloc.counting import count_log_likelihood
-from softloc.decode import ms_to_frames
+from softloc.timebase import ms_to_frames
 
 __all__ = [
     "AlphaSchedule",

@@ -1,0 +1,3 @@
+"""The package version, in a module that imports nothing (``softloc --version`` must stay instant)."""
+
+__version__ = "0.2.0"

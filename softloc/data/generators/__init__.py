@@ -1,0 +1,1 @@
+"""Built-in data generators: synthetic datasets written in the generic layout."""
