@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from softloc.data.generators.drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
 from softloc.data.layout import (
     CountWindow,
     DatasetError,
@@ -14,7 +15,6 @@ from softloc.data.layout import (
     write_counts_csv,
     write_split_file,
 )
-from softloc.data.synth_drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
 from softloc.data.windows import (
     FeatureStore,
     WindowDataset,

@@ -3,8 +3,8 @@ import pytest
 import soundfile as sf
 from scipy import signal
 
+from softloc.data.generators.drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
 from softloc.data.layout import load_dataset, read_annotation_file, read_counts_csv
-from softloc.data.synth_drums import DRUM_CLASSES, render_drum_track, synthesize_drum_dataset
 
 TINY = dict(n_train_files=2, n_valid_files=1, n_test_files=2, file_duration_s=3.0,
             n_train_kits=2, n_valid_kits=1, n_test_kits=1, sample_rate=16000)

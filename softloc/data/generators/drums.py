@@ -475,7 +475,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     write_counts_csv(out / "counts.csv", windows, classes=DRUM_CLASSES, overwrite=overwrite)
     for split, stems in splits.items():
         write_split_file(out / "splits" / f"{split}.txt", stems, overwrite=overwrite)
-    settings = {"generator": "softloc.data.synth_drums", "seed": seed,
+    settings = {"generator": "softloc.data.generators.drums", "seed": seed,
                 "file_duration_s": file_duration_s, "sample_rate": sample_rate,
                 "window_s": window_s, "hop_s": hop_s, "classes": list(DRUM_CLASSES),
                 "sizes": {k: {"files": v[0], "kits": v[1]} for k, v in sizes.items()},
