@@ -23,7 +23,7 @@ and ``import softloc.counting`` loads only the counting code.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from softloc._version import __version__
 
@@ -98,49 +98,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-if TYPE_CHECKING:  # names for type checkers and IDEs; never executed
-    from softloc.counting import count_distribution, count_log_likelihood, count_prior_bias
-    from softloc.decode import Events, pick_peaks, stitch_windows, threshold_events
-    from softloc.inference import Detector
-    from softloc.losses import (
-        LOSS_NAMES,
-        AlphaSchedule,
-        BootstrapLoss,
-        EventLoss,
-        FrameBCELoss,
-        LoCoLoss,
-        OneSidedLoss,
-        SoftLocalizationLoss,
-        SoftLocLoss,
-        bce_loss,
-        bootstrap_loss,
-        build_loss,
-        gaussian_kernel,
-        loco_loss,
-        one_sided_loss,
-        smoothed_targets,
-        soft_localization_loss,
-        softloc_loss,
-        softness_ms_to_sigma,
-    )
-    from softloc.metrics import count_metrics, evaluate, match_onsets, onset_scores
-    from softloc.noise import (
-        BinaryNoise,
-        NoiseModel,
-        NormalNoise,
-        RoundedNormalNoise,
-        ShiftNoise,
-        SkewNormalNoise,
-        parse_noise,
-        perturb_events,
-    )
-    from softloc.timebase import (
-        duration_frames,
-        frames_to_seconds,
-        ms_to_frames,
-        padded_window_frames,
-        seconds_to_frames,
-    )
-    from softloc.training import train

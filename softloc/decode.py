@@ -1,14 +1,11 @@
-"""Frame probabilities -> events; peak picking; window stitching; frame <-> seconds conversion.
+"""Frame probabilities -> events: thresholding, peak picking, window stitching.
 
-This module turns a detector's frame-level output into timed events. It is the one place in
-softloc where frames and seconds are converted into each other.
+This module turns a detector's frame-level output into timed events.
 
 Conventions:
     * Frame ``i`` of a sequence at ``frame_rate`` frames per second is stamped at
-      ``i / frame_rate + time_offset_s`` seconds. ``time_offset_s`` is explicit everywhere, so a
-      model's learned lag can be calibrated on validation data and stored with the run
-      (official-implementation facts §5.5: the original scripts applied -30, -25, -5 or 0 ms
-      depending on the script).
+      ``i / frame_rate + time_offset_s`` seconds (:func:`softloc.timebase.frames_to_seconds`,
+      the one frame <-> seconds conversion).
     * Decoders take ONE sequence laid out as ``(class, time)`` (a numpy array or a torch tensor;
       tensors are detached and copied to the CPU) and return an :class:`Events`: flat arrays
       sorted by time, then class. Loop over the batch dimension yourself.
@@ -30,7 +27,6 @@ Decoders:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,169 +34,23 @@ import numpy as np
 import torch
 from scipy.signal import find_peaks
 
+from softloc._checks import (
+    as_float64_array,
+    check_frame_rate,
+    check_int,
+    check_real,
+    check_threshold,
+    check_unit_interval,
+)
+from softloc.timebase import frames_to_seconds
+
 __all__ = [
     "Events",
-    "frames_to_seconds",
-    "ms_to_frames",
     "pick_peaks",
-    "seconds_to_frames",
     "stitch_windows",
     "threshold_events",
     "window_mass_events",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# Validation helpers (private; messages name the public function and the argument)
-# --------------------------------------------------------------------------------------------
-
-
-def _check_real(fn: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{fn}: `{name}` must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{fn}: `{name}` must be finite, got {value}")
-    return value
-
-
-def _check_frame_rate(fn: str, frame_rate: object) -> float:
-    rate = _check_real(fn, "frame_rate", frame_rate)
-    if rate <= 0:
-        raise ValueError(f"{fn}: `frame_rate` must be > 0 (frames per second), got {rate:g}")
-    return rate
-
-
-def _check_int(fn: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{fn}: `{name}` must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{fn}: `{name}` must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _to_float64(fn: str, name: str, x: object, ndim: int, layout: str) -> np.ndarray:
-    """numpy array or torch tensor -> float64 numpy array of the expected rank, all finite."""
-    if isinstance(x, torch.Tensor):
-        if not x.is_floating_point():
-            raise TypeError(f"{fn}: `{name}` must be a floating-point tensor, got dtype {x.dtype}")
-        arr = x.detach().to(device="cpu", dtype=torch.float64).numpy()
-    elif isinstance(x, np.ndarray):
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{fn}: `{name}` must be a floating-point array, got dtype {x.dtype}")
-        arr = x.astype(np.float64, copy=False)
-    else:
-        raise TypeError(
-            f"{fn}: `{name}` must be a numpy.ndarray or torch.Tensor of shape {layout}, got "
-            f"{type(x).__name__} (wrap it with np.asarray(..., dtype=float))"
-        )
-    if arr.ndim != ndim:
-        hint = ""
-        if layout == "(class, time)" and arr.ndim == 1:
-            hint = " (for a single class pass x[None])"
-        elif layout == "(class, time)" and arr.ndim == 3:
-            hint = " (decode one sequence at a time: loop over the batch dimension)"
-        raise ValueError(
-            f"{fn}: `{name}` must have shape {layout} ({ndim} dims), got shape "
-            f"{tuple(arr.shape)}{hint}"
-        )
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{fn}: `{name}` must be finite, found NaN or inf")
-    return arr
-
-
-def _check_unit_interval(fn: str, name: str, arr: np.ndarray) -> None:
-    if arr.size and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(
-            f"{fn}: `{name}` must hold probabilities in [0, 1], found values in "
-            f"[{arr.min():g}, {arr.max():g}] (apply a sigmoid to logits first)"
-        )
-
-
-def _check_threshold(fn: str, threshold: object, *, unit: bool) -> float:
-    value = _check_real(fn, "threshold", threshold)
-    if unit and not 0.0 <= value < 1.0:
-        raise ValueError(
-            f"{fn}: `threshold` must lie in [0, 1) since events need p > threshold, got {value:g}"
-        )
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# Frame <-> seconds
-# --------------------------------------------------------------------------------------------
-
-
-def frames_to_seconds(frames, frame_rate: float, *, time_offset_s: float = 0.0) -> np.ndarray:
-    """Frame indices (any shape) -> times in seconds: ``frames / frame_rate + time_offset_s``.
-
-    Args:
-        frames: frame indices (int or float, any shape; fractional frames are allowed).
-        frame_rate: frames per second, > 0.
-        time_offset_s: seconds added to every time (a model's calibrated lag). Default 0.
-
-    Returns:
-        float64 array of the same shape as ``frames``.
-
-    Raises:
-        ValueError: ``frame_rate`` <= 0 or non-finite ``time_offset_s``.
-        TypeError: ``frame_rate`` or ``time_offset_s`` not a real number.
-
-    Notes:
-        The original audio code reported each detection one frame (5 ms) early through an
-        off-by-one in ``predict()`` (facts §5.1). To reproduce that, pass
-        ``time_offset_s=-1 / frame_rate``; there is no separate flag.
-
-    Example:
-        >>> frames_to_seconds([0, 200, 300], 200.0, time_offset_s=-0.025).tolist()
-        [-0.025, 0.975, 1.475]
-    """
-    rate = _check_frame_rate("frames_to_seconds", frame_rate)
-    offset = _check_real("frames_to_seconds", "time_offset_s", time_offset_s)
-    return np.asarray(frames, dtype=np.float64) / rate + offset
-
-
-def seconds_to_frames(times_s, frame_rate: float, *, time_offset_s: float = 0.0) -> np.ndarray:
-    """Times in seconds -> nearest frame indices (int64), the inverse of `frames_to_seconds`.
-
-    ``round((t - time_offset_s) * frame_rate)`` with halves rounded up (``floor(x + 0.5)``), so
-    ``seconds_to_frames(frames_to_seconds(i, r, time_offset_s=o), r, time_offset_s=o) == i``.
-
-    Args:
-        times_s: times in seconds (any shape).
-        frame_rate: frames per second, > 0.
-        time_offset_s: the offset that was added when frames were turned into seconds.
-
-    Returns:
-        int64 array of the same shape as ``times_s``. Times before the first frame give
-        negative indices; clip them if you index arrays with the result.
-
-    Raises:
-        ValueError: ``frame_rate`` <= 0, non-finite ``time_offset_s`` or non-finite times.
-        TypeError: ``frame_rate`` or ``time_offset_s`` not a real number.
-
-    Example:
-        >>> seconds_to_frames([0.0, 0.0049, 0.0025, 1.0], 200.0).tolist()
-        [0, 1, 1, 200]
-    """
-    fn = "seconds_to_frames"
-    rate = _check_frame_rate(fn, frame_rate)
-    offset = _check_real(fn, "time_offset_s", time_offset_s)
-    t = (np.asarray(times_s, dtype=np.float64) - offset) * rate
-    if t.size and not np.isfinite(t).all():
-        raise ValueError(f"{fn}: `times_s` must be finite, found NaN or inf")
-    return np.floor(t + 0.5).astype(np.int64)
-
-
-def ms_to_frames(ms: float, frame_rate: float) -> float:
-    """A duration in milliseconds -> a (fractional) number of frames, e.g. a softness sigma.
-
-    Example:
-        >>> ms_to_frames(100.0, 200.0)
-        20.0
-    """
-    rate = _check_frame_rate("ms_to_frames", frame_rate)
-    return _check_real("ms_to_frames", "ms", ms) * rate / 1000.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +89,7 @@ class Events:
 
     def times_of(self, class_index: int) -> np.ndarray:
         """Sorted times (seconds) of the events of one class."""
-        _check_int("Events.times_of", "class_index", class_index, 0)
+        check_int("Events.times_of", "class_index", class_index, minimum=0)
         if class_index >= self.n_classes:
             raise ValueError(
                 f"Events.times_of: `class_index` must be < n_classes={self.n_classes}, "
@@ -295,7 +145,7 @@ def _make_events(
         frames=frames,
         classes=classes,
         scores=scores,
-        times_s=frames / frame_rate + time_offset_s,
+        times_s=frames_to_seconds(frames, frame_rate, time_offset_s=time_offset_s),
         n_classes=n_classes,
         frame_rate=frame_rate,
         time_offset_s=time_offset_s,
@@ -413,12 +263,12 @@ def threshold_events(
         ([2, 6], [0.9, 0.7])
     """
     fn = "threshold_events"
-    arr = _to_float64(fn, "probs", probs, 2, "(class, time)")
-    _check_unit_interval(fn, "probs", arr)
-    thr = _check_threshold(fn, threshold, unit=True)
-    rate = _check_frame_rate(fn, frame_rate)
-    offset = _check_real(fn, "time_offset_s", time_offset_s)
-    min_distance = _check_int(fn, "min_distance_frames", min_distance_frames, 1)
+    arr = as_float64_array(fn, "probs", probs, 2, "(class, time)")
+    check_unit_interval(fn, "probs", arr)
+    thr = check_threshold(fn, threshold, unit=True)
+    rate = check_frame_rate(fn, frame_rate)
+    offset = check_real(fn, "time_offset_s", time_offset_s)
+    min_distance = check_int(fn, "min_distance_frames", min_distance_frames, minimum=1)
     n_classes, n_frames = arr.shape
 
     above = np.zeros((n_classes, n_frames + 2), dtype=bool)  # (C, T) -> (C, T+2), False-padded
@@ -492,11 +342,11 @@ def pick_peaks(
         [0, 6]
     """
     fn = "pick_peaks"
-    arr = _to_float64(fn, "activation", activation, 2, "(class, time)")
-    thr = _check_threshold(fn, threshold, unit=False)
-    rate = _check_frame_rate(fn, frame_rate)
-    offset = _check_real(fn, "time_offset_s", time_offset_s)
-    min_distance = _check_int(fn, "min_distance_frames", min_distance_frames, 1)
+    arr = as_float64_array(fn, "activation", activation, 2, "(class, time)")
+    thr = check_threshold(fn, threshold, unit=False)
+    rate = check_frame_rate(fn, frame_rate)
+    offset = check_real(fn, "time_offset_s", time_offset_s)
+    min_distance = check_int(fn, "min_distance_frames", min_distance_frames, minimum=1)
     n_classes = arr.shape[0]
 
     all_frames, all_classes, all_scores = [], [], []
@@ -573,15 +423,15 @@ def window_mass_events(
         [1]
     """
     fn = "window_mass_events"
-    arr = _to_float64(fn, "density", density, 2, "(class, time)")
+    arr = as_float64_array(fn, "density", density, 2, "(class, time)")
     if arr.size and arr.min() < 0:
         raise ValueError(f"{fn}: `density` must be >= 0, found minimum {arr.min():g}")
-    window = _check_int(fn, "window_frames", window_frames, 1)
-    mass = _check_real(fn, "min_mass", min_mass)
+    window = check_int(fn, "window_frames", window_frames, minimum=1)
+    mass = check_real(fn, "min_mass", min_mass)
     if mass <= 0:
         raise ValueError(f"{fn}: `min_mass` must be > 0, got {mass:g}")
-    rate = _check_frame_rate(fn, frame_rate)
-    offset = _check_real(fn, "time_offset_s", time_offset_s)
+    rate = check_frame_rate(fn, frame_rate)
+    offset = check_real(fn, "time_offset_s", time_offset_s)
     n_classes, n_frames = arr.shape
 
     # forward window sums S[c, t] = sum(arr[c, t : t + w]) via a cumulative sum
@@ -665,9 +515,9 @@ def stitch_windows(
         [[1.0, 1.0, 0.5, 0.5, 0.0, 0.0]]
     """
     fn = "stitch_windows"
-    arr = _to_float64(fn, "window_probs", window_probs, 3, "(n_windows, class, window_frames)")
-    hop = _check_int(fn, "hop_frames", hop_frames, 1)
-    total = _check_int(fn, "total_frames", total_frames, 1)
+    arr = as_float64_array(fn, "window_probs", window_probs, 3, "(n_windows, class, window_frames)")
+    hop = check_int(fn, "hop_frames", hop_frames, minimum=1)
+    total = check_int(fn, "total_frames", total_frames, minimum=1)
     n_windows, n_classes, window_len = arr.shape
     if n_windows == 0:
         raise ValueError(f"{fn}: `window_probs` holds no windows (shape {tuple(arr.shape)})")
@@ -675,7 +525,7 @@ def stitch_windows(
     if valid_frames is None:
         valid = np.full(n_windows, window_len, dtype=np.int64)
     elif isinstance(valid_frames, (int, np.integer)) and not isinstance(valid_frames, bool):
-        v = _check_int(fn, "valid_frames", valid_frames, 1)
+        v = check_int(fn, "valid_frames", valid_frames, minimum=1)
         valid = np.full(n_windows, v, dtype=np.int64)
     else:
         if isinstance(valid_frames, torch.Tensor):

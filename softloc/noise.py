@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from softloc.decode import frames_to_seconds, seconds_to_frames
+from softloc.timebase import frames_to_seconds, seconds_to_frames
 
 __all__ = [
     "BinaryNoise",

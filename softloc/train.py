@@ -51,7 +51,7 @@ from softloc.config import (
     save_config,
 )
 from softloc.counting import count_distribution
-from softloc.decode import ms_to_frames
+from softloc.timebase import ms_to_frames
 from softloc.inference import (
     MODEL_FILE,
     Detector,

@@ -9,10 +9,7 @@ from scipy.signal import find_peaks
 
 from softloc.decode import (
     Events,
-    frames_to_seconds,
-    ms_to_frames,
     pick_peaks,
-    seconds_to_frames,
     stitch_windows,
     threshold_events,
     window_mass_events,
@@ -54,62 +51,6 @@ def _runs_reference(p: np.ndarray, thr: float, d: int) -> list[tuple[int, int, f
 
 def _as_triples(ev: Events) -> list[tuple[int, int, float]]:
     return list(zip(ev.frames.tolist(), ev.classes.tolist(), ev.scores.tolist(), strict=True))
-
-
-# ------------------------------------------------------------------------------------------
-# frame <-> seconds
-# ------------------------------------------------------------------------------------------
-
-
-def test_frames_to_seconds_hand_values():
-    out = frames_to_seconds(np.array([0, 1, 200]), 200.0, time_offset_s=-0.025)
-    np.testing.assert_allclose(out, [-0.025, -0.02, 0.975])
-    assert out.dtype == np.float64
-
-
-@pytest.mark.parametrize("offset", [0.0, -0.03, 0.0125])
-@pytest.mark.parametrize("rate", [200.0, 100.0, 44100 / 220.5, 30.0])
-def test_seconds_to_frames_inverts_frames_to_seconds_with_offset(rate, offset):
-    frames = np.arange(-5, 5000, 7)
-    back = seconds_to_frames(
-        frames_to_seconds(frames, rate, time_offset_s=offset), rate, time_offset_s=offset
-    )
-    np.testing.assert_array_equal(back, frames)
-    assert back.dtype == np.int64
-
-
-def test_seconds_to_frames_rounds_halves_up():
-    # 0.0025 s at 200 fps is exactly frame 0.5 -> 1; 0.0074 s = 1.48 -> 1; -0.0025 = -0.5 -> 0
-    np.testing.assert_array_equal(seconds_to_frames([0.0025, 0.0074, -0.0025], 200.0), [1, 1, 0])
-
-
-def test_ms_to_frames_hand_value():
-    assert ms_to_frames(100.0, 200.0) == 20.0
-    assert ms_to_frames(25, 44100 / 220.5) == pytest.approx(5.0)
-
-
-@pytest.mark.parametrize(
-    "call, exc, match",
-    [
-        (
-            lambda: frames_to_seconds([1], 0.0),
-            ValueError,
-            "frames_to_seconds: `frame_rate` must be > 0",
-        ),
-        (lambda: frames_to_seconds([1], "200"), TypeError, "`frame_rate` must be a real number"),
-        (lambda: seconds_to_frames([1.0], -1.0), ValueError, "seconds_to_frames: `frame_rate`"),
-        (lambda: seconds_to_frames([np.nan], 200.0), ValueError, "`times_s` must be finite"),
-        (
-            lambda: seconds_to_frames([1.0], 200.0, time_offset_s=np.inf),
-            ValueError,
-            "`time_offset_s` must be finite",
-        ),
-        (lambda: ms_to_frames(10.0, 0), ValueError, "ms_to_frames: `frame_rate` must be > 0"),
-    ],
-)
-def test_conversion_validation_errors(call, exc, match):
-    with pytest.raises(exc, match=match):
-        call()
 
 
 # ------------------------------------------------------------------------------------------

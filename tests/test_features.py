@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from softloc.decode import seconds_to_frames
+from softloc.timebase import seconds_to_frames
 from softloc.features import (
     FrontEndConfig,
     LogDelta,

@@ -44,7 +44,7 @@ from pathlib import Path
 from torch.utils.data import ConcatDataset, Dataset
 
 from softloc.data.layout import AUDIO_SUFFIXES, DatasetError, DatasetIndex, load_dataset
-from softloc.decode import ms_to_frames
+from softloc.timebase import ms_to_frames
 
 __all__ = [
     "SOFTNESS_CSV",

@@ -259,7 +259,8 @@ def _write_noisy_labels(index: Any, stems: Sequence[str], folder: Path, *, spec:
 
 
 def _decode(probs: np.ndarray, spec: LossSpec, config: RunConfig, offset_s: float):
-    from softloc.decode import ms_to_frames, pick_peaks, threshold_events
+    from softloc.decode import pick_peaks, threshold_events
+    from softloc.timebase import ms_to_frames
     from softloc.losses import gaussian_kernel
 
     fr = config.features.frame_rate
