@@ -353,3 +353,32 @@ def check_threshold(fn: str, threshold: object, *, unit: bool) -> float:
             f"{fn}: `threshold` must lie in [0, 1) since events need p > threshold, got {value:g}"
         )
     return value
+
+
+def as_count_array(fn: str, name: str, counts: object) -> np.ndarray:
+    """A 1-D sequence of event counts -> int64 numpy array.
+
+    Same policy as :func:`check_counts`: integer dtype, or floats holding whole finite numbers;
+    ``bool`` is a TypeError; every count >= 0.
+    """
+    if hasattr(counts, "detach"):  # a torch tensor
+        counts = counts.detach().cpu().numpy()  # type: ignore[union-attr]
+    arr = np.asarray(counts)
+    if arr.size == 0:
+        arr = arr.astype(np.int64)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        whole = (
+            np.issubdtype(arr.dtype, np.floating)
+            and bool(np.isfinite(arr).all())
+            and bool(np.all(arr == np.round(arr)))
+        )
+        if not whole:
+            raise TypeError(
+                f"{fn}: `{name}` must hold integers (or whole, finite floats), got dtype "
+                f"{arr.dtype}"
+            )
+    if arr.ndim != 1:
+        raise ValueError(f"{fn}: `{name}` must be 1-D, got shape {tuple(arr.shape)}")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{fn}: `{name}` must be >= 0, found {arr.min():g}")
+    return arr.astype(np.int64)

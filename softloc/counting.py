@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from softloc._validation import (
+from softloc._checks import (
     check_float,
     check_lengths,
     check_ndim,

@@ -30,7 +30,7 @@ import soxr
 import torch
 from torch import nn
 
-from softloc._validation import check_lengths, check_ndim, check_tensor
+from softloc._checks import check_lengths, check_ndim, check_tensor
 
 __all__ = [
     "FrontEndConfig",

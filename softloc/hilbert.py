@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from softloc._validation import check_ndim, check_positive_int, check_tensor
+from softloc._checks import check_ndim, check_positive_int, check_power_of_two, check_tensor
 
 __all__ = [
     "hilbert_cells",
@@ -39,11 +39,6 @@ __all__ = [
     "sequence_centres_px",
     "index_to_centre_px",
 ]
-
-
-def _check_power_of_two(fn: str, name: str, value: int) -> None:
-    if value & (value - 1):
-        raise ValueError(f"{fn}: `{name}` must be a power of two (1, 2, 4, 8, ...), got {value}")
 
 
 def hilbert_cells(n_side: int) -> np.ndarray:
@@ -73,7 +68,7 @@ def hilbert_cells(n_side: int) -> np.ndarray:
     """
     fn = "hilbert_cells"
     check_positive_int(fn, "n_side", n_side)
-    _check_power_of_two(fn, "n_side", n_side)
+    check_power_of_two(fn, "n_side", n_side)
     t = np.arange(n_side * n_side, dtype=np.int64)
     x = np.zeros_like(t)  # column
     y = np.zeros_like(t)  # row
@@ -111,7 +106,7 @@ def hilbert_index(rows, cols, n_side: int) -> np.ndarray:
     """
     fn = "hilbert_index"
     check_positive_int(fn, "n_side", n_side)
-    _check_power_of_two(fn, "n_side", n_side)
+    check_power_of_two(fn, "n_side", n_side)
     y = np.asarray(rows)
     x = np.asarray(cols)
     if y.shape != x.shape:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from softloc._checks import check_frame_rate, check_real
 from softloc.timebase import frames_to_seconds, seconds_to_frames
 
 __all__ = [
@@ -52,16 +53,6 @@ __all__ = [
     "parse_noise",
     "perturb_events",
 ]
-
-
-def _check_number(cls: str, name: str, value: object, *, nonnegative: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{cls}: `{name}` must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"{cls}: `{name}` must be finite, got {value}")
-    if nonnegative and value < 0:
-        raise ValueError(f"{cls}: `{name}` must be >= 0, got {value}")
-    return float(value)
 
 
 def _fmt_seconds(value_s: float) -> str:
@@ -110,7 +101,7 @@ class NormalNoise(NoiseModel):
     sigma_s: float
 
     def __post_init__(self) -> None:
-        _check_number("NormalNoise", "sigma_s", self.sigma_s, nonnegative=True)
+        check_real("NormalNoise", "sigma_s", self.sigma_s, minimum=0.0)
 
     def _perturb(self, times_s, duration_s, rng):
         return np.clip(times_s + rng.normal(0.0, self.sigma_s, times_s.shape), 0.0, duration_s)
@@ -144,10 +135,8 @@ class RoundedNormalNoise(NoiseModel):
     frame_rate: float
 
     def __post_init__(self) -> None:
-        _check_number("RoundedNormalNoise", "sigma_frames", self.sigma_frames, nonnegative=True)
-        rate = _check_number("RoundedNormalNoise", "frame_rate", self.frame_rate, nonnegative=True)
-        if rate == 0:
-            raise ValueError("RoundedNormalNoise: `frame_rate` must be > 0, got 0")
+        check_real("RoundedNormalNoise", "sigma_frames", self.sigma_frames, minimum=0.0)
+        check_frame_rate("RoundedNormalNoise", self.frame_rate)
 
     def _perturb(self, times_s, duration_s, rng):
         frames = seconds_to_frames(times_s, self.frame_rate)
@@ -188,7 +177,7 @@ class BinaryNoise(NoiseModel):
     delta_s: float
 
     def __post_init__(self) -> None:
-        _check_number("BinaryNoise", "delta_s", self.delta_s, nonnegative=True)
+        check_real("BinaryNoise", "delta_s", self.delta_s, minimum=0.0)
 
     def _perturb(self, times_s, duration_s, rng):
         signs = rng.choice(np.array([-1.0, 1.0]), size=times_s.shape)
@@ -217,7 +206,7 @@ class ShiftNoise(NoiseModel):
     delta_s: float
 
     def __post_init__(self) -> None:
-        _check_number("ShiftNoise", "delta_s", self.delta_s, nonnegative=False)
+        check_real("ShiftNoise", "delta_s", self.delta_s)
 
     def _perturb(self, times_s, duration_s, rng):
         return np.clip(times_s + self.delta_s, 0.0, duration_s)
@@ -252,8 +241,8 @@ class SkewNormalNoise(NoiseModel):
     scale_s: float
 
     def __post_init__(self) -> None:
-        _check_number("SkewNormalNoise", "shape", self.shape, nonnegative=False)
-        _check_number("SkewNormalNoise", "scale_s", self.scale_s, nonnegative=True)
+        check_real("SkewNormalNoise", "shape", self.shape)
+        check_real("SkewNormalNoise", "scale_s", self.scale_s, minimum=0.0)
 
     def _perturb(self, times_s, duration_s, rng):
         if self.scale_s == 0:
@@ -327,10 +316,7 @@ def perturb_events(
         raise TypeError(
             f"{fn}: `seed` must be an int or a numpy.random.Generator, got {type(seed).__name__}"
         )
-    if isinstance(duration_s, bool) or not isinstance(duration_s, (int, float)):
-        raise TypeError(f"{fn}: `duration_s` must be a number, got {type(duration_s).__name__}")
-    if not duration_s > 0:
-        raise ValueError(f"{fn}: `duration_s` must be > 0 seconds, got {duration_s}")
+    duration_s = check_real(fn, "duration_s", duration_s, finite=False, positive=True, unit=" s")
     times = np.array(times_s, dtype=np.float64)  # a copy: the input is never modified
     if times.ndim != 1:
         raise ValueError(f"{fn}: `times_s` must be 1-D (events,), got shape {times.shape}")

@@ -226,7 +226,7 @@ def test_validation_errors():
         NormalNoise(-0.1)
     with pytest.raises(ValueError, match="BinaryNoise: `delta_s` must be finite"):
         BinaryNoise(math.inf)
-    with pytest.raises(TypeError, match="ShiftNoise: `delta_s` must be a number"):
+    with pytest.raises(TypeError, match="ShiftNoise: `delta_s` must be a real number"):
         ShiftNoise("20ms")
     with pytest.raises(ValueError, match="RoundedNormalNoise: `frame_rate` must be > 0"):
         RoundedNormalNoise(1.0, 0.0)

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softloc._validation import (
+from softloc._checks import (
     check_float,
     check_lengths,
     check_ndim,

@@ -70,10 +70,12 @@ from typing import Any, Literal
 import mir_eval
 import numpy as np
 
+from softloc._checks import check_choice, check_real
+from softloc.metrics.counts import count_metrics
+
 __all__ = [
     "DEFAULT_TOLERANCE_S",
     "MAX_TIME_S",
-    "count_metrics",
     "evaluate",
     "format_table",
     "match_onsets",
@@ -96,27 +98,6 @@ _EMPTY_VALUE = {"skip": math.nan, "zero": 0.0, "one": 1.0}
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
-
-
-def _check_tolerance(fn: str, tolerance_s: object) -> float:
-    if isinstance(tolerance_s, bool) or not isinstance(
-        tolerance_s, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(
-            f"{fn}: `tolerance_s` must be a real number, got {type(tolerance_s).__name__}"
-        )
-    tol = float(tolerance_s)
-    if not math.isfinite(tol) or tol < 0:
-        raise ValueError(f"{fn}: `tolerance_s` must be finite and >= 0 (seconds), got {tol}")
-    return tol
-
-
-def _check_policy(fn: str, empty_policy: object) -> str:
-    if empty_policy not in _EMPTY_POLICIES:
-        raise ValueError(
-            f"{fn}: `empty_policy` must be one of {_EMPTY_POLICIES}, got {empty_policy!r}"
-        )
-    return str(empty_policy)
 
 
 def _event_times(fn: str, name: str, times: object) -> np.ndarray:
@@ -247,7 +228,8 @@ def match_onsets(
     fn = "match_onsets"
     ref = _event_times(fn, "reference_s", reference_s)
     est = _event_times(fn, "estimate_s", estimate_s)
-    return _match(ref, est, _check_tolerance(fn, tolerance_s))
+    tol = check_real(fn, "tolerance_s", tolerance_s, minimum=0.0, unit=" seconds")
+    return _match(ref, est, tol)
 
 
 def onset_scores(
@@ -284,8 +266,8 @@ def onset_scores(
     fn = "onset_scores"
     ref = _event_times(fn, "reference_s", reference_s)
     est = _event_times(fn, "estimate_s", estimate_s)
-    tol = _check_tolerance(fn, tolerance_s)
-    policy = _check_policy(fn, empty_policy)
+    tol = check_real(fn, "tolerance_s", tolerance_s, minimum=0.0, unit=" seconds")
+    policy = check_choice(fn, "empty_policy", empty_policy, _EMPTY_POLICIES)
     pairs = _match(ref, est, tol)
     tp = int(pairs.shape[0])
     precision, recall, f1 = _prf(tp, est.size - tp, ref.size - tp, policy)
@@ -301,65 +283,6 @@ def onset_scores(
         "n_est": int(est.size),
         "time_error_mean_s": err_mean,
         "time_error_std_s": err_std,
-    }
-
-
-def count_metrics(
-    reference_counts: Sequence[int] | np.ndarray,
-    estimated_counts: Sequence[int] | np.ndarray,
-) -> dict[str, float | int]:
-    """Counting accuracy: exact-count rate and mean absolute count error.
-
-    Each position is one counted unit (a clip, a file x class pair, a window x class pair):
-    the LoCo weak label is such a count.
-
-    Args:
-        reference_counts: true event counts, non-negative integers, shape ``(n,)``.
-        estimated_counts: estimated counts (e.g. ``len`` of decoded events), same shape.
-
-    Returns:
-        dict with ``count_exact_rate`` (fraction with ``est == ref``), ``count_mae``
-        (mean ``|est - ref|``) and ``n_counts`` (n). Both rates are NaN when n = 0.
-
-    Raises:
-        TypeError: non-integer counts.
-        ValueError: different shapes, not 1-D, or negative counts.
-
-    Example:
-        >>> count_metrics([2, 0, 3, 1], [2, 1, 1, 1])
-        {'count_exact_rate': 0.5, 'count_mae': 0.75, 'n_counts': 4}
-    """
-    fn = "count_metrics"
-    arrays = []
-    for name, counts in (
-        ("reference_counts", reference_counts),
-        ("estimated_counts", estimated_counts),
-    ):
-        arr = np.asarray(counts)
-        if arr.size == 0:
-            arr = arr.astype(np.int64)
-        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-            if np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)):
-                arr = arr.astype(np.int64)
-            else:
-                raise TypeError(f"{fn}: `{name}` must hold integers, got dtype {arr.dtype}")
-        if arr.ndim != 1:
-            raise ValueError(f"{fn}: `{name}` must be 1-D, got shape {tuple(arr.shape)}")
-        if arr.size and arr.min() < 0:
-            raise ValueError(f"{fn}: `{name}` must be >= 0, found {arr.min()}")
-        arrays.append(arr.astype(np.int64))
-    ref, est = arrays
-    if ref.shape != est.shape:
-        raise ValueError(
-            f"{fn}: `reference_counts` and `estimated_counts` must have the same length, got "
-            f"{ref.shape[0]} and {est.shape[0]}"
-        )
-    if ref.size == 0:
-        return {"count_exact_rate": math.nan, "count_mae": math.nan, "n_counts": 0}
-    return {
-        "count_exact_rate": float(np.mean(ref == est)),
-        "count_mae": float(np.mean(np.abs(est - ref))),
-        "n_counts": int(ref.size),
     }
 
 
@@ -489,8 +412,8 @@ def evaluate(
         (0.4, 0.5, 0.0)
     """
     fn = "evaluate"
-    tol = _check_tolerance(fn, tolerance_s)
-    policy = _check_policy(fn, empty_policy)
+    tol = check_real(fn, "tolerance_s", tolerance_s, minimum=0.0, unit=" seconds")
+    policy = check_choice(fn, "empty_policy", empty_policy, _EMPTY_POLICIES)
     ref_data = _parse_dataset(fn, "reference", reference)
     est_data = _parse_dataset(fn, "estimate", estimate)
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from softloc._validation import check_float, check_lengths, check_ndim, check_tensor
+from softloc._checks import check_float, check_lengths, check_ndim, check_tensor
 from softloc.features import LogDelta
 
 __all__ = ["CRNN", "ConvBlock", "FreqMaxPool", "PerClassCRNN", "build_model"]

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from softloc._validation import check_float, check_ndim, check_tensor
+from softloc._checks import check_float, check_ndim, check_tensor
 from softloc.hilbert import _window_hw, grid_side, image_to_patches
 from softloc.models.crnn import init_loco_head
 
