@@ -23,10 +23,27 @@ from softloc.counting import (
     count_distribution,
     count_log_likelihood,
     count_prior_bias,
+    cpu_options,
+    resolve_backend,
+    set_cpu_options,
 )
 
 FAST = ("cpu", "tree")
 ALL = ("reference", "cpu", "tree")
+
+
+@pytest.fixture
+def tuned_cpu():
+    """Restore the CPU backend's settings and torch's thread count after the test."""
+    old, threads = cpu_options(), torch.get_num_threads()
+    yield
+    set_cpu_options(**old)
+    torch.set_num_threads(threads)
+
+
+def _pool_threads() -> int:
+    """Threads of the CPU backend's kept pool that are alive in this process."""
+    return sum(t.name.startswith("softloc-count") for t in threading.enumerate())
 
 
 # ------------------------------------------------------------------------------------------
@@ -208,12 +225,10 @@ def test_counts_at_or_above_k_max_score_the_top_bin(backend):
 
 
 @pytest.mark.parametrize("logits", [False, True])
-def test_cpu_chunked_rows_match_reference(monkeypatch, logits):
+def test_cpu_chunked_rows_match_reference(tuned_cpu, logits):
     # With fewer rows than SIMD lanes the CPU backend cuts rows into chunks and multiplies the
     # chunk distributions; force that path on small inputs (chunks of >= 4 steps).
-    import softloc.counting as counting
-
-    monkeypatch.setattr(counting, "_MIN_CHUNK_STEPS", 4)
+    set_cpu_options(min_chunk_steps=4)
     x = torch.randn(3, 1, 61, dtype=torch.float64) - 1.0
     x[2] += 8.0  # p ~ 0.999: Pr(Y = 1) ~ 1e-170 -> the tilted problem, in chunks
     if not logits:
@@ -425,18 +440,18 @@ def test_cpu_backend_is_safe_from_several_threads():
         torch.testing.assert_close(r, want, rtol=1e-12, atol=1e-12)
 
 
-def test_cpu_kernels_split_over_threads_give_identical_results(monkeypatch):
-    import softloc.counting as counting
-
+def test_cpu_kernels_split_over_threads_give_identical_results(tuned_cpu):
     p = torch.rand(3, 40, 150, dtype=torch.float64).requires_grad_()  # 120 rows: 4 lane groups
     counts = torch.randint(0, 12, (3, 40))
+    set_cpu_options(max_threads=1)
     ll_one = count_log_likelihood(p, counts, 10, backend="cpu")
     (g_one,) = torch.autograd.grad(ll_one.sum(), p)
-    monkeypatch.setattr(counting, "_MIN_PARALLEL_WORK", 1)
-    monkeypatch.setattr(counting.torch, "get_num_threads", lambda: 3)
-    monkeypatch.setattr(counting, "_N_CPU", 3)
+    set_cpu_options(min_parallel_work=1, max_threads=3)
+    torch.set_num_threads(3)
+    n_before = _pool_threads()
     ll_many = count_log_likelihood(p, counts, 10, backend="cpu")
     (g_many,) = torch.autograd.grad(ll_many.sum(), p)
+    assert _pool_threads() >= max(n_before, 1)  # the work did go to the pool
     torch.testing.assert_close(ll_many, ll_one, rtol=0, atol=0)
     torch.testing.assert_close(g_many, g_one, rtol=0, atol=0)
 
@@ -459,44 +474,42 @@ def test_cpu_backend_works_in_forked_workers():
 
 
 def _threaded_loss_in_worker(seed: int) -> float:
-    import softloc.counting as counting
-
-    counting._MIN_PARALLEL_WORK = 1  # threads even for this small input (inherited by fork)
-    counting._N_CPU = 2
+    # The settings are inherited through the fork; threads even for this small input.
+    assert cpu_options()["min_parallel_work"] == 1
     torch.set_num_threads(2)
     return _loss_in_worker(seed)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (dataloader workers)")
-def test_kept_thread_pool_is_remade_in_forked_workers(monkeypatch):
+def test_kept_thread_pool_is_remade_in_forked_workers(tuned_cpu):
     """The parent's pool object survives a fork without its threads; a child that reused it
     would wait forever, so the pool is keyed by process id."""
-    import softloc.counting as counting
-
-    monkeypatch.setattr(counting, "_MIN_PARALLEL_WORK", 1)
-    monkeypatch.setattr(counting, "_N_CPU", 2)
-    monkeypatch.setattr(counting.torch, "get_num_threads", lambda: 2)
+    set_cpu_options(min_parallel_work=1, max_threads=2)
+    torch.set_num_threads(2)
     want = [_loss_in_worker(s) for s in range(2)]  # creates the pool in the parent
-    assert counting._POOL is not None and counting._POOL_KEY[0] == os.getpid()
+    assert _pool_threads() >= 1
     with multiprocessing.get_context("fork").Pool(2) as pool:
         got = pool.map_async(_threaded_loss_in_worker, range(2)).get(timeout=120)
     assert got == pytest.approx(want, rel=1e-12)
 
 
-def test_auto_backend_picks_cpu_kernel_on_cpu(monkeypatch):
-    import softloc.counting as counting
-
-    def fail(*args, **kwargs):
-        raise AssertionError("auto must not use the tree backend for CPU tensors")
-
-    monkeypatch.setattr(counting, "_tree_log_likelihood", fail)
-    monkeypatch.setattr(counting, "_tree_distribution", fail)
+def test_auto_backend_picks_cpu_kernel_on_cpu():
+    assert resolve_backend("auto", torch.device("cpu")) == "cpu"
+    assert resolve_backend("auto", "cuda:0") == "tree"
+    assert [resolve_backend(b, "cpu") for b in ("reference", "cpu", "tree")] == [
+        "reference",
+        "cpu",
+        "tree",
+    ]
     p = torch.rand(2, 2, 30, dtype=torch.float64)
     got = count_log_likelihood(p, torch.ones(2, 2), 3)
-    torch.testing.assert_close(got, count_log_likelihood(p, torch.ones(2, 2), 3, backend="cpu"))
-    count_distribution(p, 3)
-    with pytest.raises(AssertionError, match="tree"):
-        count_distribution(p, 3, backend="tree")
+    torch.testing.assert_close(
+        got, count_log_likelihood(p, torch.ones(2, 2), 3, backend="cpu"), rtol=0, atol=0
+    )
+    torch.testing.assert_close(
+        count_distribution(p, 3), count_distribution(p, 3, backend="cpu"), rtol=0, atol=0
+    )
+
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -550,6 +563,13 @@ C = torch.zeros(2, 3)
         (lambda: count_distribution(P, 0), ValueError, r"`k_max` must be >= 1, got 0"),
         (lambda: count_distribution(P, 2.0), TypeError, r"`k_max` must be an int"),
         (lambda: count_distribution(P, 3, backend="gpu"), ValueError, r"`backend` must be one of"),
+        (lambda: count_distribution(P, 3, log=1), TypeError, r"`log` must be a bool"),
+        (lambda: count_distribution(P, 3, logits="yes"), TypeError, r"`logits` must be a bool"),
+        (
+            lambda: count_distribution(P, 3, lengths=torch.tensor([2.5, 2.0])),
+            ValueError,
+            r"`lengths` must hold whole numbers",
+        ),
         (
             lambda: count_distribution(P, 3, lengths=torch.tensor([5])),
             ValueError,
@@ -582,6 +602,8 @@ C = torch.zeros(2, 3)
             r"`counts` must hold whole numbers",
         ),
         (lambda: count_log_likelihood(P, C * math.nan, 3), ValueError, r"`counts` must be finite"),
+        (lambda: count_log_likelihood(P, C + math.inf, 3), ValueError, r"`counts` must be finite"),
+        (lambda: count_log_likelihood(P, C, 3, validate=0), TypeError, r"`validate` must be a"),
         (
             lambda: count_log_likelihood(P, C.bool(), 3),
             TypeError,
@@ -604,4 +626,46 @@ def test_invalid_inputs_raise_actionable_errors(call, exc, match):
 
 
 def test_backend_names_are_documented():
+    import softloc.counting
+
     assert BACKENDS == ("auto", "reference", "cpu", "tree")
+    for name in BACKENDS:  # each backend has its paragraph in the package docstring ...
+        assert f'* ``"{name}"``:' in softloc.counting.__doc__
+        for fn in (count_distribution, count_log_likelihood):  # ... and is named in `backend`
+            assert f'``"{name}"``' in fn.__doc__.split("backend:")[1].split("\n\n")[0]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_validate_false_skips_checks_but_computes_the_same():
+    p = torch.rand(2, 3, 20, dtype=torch.float64)
+    counts = torch.randint(0, 6, (2, 3))
+    lengths = torch.tensor([20, 11])
+    want = count_log_likelihood(p, counts, 5, lengths=lengths)
+    got = count_log_likelihood(p, counts, 5, lengths=lengths, validate=False)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # no check runs: out-of-range probabilities pass silently (the caller's responsibility)
+    count_log_likelihood(p + 1, counts, 5, validate=False)
+    with pytest.raises(ValueError, match="probabilities"):
+        count_log_likelihood(p + 1, counts, 5)
+
+
+def test_cpu_options_round_trip_and_validation(tuned_cpu):
+    old = set_cpu_options(min_chunk_steps=7)
+    assert cpu_options()["min_chunk_steps"] == 7 and old["min_chunk_steps"] != 7
+    set_cpu_options(**old)
+    assert cpu_options() == old
+    with pytest.raises(ValueError, match="set_cpu_options: `max_threads` must be >= 1, got 0"):
+        set_cpu_options(max_threads=0)
+    with pytest.raises(TypeError, match="set_cpu_options: `min_parallel_work` must be an int"):
+        set_cpu_options(min_parallel_work=1.5)
+    with pytest.raises(ValueError, match="resolve_backend: `backend` must be one of"):
+        resolve_backend("gpu", "cpu")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import softloc.counting.api
+
+    result = doctest.testmod(softloc.counting.api)
+    assert result.failed == 0 and result.attempted >= 4

@@ -1,4 +1,4 @@
-"""Fused numba kernels for the truncated Poisson-binomial (private; used by ``softloc.counting``).
+"""Fused numba kernels for the truncated Poisson-binomial (private; driven by ``counting._cpu``).
 
 A *job* is one probability row (p_t, q_t = 1 - p_t; q passed separately so that logits give an
 exact q) run through the recursion of LoCo eq. 9 on ``width`` bins. The top bin ``width - 1`` is

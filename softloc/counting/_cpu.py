@@ -1,0 +1,443 @@
+"""CPU count backend: fused numba kernels with an exact hand-written backward (private).
+
+``backend="cpu"`` (and ``"auto"`` for CPU tensors) of ``softloc.counting``. The input rows are
+gathered into time-major lane groups (``_cpu_kernels``), the forward keeps gradient checkpoints,
+the backward runs the adjoint recursion and returns d/dp (chained to d/dlogit for logits).
+Probabilities below ``SAFE`` are recomputed on an exponentially tilted problem, so
+log-likelihoods far in the tails are exact. Rows run in lockstep groups of 32 lanes sorted by
+target count; with fewer rows than lanes, rows are cut into chunks whose truncated products are
+multiplied afterwards (exactly associative). Work is spread over a kept thread pool when there
+is enough of it (:func:`set_options`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from softloc.counting._common import SAFE, possible, tilt_targets
+
+
+@dataclass(frozen=True)
+class Options:
+    """Tuning of the CPU backend (see ``softloc.counting.set_cpu_options``)."""
+
+    min_parallel_work: int = 1_500_000  # bin updates below which one thread runs everything
+    min_chunk_steps: int = 256  # rows with fewer than 32 jobs are cut into chunks this long
+    max_threads: int = os.cpu_count() or 1
+
+
+_OPTIONS = Options()
+
+
+def options() -> Options:
+    """The current settings."""
+    return _OPTIONS
+
+
+def set_options(**changes: int) -> Options:
+    """Replace some settings; returns the previous ones (validated by the public caller)."""
+    global _OPTIONS
+    previous = _OPTIONS
+    _OPTIONS = replace(_OPTIONS, **changes)
+    return previous
+
+
+def _kernels():
+    # Imported on first use: numba's import and the kernels' cache load take ~1 s, which
+    # `import softloc.counting` and the reference / tree backends do not pay.
+    from softloc.counting import _cpu_kernels
+
+    return _cpu_kernels
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_KEY = (0, 0)  # (process id, workers) of _POOL
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    """A pool kept across calls (a new pool per call cost ~0.2 ms per loss evaluation).
+
+    Remade after a fork (a forked child, e.g. a DataLoader worker, inherits the pool object but
+    not its threads, and would wait on it forever) or when more workers are asked for.
+    """
+    global _POOL, _POOL_KEY
+    with _POOL_LOCK:
+        pid = os.getpid()
+        if _POOL is None or _POOL_KEY[0] != pid or _POOL_KEY[1] < n_threads:
+            if _POOL is not None and _POOL_KEY[0] == pid:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="softloc-count")
+            _POOL_KEY = (pid, n_threads)
+        return _POOL
+
+
+def _run_parallel(fn: Callable[..., object], group_work: np.ndarray, *args: object) -> None:
+    """Run ``fn(*args, lo, hi)`` over group ranges, on threads when there is enough work.
+
+    ``group_work``: the cost of each group in bin updates. Ranges are cut at equal shares of it,
+    not of the group count: groups are sorted by target count, so their costs grow along the list.
+    """
+    n_groups = len(group_work)
+    work = int(group_work.sum())
+    opts = _OPTIONS
+    n_threads = min(
+        torch.get_num_threads(), opts.max_threads, n_groups, work // opts.min_parallel_work
+    )
+    if n_threads <= 1:
+        fn(*args, 0, n_groups)
+        return
+    cum = np.concatenate([[0.0], np.cumsum(group_work, dtype=np.float64)])
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_threads) / n_threads)
+    bounds = np.unique(np.clip(np.concatenate([[0], cuts, [n_groups]]), 0, n_groups))
+    ranges = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    pool = _pool(n_threads)
+    # The calling thread takes the first range itself (the kernels release the GIL).
+    futures = [pool.submit(fn, *args, lo, hi) for lo, hi in ranges[1:]]
+    fn(*args, *ranges[0])
+    for f in futures:
+        f.result()
+
+
+class _Rows:
+    """The (R, T) input rows on CPU, their lengths and parametrisation."""
+
+    def __init__(self, x: torch.Tensor, steps: torch.Tensor, logits: bool):
+        self.x = x.detach()
+        self.r, self.t_len = x.shape
+        self.logits = logits
+        self.steps = np.ascontiguousarray(steps.numpy(), dtype=np.int64)
+        self._np: np.ndarray | None = None  # x as a contiguous float32/64 array, made once
+
+    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, np.ndarray]:
+        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere."""
+        if self._np is None:
+            x = self.x
+            if x.dtype not in (torch.float32, torch.float64):
+                x = x.to(torch.float64)
+            self._np = x.contiguous().numpy()
+        pt = np.empty((self.t_len, padded))
+        qt = np.empty((self.t_len, padded))
+        _kernels().gather_time_major(
+            self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt
+        )
+        return pt, qt
+
+    def time_major_chunks(self, src, t0, n_steps, padded: int) -> tuple[np.ndarray, np.ndarray]:
+        """(S, padded) float64 p and q; lane i holds steps t0[i] .. t0[i] + n_steps[i] of row
+        src[i] and the identity after them; S = max(n_steps)."""
+        s_len = max(1, int(n_steps.max(initial=1)))
+        pt = np.zeros((s_len, padded))
+        qt = np.ones((s_len, padded))
+        with torch.no_grad():
+            for i, (r, a, n) in enumerate(zip(src, t0, n_steps, strict=True)):
+                x64 = self.x[r, a : a + n].to(torch.float64)
+                if self.logits:
+                    pt[:n, i] = torch.sigmoid(x64).numpy()
+                    qt[:n, i] = torch.sigmoid(-x64).numpy()
+                else:
+                    pt[:n, i] = x64.numpy()
+                    qt[:n, i] = 1.0 - pt[:n, i]
+        return pt, qt
+
+    def row_major(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(len(idx), T) float64 p and q of a few rows, identity beyond their lengths."""
+        pt, qt = self.time_major(idx, len(idx))
+        return np.ascontiguousarray(pt.T), np.ascontiguousarray(qt.T)
+
+    def chain(self, grads: np.ndarray) -> np.ndarray:
+        """(R, T) d/dp along q = 1 - p -> d/dx for the input parametrisation (in place)."""
+        if self.logits:
+            x64 = self.x.to(torch.float64)
+            grads *= (torch.sigmoid(x64) * torch.sigmoid(-x64)).numpy()
+        return grads
+
+
+class _Jobs:
+    """Kernel jobs: input rows, each with a target bin, a tilt lam and a top-bin discount.
+
+    A target n < k_max needs bins 0..n only, with an exact top bin (discount 0); the absorbing
+    target n = k_max needs k_max + 1 bins with discount 1 (or e^-lam when tilted). Jobs are
+    sorted by target so that each group of LANES lanes runs on the fewest bins its largest
+    target needs (lanes with smaller targets ignore the bins above theirs). With fewer jobs
+    than lanes, each row is cut into chunks that run in separate lanes and are multiplied
+    together afterwards (the truncated product is exactly associative).
+    """
+
+    def __init__(self, rows: _Rows, row, target, disc, k_max, lam=None):
+        k = _kernels()
+        self.target = np.asarray(target, dtype=np.int64)
+        n_jobs = len(self.target)
+        self.row = np.arange(n_jobs) if row is None else np.asarray(row, dtype=np.int64)
+        self.lam = np.zeros(n_jobs) if lam is None else lam
+        self.job_disc = np.asarray(disc, dtype=np.float64)
+        self.width = k_max + 1
+        self.t_len = rows.t_len
+        order = np.argsort(self.target, kind="stable")
+        n_chunks = max(1, min(k.LANES // max(n_jobs, 1), rows.t_len // _OPTIONS.min_chunk_steps))
+        self.n_chunks = n_chunks
+        if n_chunks == 1:
+            self.lane_job = order  # lane i runs job lane_job[i] on its whole row
+            self.lane_t0 = np.zeros(n_jobs, dtype=np.int64)
+            self.lane_len = rows.steps[self.row[order]]
+        else:  # lane i runs chunk lane_chunk[i] of job lane_job[i]
+            self.lane_job = np.repeat(order, n_chunks)
+            size = -(-rows.steps[self.row[self.lane_job]] // n_chunks)
+            chunk = np.tile(np.arange(n_chunks), n_jobs)
+            self.lane_t0 = np.minimum(chunk * size, rows.steps[self.row[self.lane_job]])
+            end = np.minimum((chunk + 1) * size, rows.steps[self.row[self.lane_job]])
+            self.lane_len = end - self.lane_t0
+        n_lanes = len(self.lane_job)
+        self.n_groups = -(-n_lanes // k.LANES)
+        padded = self.n_groups * k.LANES
+        src = self.row[self.lane_job]
+        if n_chunks == 1:
+            self.pt, self.qt = rows.time_major(src, padded)  # (T, lanes_pad), lanes contiguous
+        else:
+            self.pt, self.qt = rows.time_major_chunks(src, self.lane_t0, self.lane_len, padded)
+        self.norm = None
+        lane_csums = np.zeros(n_lanes)
+        lane_lam = self.lam[self.lane_job]
+        if lam is not None:  # tilted jobs: p' = p theta / (q + p theta), q' = q / (q + p theta)
+            theta = np.exp(lane_lam)[None, :]
+            p, q = self.pt[:, :n_lanes], self.qt[:, :n_lanes]
+            self.norm = q + p * theta  # (T, lanes); 1 on padded steps
+            lane_csums = np.log(self.norm).sum(0)
+            p *= theta / self.norm
+            q /= self.norm
+        self.csums = np.bincount(self.lane_job, weights=lane_csums, minlength=n_jobs)
+        self.disc = np.zeros(padded)
+        self.disc[:n_lanes] = self.job_disc[self.lane_job]
+        self.theta = np.ones(padded)
+        self.theta[:n_lanes] = np.exp(lane_lam)
+        lane_steps = np.zeros(padded, dtype=np.int64)
+        lane_steps[:n_lanes] = self.lane_len
+        self.group_steps = lane_steps.reshape(self.n_groups, k.LANES).max(1)
+        lane_target = np.zeros(padded, dtype=np.int64)
+        lane_target[:n_lanes] = self.target[self.lane_job]
+        self.group_width = np.maximum(lane_target.reshape(self.n_groups, k.LANES).max(1) + 1, 2)
+
+    def forward(self) -> None:
+        k = _kernels()
+        n_ckpt = max(1, -(-self.pt.shape[0] // k.CKPT))
+        w_max = int(self.group_width.max(initial=2))
+        self.ckpt = np.empty((self.n_groups, n_ckpt, w_max, k.LANES))
+        final = np.zeros((self.n_groups * k.LANES, self.width))
+        _run_parallel(
+            k.forward_groups, self.group_steps * self.group_width * k.LANES,
+            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, final,
+        )  # fmt: skip
+        n_jobs = len(self.target)
+        self.states = np.zeros((n_jobs, self.width))
+        if self.n_chunks == 1:
+            self.states[self.lane_job] = final[:n_jobs]
+            return
+        self.chunk_final = final[: len(self.lane_job)].reshape(n_jobs, self.n_chunks, -1)
+        self.prefix = []
+        for i, j in enumerate(self.lane_job[:: self.n_chunks]):
+            w = self._job_width(j)
+            pre = [np.eye(1, w)[0]]
+            for c in range(self.n_chunks):
+                pre.append(_sat_conv(pre[-1], self.chunk_final[i, c, :w], self.job_disc[j]))
+            self.prefix.append(pre)
+            self.states[j, :w] = pre[-1]
+
+    def _job_width(self, j: int) -> int:
+        return self.width if self.target[j] == self.width - 1 else int(self.target[j]) + 1
+
+    def target_value(self) -> np.ndarray:
+        return self.states[np.arange(len(self.target)), self.target]
+
+    def backward(self, b_final: np.ndarray) -> np.ndarray:
+        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. the untilted p (q = 1 - p).
+
+        For tilted jobs ``b_final`` must be e_target / Pr'(target); the result is then
+        d log Pr(Y = target) / d p. Entries of ``b_final`` above a job's width are ignored.
+        """
+        k = _kernels()
+        n_jobs = len(self.target)
+        n_lanes = len(self.lane_job)
+        padded = np.zeros((self.n_groups * k.LANES, self.width))
+        if self.n_chunks == 1:
+            padded[:n_lanes] = b_final[self.lane_job]
+        else:  # adjoint of each chunk's final state through the product of the chunks
+            for i, j in enumerate(self.lane_job[:: self.n_chunks]):
+                w, d = self._job_width(j), self.job_disc[j]
+                u = b_final[j, :w]
+                for c in range(self.n_chunks - 1, -1, -1):
+                    u_ext = _sat_adjoint_ext(u, d)
+                    padded[i * self.n_chunks + c, :w] = np.correlate(u_ext, self.prefix[i][c])
+                    u = np.correlate(u_ext, self.chunk_final[i, c, :w])
+        grad_t = np.empty_like(self.pt)
+        _run_parallel(  # three passes per step: recompute, gradient, adjoint
+            k.backward_groups, 3 * self.group_steps * self.group_width * k.LANES,
+            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.theta,
+            self.ckpt, padded, grad_t,
+        )  # fmt: skip
+        if self.n_chunks == 1 and self.norm is None:  # the common case, in one pass
+            grads = np.empty((n_jobs, self.t_len))
+            k.scatter_rows(grad_t, self.lane_job, self.lane_len, grads)
+            return grads
+        lanes = grad_t[:, :n_lanes]
+        if self.norm is not None:
+            lanes /= self.norm
+        # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
+        # identity padding, or nothing at all (beyond its group's longest lane).
+        s_len = lanes.shape[0]
+        if (self.lane_len < s_len).any():
+            lanes[np.arange(s_len)[:, None] >= self.lane_len[None, :]] = 0.0
+        grads = np.zeros((n_jobs, self.t_len))
+        if self.n_chunks == 1:
+            grads[self.lane_job, :s_len] = lanes.T  # (T, lanes) -> (jobs, T)
+        else:
+            for i in range(n_lanes):
+                t0, n = self.lane_t0[i], self.lane_len[i]
+                grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
+        return grads
+
+
+def _sat_conv(f: np.ndarray, g: np.ndarray, disc: float) -> np.ndarray:
+    """Truncated product of two states of the same width with a (discounted) top bin."""
+    w = len(f)
+    full = np.convolve(f, g)  # (2w - 1,)
+    out = full[:w].copy()
+    out[w - 1] = full[w - 1 :] @ disc ** np.arange(w, dtype=np.float64)  # 0.0 ** 0 == 1
+    return out
+
+
+def _sat_adjoint_ext(u: np.ndarray, disc: float) -> np.ndarray:
+    """Output adjoint of :func:`_sat_conv` spread over the (2w - 1) untruncated indices."""
+    w = len(u)
+    return np.concatenate([u[: w - 1], u[w - 1] * disc ** np.arange(w, dtype=np.float64)])
+
+
+def _tilted_jobs(rows: _Rows, idx, n, k_max, lo, hi) -> _Jobs:
+    """Jobs computing Pr(Y = n) (n < k_max) or Pr(Y >= k_max) of rows ``idx``, tilted."""
+    p, q = rows.row_major(idx)
+    target = tilt_targets(torch.from_numpy(n), torch.from_numpy(lo), torch.from_numpy(hi))
+    lam = np.zeros(len(idx))
+    steps = np.ascontiguousarray(rows.steps[idx])
+    _kernels().solve_tilts(p, q, steps, np.arange(len(idx)), target.numpy(), lam)
+    top = n == k_max
+    lam = np.where(top, np.maximum(lam, 0.0), lam)
+    jobs = _Jobs(rows, idx, n, np.where(top, np.exp(-lam), 0.0), k_max, lam=lam)
+    jobs.forward()
+    return jobs
+
+
+def _np_feasible_range(rows: _Rows, idx: np.ndarray):
+    """Per row in ``idx``: number of sure events (p == 1) and of possible events (p > 0)."""
+    p, q = rows.row_major(idx)  # masked steps hold p = 0, q = 1 and count for neither
+    return (q == 0).sum(1), (p > 0).sum(1)
+
+
+def _tilted_log_values(jobs: _Jobs) -> np.ndarray:
+    """log Pr(Y = target) of tilted jobs: log Pr' + sum_t c_t - n lam."""
+    return np.log(jobs.target_value()) + jobs.csums - jobs.target * jobs.lam
+
+
+class LogLikelihood(torch.autograd.Function):
+    """(R, T) probs or logits, (R,) counts -> (R,) float64 log Pr(Y = min(n, k_max))."""
+
+    @staticmethod
+    def forward(ctx, x, n, steps, k_max, logits):
+        rows = _Rows(x, steps, logits)
+        n_np = n.numpy()
+        r = len(n_np)
+        jobs = _Jobs(rows, None, n_np, (n_np == k_max) * 1.0, k_max)
+        jobs.forward()
+        value = jobs.target_value()
+        ll = np.full(r, -np.inf)
+        ok = value >= SAFE
+        ll[ok] = np.log(value[ok])
+        extra = None
+        low = np.flatnonzero(~ok)
+        if len(low):
+            lo, hi = _np_feasible_range(rows, low)
+            feasible = possible(
+                torch.from_numpy(n_np[low]), k_max, torch.from_numpy(lo), torch.from_numpy(hi)
+            ).numpy()
+            redo = low[feasible]
+            if len(redo):
+                extra = _tilted_jobs(rows, redo, n_np[redo], k_max, lo[feasible], hi[feasible])
+                ll[redo] = _tilted_log_values(extra)
+        ctx.saved = (rows, jobs, ok, value, extra)
+        ctx.in_dtype = x.dtype
+        return torch.from_numpy(ll)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        rows, jobs, ok, value, extra = ctx.saved
+        r = len(jobs.target)
+        g = grad_out.detach().to("cpu", torch.float64).numpy()
+        # The VJP is linear in b_final: fold the incoming gradient into it.
+        b_final = np.zeros((r, jobs.width))
+        b_final[np.arange(r), jobs.target] = np.where(ok, g / np.where(ok, value, 1.0), 0.0)
+        grads = jobs.backward(b_final)
+        if extra is not None:
+            b_extra = np.zeros((len(extra.row), extra.width))
+            b_extra[np.arange(len(extra.row)), extra.target] = g[extra.row] / extra.target_value()
+            grads[extra.row] = extra.backward(b_extra)
+        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
+
+
+class Distribution(torch.autograd.Function):
+    """(R, T) probs or logits -> (R, k_max + 1) float64 distribution (or its log)."""
+
+    @staticmethod
+    def forward(ctx, x, steps, k_max, logits, log):
+        rows = _Rows(x, steps, logits)
+        r = rows.r
+        jobs = _Jobs(rows, None, np.full(r, k_max), np.ones(r), k_max)
+        jobs.forward()
+        states = jobs.states
+        extra, out = None, states.copy()
+        safe = np.ones_like(states, dtype=bool)
+        if log:
+            feasible = np.ones_like(states, dtype=bool)
+            low = np.flatnonzero((states < SAFE).any(1))
+            lo = np.zeros(r, dtype=np.int64)
+            hi = np.zeros(r, dtype=np.int64)
+            if len(low):
+                lo[low], hi[low] = _np_feasible_range(rows, low)
+                ks = torch.arange(k_max + 1)[None, :]
+                lo_t, hi_t = torch.from_numpy(lo[low])[:, None], torch.from_numpy(hi[low])[:, None]
+                feasible[low] = possible(ks, k_max, lo_t, hi_t).numpy()
+            safe = feasible & (states >= SAFE)
+            with np.errstate(divide="ignore"):
+                out = np.where(safe, np.log(np.where(safe, states, 1.0)), -np.inf)
+            er, ek = np.nonzero(feasible & ~safe)
+            if len(er):
+                extra = _tilted_jobs(rows, er, ek, k_max, lo[er], hi[er])
+                out[er, ek] = _tilted_log_values(extra)
+        ctx.saved = (rows, jobs, extra, safe, log)
+        ctx.in_dtype = x.dtype
+        return torch.from_numpy(out)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        rows, jobs, extra, safe, log = ctx.saved
+        g = grad_out.detach().to("cpu", torch.float64).numpy()
+        if log:
+            # d log P_k = dP_k / P_k on safe bins; the others come from their own tilted jobs.
+            b_final = np.where(safe, g / np.where(safe, jobs.states, 1.0), 0.0)
+        else:
+            b_final = g
+        grads = jobs.backward(b_final)
+        if extra is not None:
+            n_extra = len(extra.row)
+            b_extra = np.zeros((n_extra, extra.width))
+            b_extra[np.arange(n_extra), extra.target] = (
+                g[extra.row, extra.target] / extra.target_value()
+            )
+            np.add.at(grads, extra.row, extra.backward(b_extra))
+        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None

@@ -1,0 +1,48 @@
+"""Reference count backend: LoCo eq. 9 and 14 in log space, one torch op per step (private).
+
+Slow (a Python loop over time steps, autograd through every step) and obviously correct: the
+baseline the fast backends (``_cpu``, ``_tree``) are tested against. Its autograd gradient is
+NaN where p is exactly 0 or 1 (derivative of log p); the other backends are finite there.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _log_recursion(
+    log_p: torch.Tensor, log_q: torch.Tensor, k_max: int, steps: torch.Tensor
+) -> torch.Tensor:
+    """(R, T) log p, log(1 - p) -> (R, k_max + 1) log Pr(Y = k), last bin Pr(Y >= k_max)."""
+    r = log_p.shape[0]
+    pad = torch.nn.functional.pad
+    # The state grows by one bin per step until it reaches k_max + 1, so it never holds -inf
+    # (logaddexp(-inf, -inf) has a NaN gradient); rows are masked by reading the state after
+    # `steps[r]` steps from the snapshots instead of freezing it.
+    log_y = log_p.new_zeros(r, 1)
+    snapshots = [pad(log_y, (0, k_max), value=-math.inf)]
+    # unbind once: slicing column t in the loop would cost O(R * T) per step in the backward.
+    for lp, lq in zip(log_p.unbind(1), log_q.unbind(1), strict=True):
+        lp, lq = lp[:, None], lq[:, None]
+        if log_y.shape[1] <= k_max:
+            mid = torch.logaddexp(log_y[:, 1:] + lq, log_y[:, :-1] + lp)
+            log_y = torch.cat([log_y[:, :1] + lq, mid, log_y[:, -1:] + lp], dim=1)
+        else:
+            mid = torch.logaddexp(log_y[:, 1:-1] + lq, log_y[:, :-2] + lp)
+            top = torch.logaddexp(log_y[:, -1:], log_y[:, -2:-1] + lp)  # absorbing (eq. 14)
+            log_y = torch.cat([log_y[:, :1] + lq, mid, top], dim=1)
+        snapshots.append(pad(log_y, (0, k_max + 1 - log_y.shape[1]), value=-math.inf))
+    stacked = torch.stack(snapshots)  # (T+1, R, K+1)
+    return stacked[steps.to(log_p.device), torch.arange(r, device=log_p.device)]
+
+
+def log_states(x: torch.Tensor, k_max: int, steps: torch.Tensor, logits: bool) -> torch.Tensor:
+    """(R, T) probabilities or logits -> (R, k_max + 1) float64 log count distribution."""
+    x64 = x.to(torch.float64)
+    if logits:
+        log_p, log_q = torch.nn.functional.logsigmoid(x64), torch.nn.functional.logsigmoid(-x64)
+    else:
+        log_p, log_q = torch.log(x64), torch.log1p(-x64)
+    return _log_recursion(log_p, log_q, k_max, steps)
