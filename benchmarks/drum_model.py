@@ -28,11 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softloc.config import atomic_write_text, load_preset
+from softloc._io import atomic_write_text
+from softloc.config import load_preset
 from softloc.features import mel_power
 from softloc.inference import Detector
 from softloc.losses import loco_loss
 from softloc.models import model_from_config, window_frames
+from softloc.timebase import padded_window_frames
 
 
 def _best(fn, repeats: int) -> float:
@@ -51,10 +53,10 @@ def bench(preset: str, *, audio_s: float, steps: int, batch: int) -> dict:
     detector = Detector(model, config)
     n_frames = int(audio_s * fr)
     mel = torch.rand(config.features.n_mels, n_frames) + 1e-3
-    detector.events_from_probabilities(detector.probabilities_from_mel(mel[:, :400]))  # warm-up
+    detector.events_from_probabilities(detector.probabilities_from_features(mel[:, :400]))  # warm
 
     def infer():
-        detector.events_from_probabilities(detector.probabilities_from_mel(mel))
+        detector.events_from_probabilities(detector.probabilities_from_features(mel))
 
     infer_s = _best(infer, 3)
     audio = np.random.default_rng(0).normal(size=int(audio_s * config.features.sample_rate))
@@ -63,15 +65,16 @@ def bench(preset: str, *, audio_s: float, steps: int, batch: int) -> dict:
 
     model.train()
     w = window_frames(config)
-    t_max = int(np.ceil(config.data.window_s * fr / min(config.data.rate_factors))) + 2
+    t_max = padded_window_frames(config.data.window_s, fr,
+                                 min_rate_factor=min(config.data.rate_factors))
     x = torch.rand(batch, config.features.n_mels, t_max) + 1e-3
     lengths = torch.full((batch,), w)
     counts = torch.randint(0, 5, (batch, 3))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():
-        probs = model(x, lengths)
-        loss = loco_loss(probs, counts, config.loss.k_max, lengths=lengths)
+        logits = model(x, lengths)
+        loss = loco_loss(logits, counts, config.loss.k_max, lengths=lengths, logits=True)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip_norm)

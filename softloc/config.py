@@ -1,5 +1,10 @@
 """Run configuration: frozen dataclasses per concern, composed into one :class:`RunConfig`.
 
+Sections: ``features`` (front end), ``model`` (network sizes), ``loss`` (objective),
+``supervision`` (which labels a run trains on: counts, onsets or both; annotation folders and
+their softness; label noise), ``data`` (windows, augmentation, batches), ``train`` (optimiser
+and trainer), ``inference`` (decoding and its calibration), and ``classes``.
+
 Conventions: a configuration is plain data. It is read from / written to YAML with
 :func:`load_config` / :func:`save_config`, presets are YAML files shipped in ``softloc/presets/``
 (:func:`load_preset`), and single values are changed by dotted path with :func:`apply_overrides`
@@ -8,14 +13,14 @@ key (and the file), never silently ignored. Keys missing from a YAML file take t
 defaults, which are the ``drums`` preset's values.
 
 The resolved configuration is stored in every run folder and inside the model file, so a run
-rebuilds its model alone (``softloc.inference.Detector.load``).
+rebuilds its model alone (``softloc.inference.Detector.load``). Files written before a section
+existed (e.g. ``supervision``) load with that section's defaults.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -25,16 +30,20 @@ from typing import Any
 
 import yaml
 
+from softloc._io import atomic_write_text
 from softloc.features import FrontEndConfig
 
 __all__ = [
     "ModelConfig",
     "LossConfig",
+    "SupervisionConfig",
     "DataConfig",
     "TrainConfig",
     "InferenceConfig",
     "RunConfig",
-    "LOSS_NAMES",
+    "CALIBRATION_SOURCES",
+    "LABEL_MODES",
+    "canonical_loss_name",
     "available_presets",
     "load_preset",
     "load_config",
@@ -44,8 +53,39 @@ __all__ = [
     "apply_overrides",
 ]
 
-#: Loss names accepted by ``loss.name`` (see ``softloc.train`` for what each one trains on).
-LOSS_NAMES = ("loco", "softloc", "bce", "smoothed_bce", "one_sided", "bootstrap")
+
+def _loss_names() -> tuple[str, ...]:
+    # Read from the registry when first needed, not at import: the registry reads LossConfig
+    # from this module, so a top-level import would be a cycle.
+    try:
+        from softloc.losses.registry import LOSS_NAMES as names
+    except ModuleNotFoundError as err:  # TEMPORARY until softloc.losses.registry lands
+        if err.name != "softloc.losses.registry":
+            raise
+        names = ("loco", "softloc", "bce", "smoothed-bce", "one-sided", "bootstrap")
+    return tuple(names)
+
+
+def __getattr__(name: str) -> Any:
+    # ``LOSS_NAMES``: the loss names accepted by ``loss.name`` (canonical spelling with hyphens,
+    # underscores accepted on input): the table of ``softloc.losses.registry``, re-exported.
+    if name == "LOSS_NAMES":
+        return _loss_names()
+    raise AttributeError(f"module 'softloc.config' has no attribute {name!r}")
+
+
+def canonical_loss_name(name: str) -> str:
+    """``name`` in the canonical spelling of ``softloc.losses.registry.LOSS_NAMES``
+    (``smoothed_bce`` -> ``smoothed-bce``).
+
+    Raises:
+        ValueError: not a loss name (the message lists them).
+    """
+    names = _loss_names()
+    canon = str(name).strip().lower().replace("_", "-")
+    if canon not in names:
+        raise ValueError(f"`loss.name` must be one of {names}, got {name!r}")
+    return canon
 
 
 @dataclass(frozen=True)
@@ -83,11 +123,13 @@ class LossConfig:
     """Training objective.
 
     Attributes:
-        name: one of :data:`LOSS_NAMES`: ``loco`` (counts only, LoCo eq. 7), ``softloc``
-            (timestamps with softness, SoftLoc eq. 5), ``bce`` (exact timestamps, frame-wise binary
-            cross-entropy, the fully supervised reference), ``smoothed_bce`` (cross-entropy against
-            a peak-1 Gaussian heat map of the labels), ``one_sided`` (labels smoothed only,
-            SoftLoc baseline), ``bootstrap`` (bootstrapping baseline).
+        name: one of :data:`LOSS_NAMES` (``softloc.losses.registry`` says what each one needs
+            and trains on): ``loco`` (counts only, LoCo eq. 7), ``softloc`` (timestamps with
+            softness, SoftLoc eq. 5), ``bce`` (exact timestamps, frame-wise binary cross-entropy,
+            the fully supervised reference), ``smoothed-bce`` (cross-entropy against a peak-1
+            Gaussian heat map of the labels), ``one-sided`` (labels smoothed only, SoftLoc
+            baseline), ``bootstrap`` (bootstrapping baseline) ... Underscores are accepted and
+            stored as hyphens.
         k_max: top (absorbing) count bin; drums used 23 bins (k_max = 22).
         softness_ms: sigma of the SoftLoc Gaussian in milliseconds.
         alpha_min: SoftLoc weight of the count term before/at the start of the ramp.
@@ -109,9 +151,48 @@ class LossConfig:
     reduction: str = "classes"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "name", canonical_loss_name(self.name))
         if self.reduction not in ("classes", "mean"):
             raise ValueError(
                 f"LossConfig: `reduction` must be 'classes' or 'mean', got {self.reduction!r}"
+            )
+
+
+#: Supervision modes (``supervision.labels``).
+LABEL_MODES = ("counts", "onsets", "mixed")
+
+
+@dataclass(frozen=True)
+class SupervisionConfig:
+    """Which labels a run trains on (SoftLoc §4.4; ``softloc.data.supervision``).
+
+    Attributes:
+        labels: ``counts`` (``counts.csv`` windows only, LoCo), ``onsets`` (windows cut from
+            annotated files, counts derived from the events), or ``mixed`` (annotated files as
+            in ``onsets``, training files without annotations from their ``counts.csv`` windows,
+            count term only).
+        annotations: annotation folders relative to the dataset root (or absolute), one per
+            annotator, each ``"DIR"`` or ``"DIR:SOFTNESS_MS"``; the first one also gives the
+            validation labels.
+        softness_csv: per-file softness table (``file,softness_ms``); ``None`` = the dataset's
+            ``softness.csv`` when there is one.
+        label_noise: perturb the training timestamps, e.g. ``"normal:100ms"``
+            (``softloc.noise``); ``None`` = as annotated.
+    """
+
+    labels: str = "counts"
+    annotations: tuple[str, ...] = ("annotations",)
+    softness_csv: str | None = None
+    label_noise: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels not in LABEL_MODES:
+            raise ValueError(
+                f"SupervisionConfig: `labels` must be one of {LABEL_MODES}, got {self.labels!r}"
+            )
+        if not self.annotations:
+            raise ValueError(
+                "SupervisionConfig: `annotations` is empty; expected at least one folder"
             )
 
 
@@ -246,16 +327,11 @@ class RunConfig:
     features: FrontEndConfig = field(default_factory=FrontEndConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     classes: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.loss.name not in LOSS_NAMES:
-            raise ValueError(
-                f"RunConfig: `loss.name` must be one of {LOSS_NAMES}, got {self.loss.name!r}"
-            )
 
 
 # ---------------------------------------------------------------- dict <-> dataclass
@@ -373,19 +449,6 @@ def load_config(path: str | os.PathLike) -> RunConfig:
 def save_config(config: RunConfig, path: str | os.PathLike) -> None:
     """Write ``config`` as YAML atomically (temp file + rename)."""
     atomic_write_text(Path(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def available_presets() -> list[str]:

@@ -5,8 +5,16 @@ import torch
 
 from softloc.counting import count_prior_bias
 from softloc.features import LogDelta
-from softloc.models import CRNN, PerClassCRNN, model_from_config, window_frames
-from softloc.models.crnn import FreqMaxPool, build_model
+from softloc.models import (
+    CRNN,
+    PerClassCRNN,
+    build_model,
+    model_from_config,
+    model_spec,
+    prior_output_bias,
+    window_frames,
+)
+from softloc.models.crnn import FreqMaxPool
 
 DRUMS = dict(
     n_mels=72,
@@ -18,13 +26,29 @@ DRUMS = dict(
 )
 
 
-def test_output_shape_and_range_for_drum_sizes():
+def test_forward_gives_logits_of_drum_shape():
     net = CRNN(**DRUMS, output_bias=-6.7)
     x = torch.rand(2, 72, 50)
-    p = net(x)
-    assert p.shape == (2, 3, 50)
-    assert p.dtype == torch.float32
+    z = net(x)
+    assert z.shape == (2, 3, 50)
+    assert z.dtype == torch.float32
+    # logits, not probabilities: near the prior bias at initialisation, far below 0
+    assert bool((z < 0).all())
+    p = torch.sigmoid(z)
     assert bool(((p > 0) & (p < 1)).all())
+
+
+def test_output_equals_the_head_by_hand():
+    """logit = out(sigmoid(hidden(LSTM(...)))): no sigmoid on the output."""
+    torch.manual_seed(4)
+    net = CRNN(**DRUMS).eval()
+    x = torch.rand(1, 72, 12) + 0.1
+    z = net.front(x).transpose(1, 2).unsqueeze(1)
+    for block in net.convs:
+        z = block(z)
+    h, _ = net.lstm(z.permute(0, 2, 1, 3).reshape(1, 12, -1))
+    expected = net.out(torch.sigmoid(net.hidden(h))).transpose(1, 2)
+    assert torch.allclose(net(x), expected, atol=1e-6)
 
 
 def test_frequency_pooling_reduces_144_features_to_one_bin():
@@ -157,9 +181,33 @@ def test_per_class_model_concatenates_independent_networks():
     assert torch.allclose(p[:, 1:2], net.nets[1](x))
 
 
-def test_build_model_selects_per_class_variant():
-    assert isinstance(build_model(**DRUMS, output_bias=0.0, per_class=True), PerClassCRNN)
-    assert isinstance(build_model(**DRUMS, output_bias=0.0), CRNN)
+def test_build_model_by_name_remembers_its_arguments():
+    net = build_model("per-class-crnn", **DRUMS, output_bias=0.0)
+    assert isinstance(net, PerClassCRNN)
+    assert isinstance(build_model("crnn", **DRUMS), CRNN)
+    name, args = model_spec(net)
+    assert name == "per-class-crnn"
+    assert args["conv_filters"] == list(DRUMS["conv_filters"])
+    again = build_model(name, **args)
+    assert sum(p.numel() for p in again.parameters()) == sum(p.numel() for p in net.parameters())
+
+
+def test_build_model_rejects_unknown_names_and_arguments():
+    with pytest.raises(ValueError, match="unknown model 'rnn'; expected one of"):
+        build_model("rnn")
+    with pytest.raises(ValueError, match="takes no argument 'n_bins'"):
+        build_model("crnn", **DRUMS, n_bins=3)
+    with pytest.raises(TypeError, match="`output_bias` must be plain data"):
+        build_model("crnn", **DRUMS, output_bias=torch.tensor(0.0))
+    with pytest.raises(ValueError, match="not built by softloc.models.build_model"):
+        model_spec(CRNN(**DRUMS))
+
+
+def test_prior_output_bias_gives_omega_empty_windows():
+    """LoCo eq. 15 by hand: (1 - sigmoid(b)) ** T = omega."""
+    b = prior_output_bias(400, 0.8)
+    p = 1 / (1 + math.exp(-b))
+    assert math.isclose((1 - p) ** 400, 0.8, rel_tol=1e-9)
 
 
 def test_model_from_config_uses_count_prior_bias_over_window_frames():
@@ -172,6 +220,7 @@ def test_model_from_config_uses_count_prior_bias_over_window_frames():
     t = window_frames(cfg)
     assert t == round(1.5 * 44100 / 220)
     expected = count_prior_bias(t, 0.64)
+    assert model_spec(net)[1]["output_bias"] == pytest.approx(expected)
     assert math.isclose(float(net.out.bias[0].detach()), expected, rel_tol=1e-6)
     # Pr(no event in the window) = 0.64 for a constant p = sigmoid(bias).
     p0 = torch.sigmoid(torch.tensor(expected, dtype=torch.float64))

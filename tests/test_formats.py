@@ -1,3 +1,4 @@
+import json
 import re
 
 import numpy as np
@@ -8,11 +9,15 @@ import soundfile as sf
 from softloc.data.formats import (
     ENST_LABEL_MAP,
     GM_DRUM_MAP,
+    GM_DRUM_PITCHES,
+    DatasetError,
+    read_annotation_file,
     read_events_any,
     read_idmt_xml,
     read_midi_drums,
+    write_events,
 )
-from softloc.data.layout import DatasetError, load_dataset
+from softloc.data.layout import load_dataset
 
 IDMT = """<?xml version="1.0" encoding="UTF-8"?>
 <instrumentRecording>
@@ -106,3 +111,34 @@ def test_load_dataset_reads_enst_xml_and_midi_annotations_with_label_map(tmp_pat
     assert idx.events["enst"] == [(0.1, "KD"), (0.35, "HH"), (0.6, "SD"), (1.0, "HH")]
     assert [lab for _, lab in idx.events["idmt"]] == ["KD", "HH", "SD"]
     assert [lab for _, lab in idx.events["midi"]] == ["KD", "SD"]
+
+
+def test_write_events_formats_read_back(tmp_path):
+    events = [(0.5, "KD", 0.9), (0.75, "HH", 0.6), (1.0, "SD", 0.8)]
+    write_events(tmp_path / "a.txt", events)
+    assert (tmp_path / "a.txt").read_text() == "0.500000\tKD\n0.750000\tHH\n1.000000\tSD\n"
+    assert read_annotation_file(tmp_path / "a.txt") == [(t, lab) for t, lab, _ in events]
+    write_events(tmp_path / "a.json", events, fmt="json")
+    rows = json.loads((tmp_path / "a.json").read_text())
+    assert rows[1] == {"time_s": 0.75, "label": "HH", "score": 0.6}
+    write_events(tmp_path / "a.mid", events, fmt="midi")
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "a.mid"))
+    inst = midi.instruments[0]
+    assert inst.is_drum
+    assert [(round(n.start, 3), n.pitch) for n in inst.notes] == [(0.5, 36), (0.75, 42), (1.0, 38)]
+    assert [n.velocity for n in inst.notes] == [round(0.9 * 127), round(0.6 * 127), round(0.8 * 127)]
+    # what we write as MIDI reads back as the same classes
+    assert [lab for _, lab in read_midi_drums(tmp_path / "a.mid")] == ["KD", "HH", "SD"]
+    with pytest.raises(ValueError, match="no MIDI pitch"):
+        write_events(tmp_path / "b.mid", [(0.1, "cowbell", 1.0)], fmt="midi")
+    with pytest.raises(ValueError, match="`fmt` must be one of"):
+        write_events(tmp_path / "b.x", events, fmt="xml")
+    with pytest.raises(FileExistsError, match="already exists"):
+        write_events(tmp_path / "a.txt", events, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.mid", "a.txt"]
+
+
+def test_gm_drum_map_and_pitches_are_one_table():
+    for label, pitch in GM_DRUM_PITCHES.items():
+        assert GM_DRUM_MAP[pitch] == label
+    assert set(GM_DRUM_MAP.values()) == set(GM_DRUM_PITCHES)

@@ -176,7 +176,7 @@ def test_softloc_train_mixed_cli_with_two_annotators_and_count_only_files(data, 
 
 def test_train_mixed_refuses_timestamp_only_losses_and_onsets_names_mixed(data, tmp_path):
     from softloc.config import apply_overrides, load_preset
-    from softloc.train import train
+    from softloc.training import train
 
     root, _ = data
     cfg = apply_overrides(load_preset("demo"), ["loss.name=bce", *_TINY])
@@ -214,7 +214,7 @@ def test_adding_count_only_files_improves_f1(tmp_path):
     from softloc.config import apply_overrides, load_preset
     from softloc.inference import Detector
     from softloc.metrics import evaluate
-    from softloc.train import train
+    from softloc.training import train
 
     src = tmp_path / "src"
     index = synthesize_drum_dataset(src, seed=3, n_train_files=24, n_valid_files=4,

@@ -11,9 +11,11 @@ A dataset is a folder ``ROOT``::
                                         `count` events of `label` in [start, end) seconds
     ROOT/splits/train.txt, valid.txt, test.txt   one stem per line (optional; else a seeded split)
 
-Any annotation folder can be named instead of ``annotations/`` (e.g. one holding noisy
-timestamps). Every file is parsed and cross-checked when the dataset is loaded, and every problem is
-reported as ``path:line: what is wrong; expected ...; got '...'`` before any training starts.
+File formats (every reader and writer) live in :mod:`softloc.data.formats`; this module assembles
+and cross-checks a whole dataset. Any annotation folder can be named instead of ``annotations/``
+(e.g. one holding noisy timestamps). Every file is parsed and cross-checked when the dataset is
+loaded, and every problem is reported as ``path:line: what is wrong; expected ...; got '...'``
+before any training starts.
 
 Conventions: times in seconds from the start of the file; a count window is half-open
 ``[start, end)``; for each count window there is one row per class (a count of 0 is a row too);
@@ -22,17 +24,29 @@ class names are case-sensitive strings; stems are file names without extension.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+# The readers and writers live in formats; they are re-exported here for the layout's users.
+from softloc.data.formats import (
+    AUDIO_SUFFIXES,
+    COUNTS_HEADER,
+    CountWindow,
+    DatasetError,
+    read_annotation_file,
+    read_counts_csv,
+    read_events_any,
+    read_split_file,
+    write_annotation_file,
+    write_counts_csv,
+    write_split_file,
+)
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -50,16 +64,11 @@ __all__ = [
     "write_counts_csv",
     "write_split_file",
 ]
+# AUDIO_SUFFIXES ... write_split_file above are defined in softloc.data.formats.
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
-COUNTS_HEADER = ("file", "start", "end", "label", "count")
 SPLIT_NAMES = ("train", "valid", "test")
 
 Event = tuple[float, str]
-
-
-class DatasetError(ValueError):
-    """A malformed dataset file; the message starts with ``path:line:``."""
 
 
 def _err(path, line: int | None, msg: str) -> DatasetError:
@@ -67,180 +76,7 @@ def _err(path, line: int | None, msg: str) -> DatasetError:
     return DatasetError(f"{where}: {msg}")
 
 
-def _parse_time(text: str, path, line: int, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _err(path, line, f"{what} is not a number; expected seconds as a decimal number "
-                               f"like 1.25, got {text!r}") from None
-    if not math.isfinite(value):
-        raise _err(path, line, f"{what} is not finite; expected seconds >= 0, got {text!r}")
-    if value < 0:
-        raise _err(path, line, f"{what} is negative; expected seconds >= 0, got {text!r}")
-    return value
-
-
-# ----------------------------------------------------------------------------- annotations
-
-def read_annotation_file(path: str | os.PathLike) -> list[Event]:
-    """Parse a strong-label text file: one ``<onset seconds>\\t<label>`` per line.
-
-    Tabs or runs of spaces separate the two fields; blank lines and lines starting with ``#`` are
-    skipped. Events are returned sorted by time (stable).
-
-    Returns:
-        list of ``(onset_s, label)``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        DatasetError: a malformed line, as ``path:line: ...``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: annotation file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise _err(path, None, f"not UTF-8 text ({err}); expected lines "
-                               "'<onset seconds>\\t<label>'") from None
-    events: list[Event] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2:
-            raise _err(path, lineno, f"expected 2 fields '<onset seconds>\\t<label>', found "
-                                     f"{len(parts)}, got {raw!r}")
-        events.append((_parse_time(parts[0], path, lineno, "onset time"), parts[1]))
-    events.sort(key=lambda e: e[0])
-    return events
-
-
-def _atomic_write_text(path: Path, text: str, *, overwrite: bool) -> None:
-    """Write via a temp file in the same folder + rename; refuse to replace unless `overwrite`."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path}: already exists; not overwriting it (pass overwrite=True)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def write_annotation_file(path: str | os.PathLike, events: Iterable[Event], *,
-                          overwrite: bool = False) -> None:
-    """Write ``(onset_s, label)`` events as ``'<onset>\\t<label>'`` lines (sorted, atomic).
-
-    Raises:
-        ValueError: a negative / non-finite time, or a label that is empty or holds whitespace.
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-    """
-    lines = []
-    for t, label in sorted(events, key=lambda e: e[0]):
-        if not (math.isfinite(t) and t >= 0):
-            raise ValueError(f"write_annotation_file: onset times must be finite and >= 0, got {t}")
-        _check_label("write_annotation_file", label)
-        lines.append(f"{t:.6f}\t{label}\n")
-    _atomic_write_text(Path(path), "".join(lines), overwrite=overwrite)
-
-
-def _check_label(fn: str, label: object) -> None:
-    if not isinstance(label, str) or not label or any(c.isspace() or c == "," for c in label):
-        raise ValueError(f"{fn}: labels must be non-empty strings without whitespace or commas, "
-                         f"got {label!r}")
-
-
-# ----------------------------------------------------------------------------- counts
-
-@dataclass(frozen=True)
-class CountWindow:
-    """Weak labels of one window: ``counts[label]`` events in ``[start_s, end_s)`` of ``stem``.
-
-    ``line`` is the counts.csv line of the window's first row (0 when not read from a file).
-    """
-
-    stem: str
-    start_s: float
-    end_s: float
-    counts: Mapping[str, int]
-    line: int = 0
-
-
-def read_counts_csv(path: str | os.PathLike) -> list[tuple[int, str, float, float, str, int]]:
-    """Parse counts.csv rows without cross-checks: ``(line, file, start, end, label, count)``.
-
-    Raises:
-        FileNotFoundError: no such file.
-        DatasetError: wrong header, wrong number of fields, bad number, ``end <= start``,
-            a count that is not a non-negative integer, or an empty file / label.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: counts file not found")
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
-    rows = []
-    header_seen = False
-    for lineno, fields_ in enumerate(reader, start=1):
-        if not fields_ or all(not f.strip() for f in fields_):
-            continue
-        fields_ = [f.strip() for f in fields_]
-        if not header_seen:
-            if tuple(f.lower() for f in fields_) != COUNTS_HEADER:
-                raise _err(path, lineno, f"bad header; expected '{','.join(COUNTS_HEADER)}', "
-                                         f"got {','.join(fields_)!r}")
-            header_seen = True
-            continue
-        if len(fields_) != len(COUNTS_HEADER):
-            raise _err(path, lineno, f"expected {len(COUNTS_HEADER)} comma-separated fields "
-                                     f"'{','.join(COUNTS_HEADER)}', found {len(fields_)}, "
-                                     f"got {','.join(fields_)!r}")
-        file_, start_txt, end_txt, label, count_txt = fields_
-        if not file_:
-            raise _err(path, lineno, "empty `file`; expected an audio stem")
-        if not label:
-            raise _err(path, lineno, "empty `label`; expected a class name")
-        start = _parse_time(start_txt, path, lineno, "`start`")
-        end = _parse_time(end_txt, path, lineno, "`end`")
-        if end <= start:
-            raise _err(path, lineno, f"`end` must be greater than `start`; got start={start_txt}, "
-                                     f"end={end_txt}")
-        if not count_txt.isdigit():
-            raise _err(path, lineno, f"`count` must be a non-negative integer, got {count_txt!r}")
-        rows.append((lineno, file_, start, end, label, int(count_txt)))
-    if not header_seen:
-        raise _err(path, 1, f"empty file; expected the header '{','.join(COUNTS_HEADER)}'")
-    return rows
-
-
-def write_counts_csv(path: str | os.PathLike, windows: Iterable[CountWindow], *,
-                     classes: Sequence[str], overwrite: bool = False) -> None:
-    """Write count windows as counts.csv, one row per (window, class) in ``classes`` order.
-
-    A class missing from a window's ``counts`` is written as 0 (the writer's caller knows all
-    events of the window). Atomic (temp file + rename).
-    """
-    for c in classes:
-        _check_label("write_counts_csv", c)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COUNTS_HEADER)
-    for w in windows:
-        for c in classes:
-            writer.writerow([w.stem, _fmt_s(w.start_s), _fmt_s(w.end_s), c,
-                             int(w.counts.get(c, 0))])
-    _atomic_write_text(Path(path), out.getvalue(), overwrite=overwrite)
-
-
-def _fmt_s(t: float) -> str:
-    return f"{t:.6f}".rstrip("0").rstrip(".") if t != int(t) else f"{int(t)}"
+# ----------------------------------------------------------------------------- count windows
 
 
 def count_windows(stem: str, events: Iterable[Event], duration_s: float, *,
@@ -267,43 +103,6 @@ def count_windows(stem: str, events: Iterable[Event], duration_s: float, *,
                          - np.searchsorted(times[c], start, side="left")) for c in labels}
         out.append(CountWindow(stem, start, end, counts))
     return out
-
-
-# ----------------------------------------------------------------------------- splits
-
-def read_split_file(path: str | os.PathLike) -> list[tuple[int, str]]:
-    """Parse a split file: one stem per line (blank lines and ``#`` comments skipped).
-
-    Returns:
-        list of ``(line, stem)``.
-
-    Raises:
-        DatasetError: a stem listed twice, or a line with whitespace inside.
-    """
-    path = Path(path)
-    out: list[tuple[int, str]] = []
-    seen: dict[str, int] = {}
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        stem = raw.strip()
-        if not stem or stem.startswith("#"):
-            continue
-        if any(c.isspace() for c in stem):
-            raise _err(path, lineno, f"expected one stem per line, got {raw!r}")
-        for suffix in AUDIO_SUFFIXES:
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-        if stem in seen:
-            raise _err(path, lineno, f"stem {stem!r} is listed twice (first on line "
-                                     f"{seen[stem]}); expected each stem once")
-        seen[stem] = lineno
-        out.append((lineno, stem))
-    return out
-
-
-def write_split_file(path: str | os.PathLike, stems: Iterable[str], *,
-                     overwrite: bool = False) -> None:
-    """Write one stem per line (atomic)."""
-    _atomic_write_text(Path(path), "".join(f"{s}\n" for s in stems), overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- the index
@@ -445,8 +244,6 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
         if not ann_dir.is_absolute():
             ann_dir = root / ann_dir
         if ann_dir.is_dir():
-            from softloc.data.formats import read_events_any  # local: formats imports us
-
             for p in sorted(ann_dir.iterdir()):
                 if p.name.startswith(".") or not p.is_file():
                     continue

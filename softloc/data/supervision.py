@@ -33,7 +33,6 @@ so window length, augmentation and padding stay the caller's settings. Every ite
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -43,7 +42,8 @@ from pathlib import Path
 
 from torch.utils.data import ConcatDataset, Dataset
 
-from softloc.data.layout import AUDIO_SUFFIXES, DatasetError, DatasetIndex, load_dataset
+from softloc.data.formats import parse_softness_ms, read_softness_csv
+from softloc.data.layout import DatasetIndex, load_dataset
 from softloc.timebase import ms_to_frames
 
 __all__ = [
@@ -59,16 +59,6 @@ __all__ = [
 
 #: Per-file softness table read from the dataset root when present.
 SOFTNESS_CSV = "softness.csv"
-_SOFTNESS_HEADER = ["file", "softness_ms"]
-_MS = re.compile(r"^\s*(inf|[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(ms)?\s*$", re.I)
-
-
-def _parse_softness(text: str) -> float | None:
-    m = _MS.match(text)
-    if m is None:
-        return None
-    value = float(m.group(1))
-    return value if value >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -108,81 +98,16 @@ def parse_annotation_source(text: str) -> AnnotationSource:
                         f"{type(text).__name__}")
     folder, sep, tail = text.rpartition(":")
     if sep and folder.strip():
-        soft = _parse_softness(tail)
+        soft = parse_softness_ms(tail)
         if soft is not None:
             return AnnotationSource(folder.strip(), soft)
         if re.match(r"\s*([-+.\d]|inf)", tail, re.I):  # meant as a softness, but malformed
             raise ValueError(f"{fn}: bad softness in {text!r}; expected 'DIR:SOFTNESS_MS' with a "
                              "number of milliseconds >= 0 or 'inf', e.g. 'crowd:120'")
-    if not text.strip() or (sep and not folder.strip() and _parse_softness(tail) is not None):
+    if not text.strip() or (sep and not folder.strip() and parse_softness_ms(tail) is not None):
         raise ValueError(f"{fn}: empty annotation folder in {text!r}; expected 'DIR' or "
                          "'DIR:SOFTNESS_MS'")
     return AnnotationSource(text.strip(), None)
-
-
-def _stem_of(name: str) -> str:
-    for suffix in AUDIO_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def read_softness_csv(path: str | os.PathLike, *, stems: Sequence[str] | None = None
-                      ) -> dict[str, float]:
-    """Read a per-file softness table (header ``file,softness_ms``) -> ``{stem: softness_ms}``.
-
-    ``softness_ms`` is a number of milliseconds ``>= 0`` or ``inf`` (counts only); blank lines
-    and lines starting with ``#`` are skipped.
-
-    Args:
-        path: the CSV file.
-        stems: known stems; a row naming another file is an error.
-
-    Raises:
-        FileNotFoundError: no such file.
-        DatasetError: a bad header, a malformed or negative softness, an unknown or repeated
-            file, as ``path:line: ...``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: softness table not found")
-    known = set(stems) if stems is not None else None
-    out: dict[str, float] = {}
-    lines: dict[str, int] = {}
-    with path.open(newline="") as f:
-        rows = list(csv.reader(f))
-    header_seen = False
-    for lineno, row in enumerate(rows, start=1):
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        cells = [c.strip() for c in row]
-        if not header_seen:
-            if cells != _SOFTNESS_HEADER:
-                raise DatasetError(f"{path}:{lineno}: expected the header 'file,softness_ms', "
-                                   f"got {','.join(row)!r}")
-            header_seen = True
-            continue
-        if len(cells) != 2:
-            raise DatasetError(f"{path}:{lineno}: expected 2 fields 'file,softness_ms', got "
-                               f"{','.join(row)!r}")
-        stem = _stem_of(cells[0])
-        if not stem:
-            raise DatasetError(f"{path}:{lineno}: empty file name; expected 'file,softness_ms'")
-        soft = _parse_softness(cells[1])
-        if soft is None:
-            raise DatasetError(f"{path}:{lineno}: bad softness {cells[1]!r}; expected "
-                               "milliseconds >= 0 or 'inf'")
-        if known is not None and stem not in known:
-            raise DatasetError(f"{path}:{lineno}: unknown file {cells[0]!r}; expected the stem "
-                               "of a file in audio/")
-        if stem in out:
-            raise DatasetError(f"{path}:{lineno}: {stem!r} is listed twice (first on line "
-                               f"{lines[stem]}); expected one row per file")
-        out[stem] = soft
-        lines[stem] = lineno
-    if not header_seen:
-        raise DatasetError(f"{path}:1: empty file; expected the header 'file,softness_ms'")
-    return out
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,8 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from softloc._io import atomic_save
 from softloc.data.layout import DatasetIndex
 from softloc.features import FrontEndConfig, load_audio, mel_power, resample
+from softloc.timebase import n_inner_windows, padded_window_frames
 
 __all__ = ["FeatureStore", "WindowDataset", "collate", "default_max_frames", "prepare_features"]
 
@@ -138,10 +139,7 @@ def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
             x = resample(audio, cfg.sample_rate * factor, cfg.sample_rate)
             mel = mel_power(x, cfg)[0].numpy()
             if target is not None:
-                fd, tmp = tempfile.mkstemp(dir=cache, suffix=".npy.tmp")
-                with os.fdopen(fd, "wb") as f:
-                    np.save(f, mel)
-                os.replace(tmp, target)
+                atomic_save(target, lambda f, mel=mel: np.save(f, mel))
             store.mels[(stem, factor)] = mel
             store.n_computed += 1
     store.seconds_computing = time.perf_counter() - t0
@@ -150,9 +148,9 @@ def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
 
 def default_max_frames(cfg: FrontEndConfig, *, window_s: float = 1.5,
                        min_rate_factor: float = 7 / 8) -> int:
-    """Frames of the padded window: ``ceil(window_s * frame_rate / min_rate_factor) + 1``
-    (345 for the drum defaults, 1.5 s and factor 7/8)."""
-    return int(math.ceil(window_s * cfg.frame_rate / min_rate_factor - 1e-9)) + 1
+    """Frames of the padded window: ``softloc.timebase.padded_window_frames`` at the front end's
+    frame rate (345 for the drum defaults, 1.5 s and factor 7/8)."""
+    return padded_window_frames(window_s, cfg.frame_rate, min_rate_factor=min_rate_factor)
 
 
 @dataclass(frozen=True)
@@ -292,8 +290,7 @@ class WindowDataset(Dataset):
                 self._events[stem] = {c: np.array([t for t, lab in events if lab == c],
                                                   dtype=np.float64) for c in self.classes}
                 duration = index.durations_s[stem]
-                n = max(1, int(math.floor((duration - window_s) / hop_s + 1e-9)) + 1)
-                for k in range(n):
+                for k in range(n_inner_windows(duration, window_s, hop_s)):
                     items.append(_Item(stem, k * hop_s, min(window_s, duration), None))
         self._items = items
 

@@ -3,10 +3,10 @@
 One pipeline, four stages, each a public function of its own module:
 
 1. data: :func:`softloc.data.synthesize_drum_dataset` (test kits differ from train kits);
-2. training: :func:`softloc.train.train` from counts (LoCo) or timestamps (SoftLoc / BCE);
+2. training: :func:`softloc.training.train` from counts (LoCo) or timestamps (SoftLoc / BCE);
 3. detection on the test split: :class:`softloc.inference.Detector`,
    :func:`softloc.inference.detect_to_folder`;
-4. evaluation: :func:`softloc.inference.evaluate_folders` (mir_eval matching, +-50 ms).
+4. evaluation: :func:`softloc.evaluation.evaluate_folders` (mir_eval matching, +-50 ms).
 
 :func:`run_experiment` runs them and writes ``OUT/{data,run,detections}``, ``OUT/metrics.json``
 and ``OUT/demo.png``; :func:`run_demo` is ``softloc demo`` (= ``make demo``): counts only, the
@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from softloc.config import LOSS_NAMES, apply_overrides, atomic_write_text, load_preset
+from softloc._io import atomic_write_bytes, atomic_write_text
+from softloc.config import LOSS_NAMES, apply_overrides, load_preset
 
 __all__ = ["DemoSize", "DEMO_SIZE", "run_experiment", "run_demo", "register_cli"]
 
@@ -68,7 +69,7 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             elif target.exists():
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / _MARKER).write_text("written by softloc demo / softloc experiment drums\n")
+    atomic_write_text(out / _MARKER, "written by softloc demo / softloc experiment drums\n")
 
 
 def run_experiment(
@@ -113,9 +114,10 @@ def run_experiment(
         the content written to ``metrics.json``.
     """
     from softloc.data import synthesize_drum_dataset
-    from softloc.inference import MODEL_FILE, Detector, detect_to_folder, evaluate_folders
+    from softloc.evaluation import evaluate_folders
+    from softloc.inference import MODEL_FILE, Detector, collect_audio_inputs, detect_to_folder
     from softloc.metrics import format_table
-    from softloc.train import train
+    from softloc.training import train
 
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -167,8 +169,6 @@ def run_experiment(
     t2 = time.perf_counter()
     detector = Detector.load(out / "run")
     split_file = data_root / "splits" / "test.txt"
-    from softloc.inference import collect_audio_inputs
-
     paths = collect_audio_inputs([], data_root=data_root, split="test")
     detect_to_folder(detector, paths, out / "detections")
     timings["detect_s"] = time.perf_counter() - t2
@@ -212,9 +212,7 @@ def run_experiment(
 
     atomic_write_text(out / "metrics.json", results_to_json(summary) + "\n")
     if export is not None:
-        export = Path(export)
-        export.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / "run" / MODEL_FILE, export)
+        atomic_write_bytes(export, (out / "run" / MODEL_FILE).read_bytes())
     if verbose:
         say(format_table(results))
         per_class = ", ".join(f"{c} {v['f1']:.3f}" for c, v in summary["per_class"].items())

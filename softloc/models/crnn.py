@@ -3,14 +3,16 @@
 Conventions: the input is a *power* mel spectrogram ``(batch, n_mels, time)`` (as produced by
 ``softloc.features.mel_power``); the first layer (``softloc.features.LogDelta``) takes the log,
 removes the per-window per-band mean over the valid frames and stacks the first time difference,
-so training and inference see exactly the same transform. The output is p(t) in (0, 1) of shape
-``(batch, class, time)``, one independent Bernoulli probability per class and frame.
+so training and inference see exactly the same transform. The output is the LOGIT of p(t), shape
+``(batch, class, time)``: ``torch.sigmoid`` of it is one independent Bernoulli probability per
+class and frame. Training works on the logits (numerically exact losses); inference applies the
+sigmoid.
 
 Architecture (official code, fact sheet §3.1): a stack of [3 (time) x 4 (freq)] convolutions with
 'same' padding, ReLU and max-pooling over *frequency only* (time resolution is kept), one
 unidirectional LSTM with forget-gate bias 1, and a per-frame head
-``p = sigmoid(W2 sigmoid(W1 h + b1) + b2)`` with N(0, 1) weights and the output bias ``b2`` set from
-the count prior (LoCo eq. 15, ``softloc.counting.count_prior_bias``).
+``logit = W2 sigmoid(W1 h + b1) + b2`` with N(0, 1) weights and the output bias ``b2`` set from
+the count prior (LoCo eq. 15, ``softloc.models.heads``).
 
 This module never imports Lightning or training code.
 """
@@ -24,8 +26,9 @@ from torch import nn
 
 from softloc._checks import check_float, check_lengths, check_ndim, check_tensor
 from softloc.features import LogDelta
+from softloc.models.heads import init_loco_head
 
-__all__ = ["CRNN", "ConvBlock", "FreqMaxPool", "PerClassCRNN", "build_model"]
+__all__ = ["CRNN", "ConvBlock", "FreqMaxPool", "PerClassCRNN"]
 
 
 class FreqMaxPool(nn.Module):
@@ -60,17 +63,6 @@ class FreqMaxPool(nn.Module):
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
-
-
-def init_loco_head(hidden: nn.Linear, out: nn.Linear, output_bias: float) -> None:
-    """Initialise the head ``sigmoid(out(sigmoid(hidden(h))))`` as the official code does:
-    N(0, 1) weights (not Glorot), zero hidden bias, output bias from the count prior (LoCo
-    eq. 15, ``softloc.counting.count_prior_bias``)."""
-    with torch.no_grad():
-        nn.init.normal_(hidden.weight, 0.0, 1.0)
-        nn.init.zeros_(hidden.bias)
-        nn.init.normal_(out.weight, 0.0, 1.0)
-        out.bias.fill_(float(output_bias))
 
 
 def _same_padding(kernel_time: int, kernel_freq: int) -> tuple[int, int, int, int]:
@@ -133,7 +125,8 @@ class CRNN(nn.Module):
             product should reduce ``2 * n_mels`` to 1 (remaining bins are flattened otherwise).
         lstm_units: LSTM hidden size (drums: 24).
         hidden_units: size of the sigmoid hidden layer of the head (drums: 16).
-        output_bias: initial pre-sigmoid output bias, e.g. ``count_prior_bias(T, omega)``.
+        output_bias: initial pre-sigmoid output bias, e.g. ``prior_output_bias(T, omega)``
+            (``softloc.models.heads``, LoCo eq. 15).
         kernel_time: conv kernel extent in frames (3).
         kernel_freq: conv kernel extent in feature bins (4).
         input_scale: constant factor applied to the log-mel/delta features (1.0: dB as they are;
@@ -141,7 +134,7 @@ class CRNN(nn.Module):
 
     Shape:
         ``mel_power (batch, n_mels, time)``, ``lengths (batch,)`` ->
-        probabilities ``(batch, n_classes, time)``.
+        logits ``(batch, n_classes, time)`` (``torch.sigmoid`` gives p(t)).
 
     Notes:
         Frames beyond ``lengths`` are zeroed after every conv layer, so padding never changes the
@@ -203,8 +196,8 @@ class CRNN(nn.Module):
         self.out = nn.Linear(hidden_units, n_classes)
         init_loco_head(self.hidden, self.out, output_bias)
 
-    def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Pre-sigmoid outputs; see the class docstring for shapes."""
+    def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of p(t) ``(batch, class, time)``; see the class docstring for shapes."""
         fn = "CRNN"
         check_tensor(fn, "mel_power", mel_power)
         check_ndim(fn, "mel_power", mel_power, 3, "(batch, n_mels, time)")
@@ -238,10 +231,6 @@ class CRNN(nn.Module):
         z = self.out(torch.sigmoid(self.hidden(h)))  # (B, T, H) -> (B, T, C)
         return z.transpose(1, 2)  # (B, T, C) -> (B, C, T)
 
-    def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Event probabilities p(t); see the class docstring for shapes."""
-        return torch.sigmoid(self.logits(mel_power, lengths))
-
 
 class PerClassCRNN(nn.Module):
     """One independent single-output :class:`CRNN` per class, as the papers trained them.
@@ -250,7 +239,7 @@ class PerClassCRNN(nn.Module):
     built and their outputs concatenated along the class axis.
 
     Shape:
-        ``mel_power (batch, n_mels, time)`` -> ``(batch, n_classes, time)``.
+        ``mel_power (batch, n_mels, time)`` -> logits ``(batch, n_classes, time)``.
     """
 
     def __init__(
@@ -286,39 +275,7 @@ class PerClassCRNN(nn.Module):
             for _ in range(n_classes)
         )
 
-    def logits(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        nets: list[CRNN] = list(self.nets)  # type: ignore[arg-type]
-        return torch.cat([net.logits(mel_power, lengths) for net in nets], dim=1)
-
     def forward(self, mel_power: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.logits(mel_power, lengths))
+        """Logits of p(t) ``(batch, class, time)``, one class per network."""
+        return torch.cat([net(mel_power, lengths) for net in self.nets], dim=1)
 
-
-def build_model(
-    *,
-    n_mels: int,
-    n_classes: int,
-    conv_filters: Sequence[int],
-    pool_sizes: Sequence[int],
-    lstm_units: int,
-    hidden_units: int,
-    output_bias: float,
-    kernel_time: int = 3,
-    kernel_freq: int = 4,
-    input_scale: float = 1.0,
-    per_class: bool = False,
-) -> CRNN | PerClassCRNN:
-    """A multi-class :class:`CRNN` (default) or a :class:`PerClassCRNN` (``per_class=True``)."""
-    cls = PerClassCRNN if per_class else CRNN
-    return cls(
-        n_mels=n_mels,
-        n_classes=n_classes,
-        conv_filters=conv_filters,
-        pool_sizes=pool_sizes,
-        lstm_units=lstm_units,
-        hidden_units=hidden_units,
-        output_bias=output_bias,
-        kernel_time=kernel_time,
-        kernel_freq=kernel_freq,
-        input_scale=input_scale,
-    )

@@ -1,0 +1,259 @@
+"""Decoding settings chosen on validation data: per-class time offsets and thresholds.
+
+After training, the network's weights are fixed; what is left to choose is how its p(t) becomes
+events. :func:`calibrate` picks, from the validation files and the labels the run is allowed to
+use,
+
+* **with timestamps** (:func:`calibrate_from_timestamps`): per-class time offsets (minus the
+  median signed error of detections matched within 100 ms, :func:`calibrate_time_offset`) and
+  per-class thresholds (the value of :data:`THRESHOLD_GRID` that maximises the class's pooled F1
+  at +-50 ms with that offset);
+* **with counts only** (:func:`calibrate_from_counts`): per-class thresholds whose detections
+  best reproduce the counts of the validation ``counts.csv`` windows (a count says nothing about
+  time, so offsets stay as they are).
+
+Which one runs is ``inference.calibrate_with`` (``auto``: timestamps when the validation files
+have them, else counts); ``inference.calibrate_offset`` / ``calibrate_threshold`` switch the two
+settings. Every function returns the new configuration and a plain-data summary (what
+``RUN/metrics.json`` stores under ``"calibration"``).
+
+Conventions: ``features`` maps a validation stem to its network input ``(n_features, frames)``
+(the power mel for audio); ``events`` maps a stem to ``[(time_s, label)]`` (``None`` or absent:
+no timestamps); ``count_windows`` maps a stem to its ``softloc.data.CountWindow`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from softloc.config import RunConfig
+from softloc.inference.detector import Detector
+from softloc.metrics import match_onsets
+
+__all__ = [
+    "THRESHOLD_GRID",
+    "calibrate",
+    "calibrate_from_counts",
+    "calibrate_from_timestamps",
+    "calibrate_time_offset",
+]
+
+#: Thresholds tried by the calibration: 0.10, 0.15, ..., 0.70.
+THRESHOLD_GRID: tuple[float, ...] = tuple(round(float(x), 2) for x in np.arange(0.10, 0.701, 0.05))
+# Matching windows: offsets from pairs within 100 ms, thresholds scored by F1 at +-50 ms.
+_OFFSET_SEARCH_S = 0.1
+_F1_TOLERANCE_S = 0.05
+
+Event = tuple[float, str]
+
+
+def calibrate_time_offset(
+    estimates: Sequence[np.ndarray], references: Sequence[np.ndarray], *, search_s: float = 0.1
+) -> float:
+    """The offset (seconds) to ADD to estimates: minus the median signed error of matched pairs.
+
+    Pairs are matched within ``search_s`` (``softloc.metrics.match_onsets``) per (file, class)
+    series; ``estimates[i]`` and ``references[i]`` are times in seconds of the same series.
+
+    Returns:
+        the offset; 0.0 when nothing matches.
+
+    Example:
+        >>> calibrate_time_offset([np.array([1.02, 2.03])], [np.array([1.0, 2.0])])
+        -0.025
+    """
+    errors = []
+    for est, ref in zip(estimates, references, strict=True):
+        if len(est) == 0 or len(ref) == 0:
+            continue
+        pairs = match_onsets(ref, est, tolerance_s=search_s)
+        errors.extend(np.asarray(est)[pairs[:, 1]] - np.asarray(ref)[pairs[:, 0]])
+    if not errors:
+        return 0.0
+    return float(-np.median(errors))
+
+
+def calibrate(
+    detector: Detector,
+    features: Mapping[str, torch.Tensor],
+    *,
+    events: Mapping[str, Sequence[Event] | None] | None = None,
+    count_windows: Mapping[str, Sequence[Any]] | None = None,
+) -> tuple[RunConfig, dict[str, Any]]:
+    """Calibrate ``detector``'s decoding on validation data, as its configuration says.
+
+    Args:
+        detector: the trained detector; its ``config.inference`` says what to calibrate and
+            from which labels (``calibrate_offset``, ``calibrate_threshold``,
+            ``calibrate_with``).
+        features: validation stem -> network input ``(n_features, frames)``.
+        events: validation stem -> ``[(time_s, label)]`` (timestamps; ``None`` = none).
+        count_windows: validation stem -> count windows (``counts.csv``).
+
+    Returns:
+        ``(config, info)``: the configuration with the calibrated ``inference`` settings, and a
+        summary whose ``"source"`` says what was used (``"none (...)"`` when nothing was).
+    """
+    config = detector.config
+    inf = config.inference
+    if not (inf.calibrate_offset or inf.calibrate_threshold):
+        return config, {"source": "none (disabled)"}
+    events = events or {}
+    annotated = {s: list(events[s] or []) for s in features if events.get(s) is not None}
+    if inf.calibrate_with == "counts" or (inf.calibrate_with == "auto" and not annotated):
+        return calibrate_from_counts(detector, features, count_windows or {})
+    if not annotated:
+        return config, {"source": "none (no validation timestamps)"}
+    return calibrate_from_timestamps(detector, {s: features[s] for s in annotated}, annotated)
+
+
+def _pooled_f1(
+    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]]
+) -> np.ndarray:
+    """Per-class F1 at +-50 ms over all files pooled: ``2 tp / (n_est + n_ref)``."""
+    n_classes = len(det.classes)
+    tp, n_est, n_ref = np.zeros(n_classes), np.zeros(n_classes), np.zeros(n_classes)
+    for s, p in probs.items():
+        times = [np.clip(t, 0.0, None) for t in det.events_from_probabilities(p).per_class()]
+        for c in range(n_classes):
+            tp[c] += len(match_onsets(refs[s][c], times[c], tolerance_s=_F1_TOLERANCE_S))
+            n_est[c] += len(times[c])
+            n_ref[c] += len(refs[s][c])
+    return 2 * tp / np.maximum(n_est + n_ref, 1)
+
+
+def _class_offsets(
+    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]]
+) -> list[float]:
+    est = {s: [np.clip(t, 0.0, None) for t in det.events_from_probabilities(p).per_class()]
+           for s, p in probs.items()}
+    return [
+        round(calibrate_time_offset([est[s][c] for s in probs], [refs[s][c] for s in probs],
+                                    search_s=_OFFSET_SEARCH_S), 4)
+        for c in range(len(det.classes))
+    ]
+
+
+def calibrate_from_timestamps(
+    detector: Detector,
+    features: Mapping[str, torch.Tensor],
+    events: Mapping[str, Sequence[Event]],
+) -> tuple[RunConfig, dict[str, Any]]:
+    """Per-class offsets and thresholds from annotated validation files.
+
+    Offsets first at a low threshold (``min(threshold, 0.2)``: an undertrained class may not
+    reach the default), then thresholds (:data:`THRESHOLD_GRID`, best pooled F1 at +-50 ms) with
+    those offsets, then the offsets again at the chosen thresholds. Settings switched off by
+    ``inference.calibrate_offset`` / ``calibrate_threshold`` keep their configured values.
+
+    Args:
+        detector: the trained detector; calibrated settings already in it are ignored.
+        features: stem -> network input ``(n_features, frames)``; every stem must be in
+            ``events``.
+        events: stem -> ``[(time_s, label)]``.
+
+    Returns:
+        ``(config, info)``; ``info`` holds the offsets, thresholds and the per-class F1.
+    """
+    config = detector.config
+    inf = config.inference
+    classes = config.classes
+    n_classes = len(classes)
+    base = detector.with_settings(class_offsets_s=(), class_thresholds=())
+    probs = {s: base.probabilities_from_features(f) for s, f in features.items()}
+    refs = {s: [np.array([t for t, lab in events[s] if lab == c]) for c in classes]
+            for s in features}
+    offsets = [0.0] * n_classes
+    if inf.calibrate_offset:
+        low = base.with_settings(class_thresholds=[min(inf.threshold, 0.2)] * n_classes)
+        offsets = _class_offsets(low, probs, refs)
+    thresholds = [inf.threshold] * n_classes
+    best_f1 = [float("nan")] * n_classes
+    if inf.calibrate_threshold:
+        scores = np.stack([
+            _pooled_f1(base.with_settings(threshold=thr, class_offsets_s=offsets), probs, refs)
+            for thr in THRESHOLD_GRID
+        ])  # (grid, class)
+        for c in range(n_classes):
+            g = int(np.argmax(scores[:, c]))
+            thresholds[c], best_f1[c] = THRESHOLD_GRID[g], round(float(scores[g, c]), 4)
+        if inf.calibrate_offset:
+            offsets = _class_offsets(base.with_settings(class_thresholds=thresholds), probs, refs)
+    new_inf = replace(
+        inf,
+        class_offsets_s=tuple(offsets) if inf.calibrate_offset else inf.class_offsets_s,
+        class_thresholds=tuple(thresholds) if inf.calibrate_threshold else inf.class_thresholds,
+    )
+    info = {
+        "source": f"validation timestamps of {len(features)} files",
+        "class_offsets_s": dict(zip(classes, offsets, strict=True)),
+        "class_thresholds": dict(zip(classes, thresholds, strict=True)),
+        "valid_f1_per_class": dict(zip(classes, best_f1, strict=True)),
+    }
+    return replace(config, inference=new_inf), info
+
+
+def calibrate_from_counts(
+    detector: Detector,
+    features: Mapping[str, torch.Tensor],
+    count_windows: Mapping[str, Sequence[Any]],
+) -> tuple[RunConfig, dict[str, Any]]:
+    """Per-class thresholds from the validation files' count windows (no timestamps).
+
+    For each class, the threshold of :data:`THRESHOLD_GRID` whose detections best reproduce the
+    counts: the smallest total ``|detected - counted|`` over the windows (detections at
+    ``start_s <= t < end_s``), ties broken towards the configured threshold. Offsets are left as
+    they are; a count says nothing about time.
+
+    Args:
+        detector: the trained detector; calibrated thresholds already in it are ignored.
+        features: stem -> network input ``(n_features, frames)``.
+        count_windows: stem -> windows with ``start_s``, ``end_s`` and ``counts`` (label ->
+            count; a class missing from a window is not scored there).
+
+    Returns:
+        ``(config, info)``; ``info["source"]`` is ``"none (...)"`` when thresholds are not
+        calibrated or there are no windows.
+    """
+    config = detector.config
+    inf = config.inference
+    windows = [(s, w) for s in features for w in count_windows.get(s, [])]
+    if not inf.calibrate_threshold or not windows:
+        why = "disabled" if not inf.calibrate_threshold else "no validation counts"
+        return config, {"source": f"none ({why})"}
+    classes = config.classes
+    base = detector.with_settings(class_thresholds=())
+    used = sorted({s for s, _ in windows})
+    probs = {s: base.probabilities_from_features(features[s]) for s in used}
+    errors = np.zeros((len(THRESHOLD_GRID), len(classes)))
+    n_counted = np.zeros(len(classes))
+    for g, thr in enumerate(THRESHOLD_GRID):
+        det = base.with_settings(threshold=thr)
+        times = {s: det.events_from_probabilities(probs[s]).per_class() for s in used}
+        for s, w in windows:
+            for c, name in enumerate(classes):
+                if name not in w.counts:
+                    continue
+                t = times[s][c]
+                found = int(np.count_nonzero((t >= w.start_s) & (t < w.end_s)))
+                errors[g, c] += abs(found - int(w.counts[name]))
+                if g == 0:
+                    n_counted[c] += int(w.counts[name])
+    thresholds = []
+    for c in range(len(classes)):
+        best = [THRESHOLD_GRID[g] for g in np.flatnonzero(errors[:, c] == errors[:, c].min())]
+        thresholds.append(min(best, key=lambda x: abs(x - inf.threshold)))
+    best_err = [round(float(errors[THRESHOLD_GRID.index(t), c]), 1)
+                for c, t in enumerate(thresholds)]
+    info = {
+        "source": f"validation counts of {len(windows)} windows in {len(used)} files",
+        "class_thresholds": dict(zip(classes, thresholds, strict=True)),
+        "valid_count_abs_error": dict(zip(classes, best_err, strict=True)),
+        "valid_events_counted": dict(zip(classes, n_counted.tolist(), strict=True)),
+    }
+    return replace(config, inference=replace(inf, class_thresholds=tuple(thresholds))), info

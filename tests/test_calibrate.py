@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from softloc.config import apply_overrides, load_preset
+from softloc.data.formats import CountWindow
+from softloc.inference import (
+    THRESHOLD_GRID,
+    Detector,
+    calibrate,
+    calibrate_from_timestamps,
+    calibrate_time_offset,
+)
+
+
+class _MelIsLogit(torch.nn.Module):
+    """Stub network: p(t) of class c is mel band c, so a test can place peaks directly."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        self.n_classes = n_classes
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, mel, lengths=None):
+        return torch.logit(mel[:, : self.n_classes, :])  # (B, M, T) -> (B, C, T)
+
+
+def _config(*extra):
+    return apply_overrides(load_preset("demo"), list(extra))
+
+
+def _mel(cfg, seconds, peaks):
+    """A power mel whose band c holds p(t) = 0.01 except at `peaks[c] = {time_s: height}`."""
+    fr = cfg.features.frame_rate
+    mel = torch.full((cfg.features.n_mels, int(seconds * fr)), 0.01)
+    for c, items in enumerate(peaks):
+        for t, h in items.items():
+            mel[c, round(t * fr)] = h
+    return mel
+
+
+def test_calibrate_time_offset_is_minus_the_median_error():
+    ref = [np.array([1.0, 2.0, 3.0]), np.array([0.5])]
+    est = [np.array([1.02, 2.03, 3.02, 7.0]), np.array([0.52])]
+    # matched errors 0.02, 0.03, 0.02, 0.02 (7.0 unmatched): median 0.02
+    assert calibrate_time_offset(est, ref) == pytest.approx(-0.02)
+    assert calibrate_time_offset([np.array([])], [np.array([1.0])]) == 0.0
+
+
+def test_threshold_grid_is_010_to_070_in_steps_of_005():
+    assert THRESHOLD_GRID == tuple(round(0.10 + 0.05 * i, 2) for i in range(13))
+
+
+def test_count_calibration_picks_the_threshold_that_reproduces_validation_counts():
+    """Class A: true events peak at 0.62, distractors at 0.27, so thresholds 0.30 ... 0.60 count
+    exactly; with the configured threshold at 0.2 the nearest of those, 0.30, is chosen. Class B:
+    every peak is an event (0.5 and 0.15), so only thresholds <= 0.15 count right: 0.10 or 0.15,
+    and 0.15 is nearer to 0.2."""
+    cfg = _config("classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts")
+    mel = _mel(cfg, 6, [{0.5: 0.62, 2.2: 0.62, 4.1: 0.62, 1.3: 0.27, 3.3: 0.27},
+                        {0.7: 0.5, 2.9: 0.15, 5.0: 0.5}])
+    windows = [CountWindow("v", 0.0, 3.0, {"A": 2, "B": 2}),
+               CountWindow("v", 3.0, 6.0, {"A": 1, "B": 1})]
+    new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
+                              events={"v": [(0.5, "A")]}, count_windows={"v": windows})
+    assert new_cfg.inference.class_thresholds == (0.3, 0.15)
+    assert info["valid_count_abs_error"] == {"A": 0.0, "B": 0.0}
+    assert new_cfg.inference.class_offsets_s == cfg.inference.class_offsets_s
+    assert info["source"].startswith("validation counts of 2 windows")
+
+
+def test_auto_calibration_uses_counts_when_validation_has_no_timestamps():
+    cfg = _config("classes=[A]", "inference.calibrate_with=auto")
+    mel = _mel(cfg, 3, [{1.0: 0.5}])
+    windows = {"v": [CountWindow("v", 0.0, 3.0, {"A": 1})]}
+    det = Detector(_MelIsLogit(1), cfg)
+    _, info = calibrate(det, {"v": mel}, events={"v": None}, count_windows=windows)
+    assert info["source"].startswith("validation counts")
+    _, info = calibrate(det, {"v": mel}, events={}, count_windows={})
+    assert info["source"] == "none (no validation counts)"
+    off = _config("classes=[A]", "inference.calibrate_offset=false",
+                  "inference.calibrate_threshold=false")
+    _, info = calibrate(Detector(_MelIsLogit(1), off), {"v": mel}, count_windows=windows)
+    assert info["source"] == "none (disabled)"
+
+
+def test_timestamp_calibration_recovers_a_constant_lag_and_the_best_threshold():
+    """Detections 40 ms late everywhere: the offset is -0.04 s (to 1 frame). True events peak at
+    0.8, distractors at 0.33: F1 is 1 from threshold 0.35 upwards, the grid's first best."""
+    cfg = _config("classes=[A]", "inference.threshold=0.5")
+    fr = cfg.features.frame_rate
+    truth = [0.5, 1.5, 2.5, 3.5]
+    lag = 0.04
+    mel = _mel(cfg, 5, [{**{t + lag: 0.8 for t in truth}, 1.0: 0.33, 3.0: 0.33}])
+    new_cfg, info = calibrate_from_timestamps(Detector(_MelIsLogit(1), cfg), {"v": mel},
+                                              {"v": [(t, "A") for t in truth]})
+    (offset,) = new_cfg.inference.class_offsets_s
+    assert offset == pytest.approx(-lag, abs=0.6 / fr)
+    assert new_cfg.inference.class_thresholds == (0.35,)
+    assert info["valid_f1_per_class"] == {"A": 1.0}
+    det = Detector(_MelIsLogit(1), new_cfg)
+    times = det.events_from_probabilities(det.probabilities_from_features(mel)).per_class()[0]
+    np.testing.assert_allclose(times, truth, atol=1.01 / fr)
