@@ -382,3 +382,39 @@ def as_count_array(fn: str, name: str, counts: object) -> np.ndarray:
     if arr.size and arr.min() < 0:
         raise ValueError(f"{fn}: `{name}` must be >= 0, found {arr.min():g}")
     return arr.astype(np.int64)
+
+
+def check_truncate(fn: str, truncate: object) -> float:
+    """A Gaussian kernel radius in standard deviations: a finite number > 0."""
+    if isinstance(truncate, (bool, np.bool_)) or not isinstance(truncate, _REAL_TYPES):
+        raise TypeError(f"{fn}: `truncate` must be a real number, got {type(truncate).__name__}")
+    if not (truncate > 0 and math.isfinite(truncate)):
+        raise ValueError(f"{fn}: `truncate` must be a finite number > 0, got {truncate}")
+    return float(truncate)
+
+
+def check_pos_weight_scalar(fn: str, value: object) -> float:
+    """A positive-class weight given as a number: >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _REAL_TYPES):
+        raise TypeError(
+            f"{fn}: `pos_weight` must be a float or a (class,) tensor, got {type(value).__name__}"
+        )
+    if not value >= 0:
+        raise ValueError(f"{fn}: `pos_weight` must be >= 0, got {value}")
+    return float(value)
+
+
+def check_pos_weight(fn: str, pos_weight: object, n_classes: int) -> torch.Tensor | None:
+    """None, a number >= 0 (-> a ``(class,)`` tensor) or a ``(class,)`` tensor of them."""
+    if pos_weight is None:
+        return None
+    if not isinstance(pos_weight, torch.Tensor):
+        pos_weight = torch.tensor([check_pos_weight_scalar(fn, pos_weight)] * n_classes)
+    if pos_weight.shape != (n_classes,):
+        raise ValueError(
+            f"{fn}: `pos_weight` must be a float or have shape (class,) = ({n_classes},), "
+            f"got {tuple(pos_weight.shape)}"
+        )
+    if not bool((pos_weight.detach() >= 0).all()):
+        raise ValueError(f"{fn}: `pos_weight` must be >= 0, got {pos_weight.tolist()}")
+    return pos_weight

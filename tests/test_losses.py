@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import convolve1d, gaussian_filter
 
-import softloc.losses.functional as losses_module
 from softloc.losses import (
     AlphaSchedule,
     BootstrapLoss,
@@ -115,12 +114,10 @@ def test_sll_is_zero_when_predictions_equal_labels():
         assert float(soft_localization_loss(targets.clone(), targets, sigma)) == 0.0
 
 
-@pytest.mark.parametrize("path", ["toeplitz", "conv1d"])
+@pytest.mark.parametrize("t", [30, 2100])  # 2100 > 2048 steps: the long-sequence (conv1d) path
 @pytest.mark.parametrize("sigma", [0.0, 0.7, 2.0, 6.0, 40.0])
-def test_sll_matches_numpy_convolve1d_reference(sigma, path, monkeypatch):
-    if path == "conv1d":  # the long-sequence path, forced on a short sequence
-        monkeypatch.setattr(losses_module, "_TOEPLITZ_MAX_STEPS", 0)
-    probs, targets = _inputs(t=30)
+def test_sll_matches_numpy_convolve1d_reference(sigma, t):
+    probs, targets = _inputs(t=t)
     ref = _np_sll(probs, targets, sigma)
     got = soft_localization_loss(probs, targets, sigma, reduction="none")
     np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10, atol=1e-14)
@@ -552,7 +549,7 @@ def test_validation_errors_name_function_argument_and_expectation():
         soft_localization_loss(targets.long(), targets, 1.0)
     with pytest.raises(ValueError, match=r"soft_localization_loss: `lengths` must have shape"):
         soft_localization_loss(probs, targets, 1.0, lengths=torch.tensor([3]))
-    with pytest.raises(TypeError, match="soft_localization_loss: `truncate` must be a float"):
+    with pytest.raises(TypeError, match="soft_localization_loss: `truncate` must be a real number"):
         soft_localization_loss(probs, targets, 1.0, truncate="4")
     with pytest.raises(ValueError, match="soft_localization_loss: `targets` must have the shape"):
         soft_localization_loss(probs, targets[:, :2], 1.0)
@@ -612,7 +609,7 @@ def test_validation_errors_name_function_argument_and_expectation():
         bce_loss(probs, targets, pos_weight=-1.0)
     with pytest.raises(ValueError, match=r"bootstrap_loss: `beta` must lie in \[0, 1\]"):
         bootstrap_loss(probs, targets, beta=1.2)
-    with pytest.raises(ValueError, match="smoothed_targets: `normalize` must be 'sum' or 'peak'"):
+    with pytest.raises(ValueError, match=r"smoothed_targets: `normalize` must be one of \("):
         smoothed_targets(targets, 2.0, normalize="max")
     with pytest.raises(ValueError, match="one_sided_loss: `sigma` must be a finite number"):
         one_sided_loss(probs, targets, math.inf)

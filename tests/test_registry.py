@@ -1,0 +1,281 @@
+"""Tests for softloc.losses.registry: every name builds, says what it needs, and computes exactly
+the functional loss it names (asteroid-style agreement and shape-rejection tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from softloc.config import LossConfig
+from softloc.losses import (
+    LOSS_NAMES,
+    AlphaSchedule,
+    EventLoss,
+    bce_loss,
+    bootstrap_loss,
+    build_loss,
+    canonical_loss_name,
+    loco_loss,
+    one_sided_loss,
+    smoothed_targets,
+    soft_localization_loss,
+    softloc_loss,
+)
+
+RATE = 100.0  # frames per second: softness 50 ms = 5 frames
+STEPS = 1000
+REQUIRES = {
+    "loco": {"counts"},
+    "softloc": {"targets", "counts"},
+    "sll": {"targets"},
+    "mc": {"counts"},
+    "bce": {"targets"},
+    "smoothed-bce": {"targets"},
+    "one-sided": {"targets"},
+    "bootstrap": {"targets"},
+}
+DECODERS = {"threshold", "peaks", "peaks-normalized", "mass-peaks"}
+
+
+def _config(name: str, **changes) -> LossConfig:
+    base = LossConfig(name=name, k_max=6, softness_ms=50.0, alpha_min=0.2, alpha_max=0.9,
+                      alpha_start_step=100, alpha_ramp_steps=400, reduction="classes")
+    return dataclasses.replace(base, **changes)
+
+
+def _batch(b=3, c=2, t=40, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(b, c, t, dtype=dtype, generator=gen) - 2.0
+    targets = (torch.rand(b, c, t, generator=gen) < 0.1).to(dtype)
+    lengths = torch.tensor([t, t - 7, 5][:b])
+    mask = torch.arange(t)[None, :] < lengths[:, None]
+    counts = (targets * mask[:, None, :]).sum(-1).long()
+    return logits, targets, counts, lengths
+
+
+def _labels(name: str, targets, counts) -> dict:
+    return {k: v for k, v in (("targets", targets), ("counts", counts)) if k in REQUIRES[name]}
+
+
+def test_names_are_canonical_and_underscores_normalise():
+    assert LOSS_NAMES == tuple(REQUIRES)
+    assert canonical_loss_name("one_sided") == "one-sided"
+    assert canonical_loss_name(" Smoothed_BCE ") == "smoothed-bce"
+    with pytest.raises(ValueError, match=r"build_loss: `name` must be one of \('loco'"):
+        canonical_loss_name("focal")
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_every_name_builds_with_the_right_requirements_and_a_decoder(name):
+    loss = build_loss(_config(name), frame_rate=RATE, max_steps=STEPS)
+    assert isinstance(loss, EventLoss) and isinstance(loss, torch.nn.Module)
+    assert loss.name == name
+    assert set(loss.requires) == REQUIRES[name]
+    assert loss.requires <= {"targets", "counts"}
+    assert loss.decoder in DECODERS
+    assert loss.description and name in repr(loss)
+
+
+@pytest.mark.parametrize("step", [0, 250, 900])
+@pytest.mark.parametrize("reduction", ["classes", "mean"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_registry_module_equals_the_functional_call(name, reduction, step):
+    logits, targets, counts, lengths = _batch()
+    loss = build_loss(_config(name, reduction=reduction), frame_rate=RATE, max_steps=STEPS)
+    got = loss(logits, lengths=lengths, step=step, **_labels(name, targets, counts))
+    sigma, p = 5.0, torch.sigmoid(logits)
+    alpha = AlphaSchedule(start=100, ramp=400, floor=0.2, ceiling=0.9)(step)
+    red = {"classes": "classes", "mean": "mean"}[reduction]
+    want = {
+        "loco": lambda: loco_loss(logits, counts, 6, lengths=lengths, logits=True),
+        "mc": lambda: loco_loss(logits, counts, 6, lengths=lengths, logits=True),
+        "softloc": lambda: softloc_loss(logits, targets, sigma, alpha, 6, lengths=lengths,
+                                        counts=counts, reduction=red, logits=True),
+        "sll": lambda: soft_localization_loss(p, targets, sigma, lengths=lengths, reduction=red)
+        if red == "classes"
+        else softloc_loss(logits, targets, sigma, 0.0, 6, lengths=lengths, reduction=red,
+                          logits=True),
+        "bce": lambda: bce_loss(logits, targets, lengths=lengths, reduction=red, logits=True),
+        "smoothed-bce": lambda: bce_loss(
+            logits, smoothed_targets(targets, sigma, lengths=lengths, normalize="peak"),
+            lengths=lengths, reduction=red, logits=True),
+        "one-sided": lambda: one_sided_loss(p, targets, sigma, lengths=lengths, reduction=red),
+        "bootstrap": lambda: bootstrap_loss(logits, targets, beta=0.95, lengths=lengths,
+                                            reduction=red, logits=True),
+    }[name]()  # fmt: skip
+    assert got.shape == ()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_sll_mean_reduction_is_the_row_mean_of_the_time_sums():
+    logits, targets, _, lengths = _batch()
+    loss = build_loss(_config("sll", reduction="mean"), frame_rate=RATE, max_steps=STEPS)
+    elem = soft_localization_loss(torch.sigmoid(logits), targets, 5.0, lengths=lengths,
+                                  reduction="none")
+    torch.testing.assert_close(loss(logits, targets=targets, lengths=lengths),
+                               elem.sum(-1).mean())
+
+
+def test_softloc_schedule_follows_the_step_and_fractions_of_max_steps():
+    logits, targets, counts, lengths = _batch()
+    kw = dict(targets=targets, counts=counts, lengths=lengths)
+
+    def value(alpha):
+        return softloc_loss(logits, targets, 5.0, alpha, 6, lengths=lengths, counts=counts,
+                            logits=True)
+
+    loss = build_loss(_config("softloc"), frame_rate=RATE, max_steps=STEPS)
+    torch.testing.assert_close(loss(logits, step=0, **kw), value(0.2))
+    torch.testing.assert_close(loss(logits, step=400, **kw), value(0.75))
+    torch.testing.assert_close(loss(logits, step=10_000, **kw), value(0.9))
+    # The ramp given as fractions of the run (the noise study's rescaled drum schedule).
+    frac = _FracConfig(**dataclasses.asdict(_config("softloc")), alpha_start_fraction=0.2,
+                       alpha_ramp_fraction=2 / 3)
+    loss = build_loss(frac, frame_rate=RATE, max_steps=300)  # start 60, ramp 200
+    torch.testing.assert_close(loss(logits, step=160, **kw), value(0.5))
+
+
+@dataclasses.dataclass(frozen=True)
+class _FracConfig:
+    """LossConfig plus the optional fields build_loss reads when present."""
+
+    name: str
+    k_max: int
+    softness_ms: float
+    alpha_min: float
+    alpha_max: float
+    alpha_start_step: int
+    alpha_ramp_steps: int
+    reduction: str
+    alpha_start_fraction: float | None = None
+    alpha_ramp_fraction: float | None = None
+    distance: str = "squared"
+    bootstrap_beta: float = 0.95
+
+
+def test_optional_settings_distance_beta_and_limits_of_the_softness():
+    logits, targets, counts, lengths = _batch()
+    fields = dataclasses.asdict(_config("softloc", softness_ms=0.0))
+    log = build_loss(_FracConfig(**fields, distance="log"), frame_rate=RATE, max_steps=STEPS)
+    torch.testing.assert_close(
+        log(logits, targets=targets, counts=counts, lengths=lengths, step=0),
+        softloc_loss(logits, targets, 0.0, 0.2, 6, lengths=lengths, counts=counts,
+                     distance="log", logits=True),
+    )
+    # softness inf: the SLL term vanishes, alpha * L_MC is left (SoftLoc eq. 6)
+    inf = build_loss(_config("softloc", softness_ms=math.inf), frame_rate=RATE, max_steps=STEPS)
+    got = inf(logits, targets=targets, counts=counts, lengths=lengths, step=0)
+    torch.testing.assert_close(got, 0.2 * loco_loss(logits, counts, 6, lengths=lengths,
+                                                     logits=True))
+    beta = build_loss(_FracConfig(**dict(fields, name="bootstrap"), bootstrap_beta=0.5),
+                      frame_rate=RATE, max_steps=STEPS)
+    torch.testing.assert_close(
+        beta(logits, targets=targets, lengths=lengths),
+        bootstrap_loss(logits, targets, beta=0.5, lengths=lengths, reduction="classes",
+                       logits=True),
+    )
+
+
+def test_per_item_softness_mixes_count_only_items():
+    logits, targets, counts, lengths = _batch()
+    sigma = torch.tensor([5.0, math.inf, 2.0], dtype=torch.float64)
+    loss = build_loss(_config("softloc"), frame_rate=RATE, max_steps=STEPS)
+    assert loss.optional == {"sigma_frames"}
+    got = loss(logits, targets=targets, counts=counts, lengths=lengths, step=400,
+               sigma_frames=sigma)
+    want = softloc_loss(logits, targets, sigma, 0.75, 6, lengths=lengths, counts=counts,
+                        logits=True)
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_gradients_flow_in_float32(name):
+    logits, targets, counts, lengths = _batch(dtype=torch.float32)
+    logits.requires_grad_()
+    loss = build_loss(_config(name), frame_rate=RATE, max_steps=STEPS)
+    value = loss(logits, lengths=lengths, step=300, **_labels(name, targets, counts))
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(logits.grad).all()
+    assert logits.grad.abs().sum() > 0
+    assert (logits.grad[2, :, 5:] == 0).all()  # nothing flows from padding
+
+
+def _assert_rejects_bad_shapes(loss: EventLoss) -> None:
+    """One helper for every loss: each malformed input raises, naming the argument."""
+    logits, targets, counts, lengths = _batch()
+    labels = _labels(loss.name, targets, counts)
+    fn = rf"EventLoss\('{loss.name}'\)"
+    with pytest.raises(ValueError, match=rf"{fn}: `probs` must have shape \(batch, class, time\)"):
+        loss(logits[0], **labels)
+    with pytest.raises(TypeError, match=rf"{fn}: `probs` must be a torch.Tensor"):
+        loss(logits.tolist(), **labels)
+    with pytest.raises(ValueError, match=rf"{fn}: `lengths` must have shape \(batch,\)"):
+        loss(logits, lengths=lengths[:2], **labels)
+    with pytest.raises(TypeError, match=rf"{fn}: `step` must be an int"):
+        loss(logits, step=1.5, **labels)
+    for key in loss.requires:
+        bad = dict(labels)
+        bad[key] = labels[key][:, :1]
+        with pytest.raises(ValueError, match=rf"{fn}: `{key}` must have"):
+            loss(logits, **bad)
+        missing = {k: v for k, v in labels.items() if k != key}
+        with pytest.raises(ValueError, match=rf"{fn}: needs `{key}`"):
+            loss(logits, **missing)
+    for key in {"targets", "counts"} - loss.requires:
+        extra = dict(labels, **{key: {"targets": targets, "counts": counts}[key]})
+        with pytest.raises(ValueError, match=rf"{fn}: got `{key}`, which this loss does not use"):
+            loss(logits, **extra)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_shape_rejections(name):
+    _assert_rejects_bad_shapes(build_loss(_config(name), frame_rate=RATE, max_steps=STEPS))
+
+
+def test_values_are_validated_once_per_call(monkeypatch):
+    # logits, lengths and counts: one reduction each, i.e. one host sync each
+    logits, targets, counts, lengths = _batch()
+    loss = build_loss(_config("loco"), frame_rate=RATE, max_steps=STEPS)
+    calls = []
+    original = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: calls.append(1) or original(t))
+    loss(logits, counts=counts, lengths=lengths)
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match=r"`counts` must be >= 0"):
+        loss(logits, counts=-counts, lengths=lengths)
+
+
+@pytest.mark.parametrize(
+    "changes, kwargs, exc, match",
+    [
+        ({"name": "softloc"}, {"frame_rate": 0.0}, ValueError, r"`frame_rate` must be > 0"),
+        ({"name": "softloc"}, {"max_steps": 0}, ValueError, r"`max_steps` must be >= 1"),
+        ({"k_max": 0}, {}, ValueError, r"build_loss\('softloc'\): `k_max` must be >= 1"),
+        ({"softness_ms": -1.0}, {}, ValueError, r"`softness_ms` must be >= 0"),
+        ({"alpha_ramp_steps": 0}, {}, ValueError, r"`alpha_ramp_steps` must be >= 1"),
+        ({"alpha_min": 0.95}, {}, ValueError, r"need alpha_min <= alpha_max"),
+        (
+            {"name": "one-sided", "softness_ms": math.inf},
+            {},
+            ValueError,
+            r"build_loss\('one-sided'\): `sigma` must be a finite number of frames",
+        ),
+    ],
+)
+def test_build_loss_validation(changes, kwargs, exc, match):
+    fields = dataclasses.asdict(_config("softloc"))
+    fields.update(changes)
+    with pytest.raises(exc, match=match):
+        build_loss(_FracConfig(**fields), **{"frame_rate": RATE, "max_steps": STEPS, **kwargs})
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import softloc.losses.registry
+
+    result = doctest.testmod(softloc.losses.registry)
+    assert result.failed == 0 and result.attempted >= 2
