@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from softloc._io import atomic_write_text
 from softloc.data.formats import DatasetError, write_annotation_file, write_split_file
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "read_notes_any",
     "scan_maestro",
     "scan_maps",
+    "write_maps_notes",
     "write_pieces_layout",
 ]
 
@@ -232,6 +234,27 @@ def read_maps_notes(path: str | os.PathLike) -> list[Note]:
         raise _err(path, 1, "empty file; expected the MAPS header 'OnsetTime\\tOffsetTime\\t"
                             "MidiPitch' and one note per line")
     return _sorted_notes(notes)
+
+
+def write_maps_notes(path: str | os.PathLike, notes: Iterable[Note], *,
+                     overwrite: bool = False) -> None:
+    """Write notes as a MAPS note list (header, then ``onset\toffset\tpitch``; atomic).
+
+    The inverse of :func:`read_maps_notes` up to the 6 decimals written (velocities are not
+    part of the format).
+
+    Raises:
+        ValueError: a negative or non-finite time, an offset before its onset, or a pitch
+            outside 0..127.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    lines = ["OnsetTime\tOffsetTime\tMidiPitch\n"]
+    for n in _sorted_notes(notes):
+        if not (math.isfinite(n.onset_s) and math.isfinite(n.offset_s)
+                and 0 <= n.onset_s <= n.offset_s):
+            raise ValueError(f"write_maps_notes: need 0 <= onset_s <= offset_s (finite), got {n}")
+        lines.append(f"{n.onset_s:.6f}\t{n.offset_s:.6f}\t{pitch_label(int(n.pitch))}\n")
+    atomic_write_text(path, "".join(lines), overwrite=overwrite)
 
 
 def _parse_seconds(text: str, path: Path, line: int, what: str) -> float:
