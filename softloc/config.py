@@ -32,6 +32,7 @@ import yaml
 
 from softloc._io import atomic_write_text
 from softloc.features import FrontEndConfig
+from softloc.losses.registry import LOSS_NAMES, canonical_loss_name
 
 __all__ = [
     "ModelConfig",
@@ -43,7 +44,7 @@ __all__ = [
     "RunConfig",
     "CALIBRATION_SOURCES",
     "LABEL_MODES",
-    "canonical_loss_name",
+    "LOSS_NAMES",
     "available_presets",
     "load_preset",
     "load_config",
@@ -54,38 +55,12 @@ __all__ = [
 ]
 
 
-def _loss_names() -> tuple[str, ...]:
-    # Read from the registry when first needed, not at import: the registry reads LossConfig
-    # from this module, so a top-level import would be a cycle.
+def _loss_name(name: str) -> str:
+    """``loss.name`` in the registry's spelling, or a ValueError naming ``loss.name``."""
     try:
-        from softloc.losses.registry import LOSS_NAMES as names
-    except ModuleNotFoundError as err:  # TEMPORARY until softloc.losses.registry lands
-        if err.name != "softloc.losses.registry":
-            raise
-        names = ("loco", "softloc", "bce", "smoothed-bce", "one-sided", "bootstrap")
-    return tuple(names)
-
-
-def __getattr__(name: str) -> Any:
-    # ``LOSS_NAMES``: the loss names accepted by ``loss.name`` (canonical spelling with hyphens,
-    # underscores accepted on input): the table of ``softloc.losses.registry``, re-exported.
-    if name == "LOSS_NAMES":
-        return _loss_names()
-    raise AttributeError(f"module 'softloc.config' has no attribute {name!r}")
-
-
-def canonical_loss_name(name: str) -> str:
-    """``name`` in the canonical spelling of ``softloc.losses.registry.LOSS_NAMES``
-    (``smoothed_bce`` -> ``smoothed-bce``).
-
-    Raises:
-        ValueError: not a loss name (the message lists them).
-    """
-    names = _loss_names()
-    canon = str(name).strip().lower().replace("_", "-")
-    if canon not in names:
-        raise ValueError(f"`loss.name` must be one of {names}, got {name!r}")
-    return canon
+        return canonical_loss_name(name)
+    except ValueError:
+        raise ValueError(f"`loss.name` must be one of {LOSS_NAMES}, got {name!r}") from None
 
 
 @dataclass(frozen=True)
@@ -123,7 +98,7 @@ class LossConfig:
     """Training objective.
 
     Attributes:
-        name: one of :data:`LOSS_NAMES` (``softloc.losses.registry`` says what each one needs
+        name: one of ``LOSS_NAMES`` (``softloc.losses.registry`` says what each one needs
             and trains on): ``loco`` (counts only, LoCo eq. 7), ``softloc`` (timestamps with
             softness, SoftLoc eq. 5), ``bce`` (exact timestamps, frame-wise binary cross-entropy,
             the fully supervised reference), ``smoothed-bce`` (cross-entropy against a peak-1
@@ -151,7 +126,7 @@ class LossConfig:
     reduction: str = "classes"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "name", canonical_loss_name(self.name))
+        object.__setattr__(self, "name", _loss_name(self.name))
         if self.reduction not in ("classes", "mean"):
             raise ValueError(
                 f"LossConfig: `reduction` must be 'classes' or 'mean', got {self.reduction!r}"

@@ -2,7 +2,9 @@ import pytest
 import yaml
 
 from softloc.config import (
+    LOSS_NAMES,
     RunConfig,
+    SupervisionConfig,
     apply_overrides,
     available_presets,
     config_from_dict,
@@ -80,6 +82,40 @@ def test_invalid_front_end_value_is_reported_with_its_section():
 def test_unknown_loss_name_is_rejected():
     with pytest.raises(ValueError, match="loss.name"):
         config_from_dict({"loss": {"name": "mse"}})
+
+
+def test_loss_names_are_the_registry_table_in_hyphenated_spelling():
+    from softloc.losses import registry
+
+    assert LOSS_NAMES == tuple(registry.LOSS_NAMES)
+    assert all("_" not in name for name in LOSS_NAMES)
+
+
+def test_underscored_loss_names_are_stored_hyphenated():
+    cfg = config_from_dict({"loss": {"name": "smoothed_bce"}})
+    assert cfg.loss.name == "smoothed-bce"
+    assert apply_overrides(cfg, ["loss.name=One_Sided"]).loss.name == "one-sided"
+
+
+def test_supervision_settings_are_part_of_the_run_config(tmp_path):
+    cfg = apply_overrides(load_preset("drums"), [
+        "supervision.labels=mixed", "supervision.annotations=[expert:20, crowd]",
+        "supervision.label_noise=normal:50ms",
+    ])
+    assert cfg.supervision == SupervisionConfig(labels="mixed", annotations=("expert:20", "crowd"),
+                                                label_noise="normal:50ms")
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml").supervision == cfg.supervision
+    # files written before the section existed take its defaults
+    assert config_from_dict({}).supervision == SupervisionConfig()
+    assert load_preset("piano-softloc").supervision.labels == "onsets"
+
+
+def test_bad_supervision_values_are_rejected():
+    with pytest.raises(ValueError, match="`labels` must be one of"):
+        config_from_dict({"supervision": {"labels": "frames"}})
+    with pytest.raises(ValueError, match="`annotations` is empty"):
+        config_from_dict({"supervision": {"annotations": []}})
 
 
 def test_overrides_by_dotted_path_parse_yaml_values():

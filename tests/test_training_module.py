@@ -5,9 +5,9 @@ import torch
 
 from softloc.config import LOSS_NAMES, apply_overrides, load_preset
 from softloc.counting import count_distribution
+from softloc.losses.registry import build_loss
 from softloc.models import model_from_config
 from softloc.training import EventModule, OptimSettings, cosine_factor
-from softloc.training.fit import build_loss
 
 SMALL = [
     "features.n_mels=16",
@@ -67,6 +67,19 @@ def test_the_loss_receives_logits_and_exactly_the_keys_it_requires():
     assert set(call) == {"lengths", "step", "counts"}
     assert call["counts"] is x["counts"] and call["lengths"] is x["lengths"]
     assert call["step"] == 0
+
+
+def test_optional_keys_are_passed_when_the_batch_has_them():
+    loss = _RecordingLoss({"targets"})
+    loss.optional = frozenset({"sigma_frames"})
+    m = _module(loss)
+    x = batch()
+    m.training_step(x, 0)
+    del x["sigma_frames"]
+    m.training_step(x, 0)
+    assert set(loss.calls[0]) == {"lengths", "step", "targets", "sigma_frames"}
+    assert loss.calls[0]["sigma_frames"] is not None
+    assert set(loss.calls[1]) == {"lengths", "step", "targets"}
 
 
 def test_a_batch_without_a_required_key_is_an_error_naming_it():

@@ -51,6 +51,7 @@ from softloc.config import RunConfig, SupervisionConfig, load_config, save_confi
 from softloc.inference.calibrate import calibrate
 from softloc.inference.detector import Detector
 from softloc.inference.model_file import MODEL_FILE, save_model_file
+from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
 from softloc.models.build import model_from_config
 from softloc.training.loaders import (
@@ -60,13 +61,6 @@ from softloc.training.loaders import (
     prepare_training_data,
 )
 from softloc.training.module import EventModule, OptimSettings
-
-try:
-    from softloc.losses.registry import build_loss
-except ModuleNotFoundError as _err:  # TEMPORARY until softloc.losses.registry lands
-    if _err.name != "softloc.losses.registry":
-        raise
-    from softloc.training._loss_adapter import build_loss
 
 __all__ = ["RUNTIME_FIELDS", "TrainResult", "file_f1_validator", "fit", "parse_devices", "train"]
 

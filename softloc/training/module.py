@@ -4,8 +4,10 @@
 network maps ``batch["inputs"]`` (and ``batch["lengths"]``) to LOGITS ``(batch, class, time)``,
 and the loss module (built by ``softloc.losses.registry.build_loss``) receives those logits and
 the labels it declares in its ``requires`` attribute (``"targets"`` ``(batch, class, time)``,
-``"counts"`` ``(batch, class)`` ...), plus ``lengths`` and the optimiser ``step`` for its own
-schedules (SoftLoc eq. 4's alpha). No loss-name ``if`` chains here.
+``"counts"`` ``(batch, class)``), those of its ``optional`` attribute that the batch carries
+(``"sigma_frames"`` ``(batch,)``: per-item softness, ``inf`` for count-only items), plus
+``lengths`` and the optimiser ``step`` for its own schedules (SoftLoc eq. 4's alpha). No
+loss-name ``if`` chains here.
 
 Validation logs ``val/loss``, the exact-count rate ``val/count_acc`` and ``val/count_mae`` of the
 most likely count (LoCo eq. 9, when batches carry ``counts`` and ``count_k_max`` is set), any
@@ -86,7 +88,8 @@ class EventModule(L.LightningModule):
     Args:
         model: the network; ``model(inputs, lengths)`` -> logits ``(batch, class, time)``.
         loss: an ``EventLoss`` (``softloc.losses.registry.build_loss``): ``requires`` names the
-            batch keys it reads; ``loss(logits, *, lengths=, step=, <required keys>=)``.
+            batch keys it needs, ``optional`` (if any) keys it reads when the batch has them;
+            ``loss(logits, *, lengths=, step=, <those keys>=)``.
         optim: Adam settings and schedule.
         count_k_max: top count bin for the validation count metrics (``loss.k_max``; ``None``
             switches them off).
@@ -134,14 +137,16 @@ class EventModule(L.LightningModule):
         return self.model(inputs, lengths)
 
     def compute_loss(self, logits: torch.Tensor, batch: Mapping[str, Any]) -> torch.Tensor:
-        """The injected loss of one batch: the keys it requires, the lengths, the step."""
+        """The injected loss of one batch: the keys it requires (and the optional ones the batch
+        has), the lengths, the step."""
         missing = [k for k in self.loss.requires if k not in batch]
         if missing:
             raise ValueError(
                 f"EventModule: the loss needs batch keys {sorted(self.loss.requires)}; "
                 f"the batch has no {missing[0]!r}"
             )
-        labels = {k: batch[k] for k in self.loss.requires}
+        optional = getattr(self.loss, "optional", frozenset())
+        labels = {k: batch[k] for k in self.loss.requires | {k for k in optional if k in batch}}
         return self.loss(logits, lengths=batch.get("lengths"), step=int(self.global_step),
                          **labels)
 
