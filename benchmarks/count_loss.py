@@ -1,9 +1,11 @@
-"""Count-loss benchmark (issue #4): forward + backward of ``count_log_likelihood(...).mean()``.
+"""Count-loss benchmark (issues #4, #10): forward + backward of the count loss.
 
 Compares the library's fused backend (``backend="auto"``: numba kernels on CPU, the log-depth tree
 on CUDA) with a per-step torch recursion (one small op per time step, linear space, as the
 original LoCo/SoftLoc code does) measured in the same run, and reports accuracy against the
-float64 log-space reference backend.
+float64 log-space reference backend. Two library contenders: the bare kernel call
+``count_log_likelihood(...).mean()`` and the user-facing ``loco_loss(...)`` (which validates
+its inputs once, then runs the same kernel); each speed-up is against the per-step loop.
 
 Run::
 
@@ -33,6 +35,7 @@ import tracemalloc
 import torch
 
 from softloc.counting import count_log_likelihood
+from softloc.losses import loco_loss
 
 SHAPES = [
     (32, 3, 400, 32),
@@ -123,6 +126,11 @@ def _fused(x, counts, k_max):
     return count_log_likelihood(x, counts, k_max, backend=BACKEND)
 
 
+def _loco(x, counts, k_max):
+    # The user-facing loss (auto backend): validation + the fused kernel + the mean.
+    return loco_loss(x, counts, k_max)
+
+
 def _inputs(shape, dtype, device, seed=0):
     b, c, t_len, k_max = shape
     gen = torch.Generator().manual_seed(seed)
@@ -154,6 +162,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
             probs, counts = _inputs(shape, dtype, device)
             reps = max(3, repeats // 5) if huge else repeats
             t_fused = _time(_fused, probs, counts, k_max, reps, warmup)
+            t_loco = _time(_loco, probs, counts, k_max, reps, warmup)
             mem_fused = _peak_bytes(_fused, probs, counts, k_max)
             t_base = mem_base = None
             if t_len < LONG or baseline_huge:
@@ -175,7 +184,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
             rows.append(
                 dict(
                     shape=(b, c, t_len, k_max + 1), dtype=str(dtype).replace("torch.", ""),
-                    t_fused=t_fused, t_base=t_base, reps=reps,
+                    t_fused=t_fused, t_loco=t_loco, t_base=t_base, reps=reps,
                     mem_fused=mem_fused, mem_base=mem_base,
                     err_loss=err_loss, rel_loss=err_loss / abs(ref_loss.item()),
                     err_grad=err_grad, err_base=err_base,
@@ -186,17 +195,20 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
 
 
 HEADER = (
-    "| (batch, class, time, k_max+1) | dtype | fused fwd+bwd | per-step torch | speed-up "
+    "| (batch, class, time, k_max+1) | dtype | fused fwd+bwd | loco_loss fwd+bwd "
+    "| per-step torch | speed-up fused | speed-up loco_loss "
     "| peak mem fused | peak mem per-step | loss abs err (rel) | grad max abs err "
-    "| per-step loss abs err |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| per-step loss abs err |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
 def _row(r) -> str:
     ratio = "—" if r["t_base"] is None else f"{r['t_base'] / r['t_fused']:.1f}×"
+    ratio_loco = "—" if r["t_base"] is None else f"{r['t_base'] / r['t_loco']:.1f}×"
     return (
         f"| {r['shape']} | {r['dtype']} | {_fmt_ms(r['t_fused'])} (n={r['reps']}) "
-        f"| {_fmt_ms(r['t_base'])} | {ratio} | {_fmt_mb(r['mem_fused'])} "
+        f"| {_fmt_ms(r['t_loco'])} | {_fmt_ms(r['t_base'])} | {ratio} | {ratio_loco} "
+        f"| {_fmt_mb(r['mem_fused'])} "
         f"| {_fmt_mb(r['mem_base'])} | {r['err_loss']:.1e} ({r['rel_loss']:.1e}) "
         f"| {r['err_grad']:.1e} | {r['err_base']:.1e} |"
     )
