@@ -21,6 +21,7 @@ from softloc.data.midi import (
     read_notes_any,
     scan_maestro,
     scan_maps,
+    write_maps_notes,
     write_pieces_layout,
 )
 
@@ -83,6 +84,18 @@ def test_notes_to_events_labels_are_pitch_numbers():
     for bad in (128, -1, 60.0, True):
         with pytest.raises(ValueError, match="pitch_label"):
             pitch_label(bad)
+
+
+def test_maps_writer_round_trips_and_validates(tmp_path):
+    notes = [Note(1.25, 2.0, 64, 90), Note(0.123456, 0.5, 21, None)]
+    write_maps_notes(tmp_path / "n.txt", notes)
+    assert (tmp_path / "n.txt").read_text().splitlines()[0] == MAPS_HEADER.strip()
+    assert read_maps_notes(tmp_path / "n.txt") == [Note(0.123456, 0.5, 21, None),
+                                                   Note(1.25, 2.0, 64, None)]
+    with pytest.raises(FileExistsError):
+        write_maps_notes(tmp_path / "n.txt", notes)
+    with pytest.raises(ValueError, match="onset_s <= offset_s"):
+        write_maps_notes(tmp_path / "m.txt", [Note(2.0, 1.0, 60)])
 
 
 # ----------------------------------------------------------------------------- MIDI
