@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 from softloc.decode import (
+    DECODERS,
     Events,
+    decode_events,
+    local_mass,
+    pick_mass_peaks,
+    pick_normalized_peaks,
     pick_peaks,
     stitch_windows,
     threshold_events,
@@ -392,10 +398,102 @@ def test_stitch_windows_type_errors():
         stitch_windows(np.zeros((2, 1, 5)), hop_frames=1, total_frames=5, valid_frames=[1.5, 2.0])
 
 
-def test_docstring_examples_run():
+@pytest.mark.parametrize("sigma", [0.0, 2.0, 7.5])
+def test_pick_normalized_peaks_is_pick_peaks_on_the_activation_over_the_kernel_peak(sigma):
+    rng = np.random.default_rng(7)
+    a = rng.random((2, 300)) * 0.1
+    # the kernel's peak height, from scipy's own taps (independent of softloc.losses)
+    impulse = np.zeros(201)
+    impulse[100] = 1.0
+    peak = float(gaussian_filter1d(impulse, sigma).max()) if sigma > 0 else 1.0
+    ev = pick_normalized_peaks(a, sigma_frames=sigma, frame_rate=50.0, min_distance_frames=3)
+    want = pick_peaks(a / peak, threshold=0.35, frame_rate=50.0, min_distance_frames=3)
+    np.testing.assert_array_equal(ev.frames, want.frames)
+    np.testing.assert_array_equal(ev.classes, want.classes)
+    np.testing.assert_allclose(ev.scores, want.scores, rtol=1e-6)
+    assert len(ev) > 0 or sigma == 0.0
+
+
+def test_pick_normalized_peaks_isolated_target_peaks_at_one():
+    # an output equal to the training target of one event (Φ_σ ∗ δ) peaks at exactly 1
+    impulse = np.zeros((1, 101))
+    impulse[0, 40] = 1.0
+    heat = gaussian_filter1d(impulse, 4.0, axis=1, mode="constant", truncate=4.0)
+    ev = pick_normalized_peaks(heat, sigma_frames=4.0, frame_rate=100.0)
+    assert ev.frames.tolist() == [40] and ev.scores[0] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_local_mass_matches_a_window_sum_loop():
+    rng = np.random.default_rng(8)
+    p = rng.random((3, 60))
+    for h in (1, 4, 40):
+        want = np.array(
+            [[p[c, max(0, t - h) : t + h + 1].sum() for t in range(60)] for c in range(3)]
+        )
+        np.testing.assert_allclose(local_mass(p, half_window_frames=h), want, rtol=1e-12)
+
+
+def test_pick_mass_peaks_finds_spread_events_that_no_frame_threshold_sees():
+    p = np.zeros((1, 80))
+    p[0, 10:15] = 0.2  # one event smeared over 5 frames: mass 1.0, every frame below 0.5
+    p[0, 50:53] = [0.1, 0.15, 0.1]  # mass 0.35: not an event
+    assert len(threshold_events(p, threshold=0.5, frame_rate=100.0)) == 0
+    ev = pick_mass_peaks(p, half_window_frames=2, frame_rate=100.0)
+    assert ev.frames.tolist() == [12] and ev.scores.tolist() == pytest.approx([1.0])
+    want = pick_peaks(local_mass(p, half_window_frames=2), threshold=0.5, frame_rate=100.0)
+    assert _as_triples(ev) == _as_triples(want)
+
+
+def test_decode_events_dispatches_by_name_with_default_thresholds():
+    rng = np.random.default_rng(9)
+    p = rng.random((2, 120))
+    kw = dict(frame_rate=100.0, time_offset_s=0.01, min_distance_frames=2)
+    cases = {
+        "threshold": threshold_events(p, threshold=0.5, **kw),
+        "peaks": pick_peaks(p, threshold=0.5, **kw),
+        "peaks-normalized": pick_normalized_peaks(p, sigma_frames=3.0, threshold=0.35, **kw),
+        "mass-peaks": pick_mass_peaks(p, half_window_frames=2, threshold=0.5, **kw),
+    }
+    extra = {"peaks-normalized": {"sigma_frames": 3.0}, "mass-peaks": {"half_window_frames": 2}}
+    assert set(cases) == set(DECODERS)
+    for name, want in cases.items():
+        got = decode_events(p, name, **kw, **extra.get(name, {}))
+        assert _as_triples(got) == _as_triples(want)
+        np.testing.assert_array_equal(got.times_s, want.times_s)
+    got = decode_events(p, "peaks", threshold=0.9, **kw)
+    assert _as_triples(got) == _as_triples(pick_peaks(p, threshold=0.9, **kw))
+
+
+@pytest.mark.parametrize(
+    "call, exc, match",
+    [
+        (lambda: decode_events(np.zeros((1, 4)), "argmax", frame_rate=1.0), ValueError,
+         r"decode_events: `decoder` must be one of \('threshold'"),
+        (lambda: decode_events(np.zeros((1, 4)), "mass-peaks", frame_rate=1.0), ValueError,
+         "decoder 'mass-peaks' needs `half_window_frames`"),
+        (lambda: decode_events(np.zeros((1, 4)), "peaks", frame_rate=1.0, sigma_frames=2.0),
+         ValueError, "decoder 'peaks' does not use `sigma_frames`"),
+        (lambda: pick_normalized_peaks(np.zeros((1, 4)), sigma_frames=-1.0, frame_rate=1.0),
+         ValueError, "pick_normalized_peaks: `sigma` must be >= 0 frames"),
+        (lambda: pick_normalized_peaks(np.zeros(4), sigma_frames=1.0, frame_rate=1.0),
+         ValueError, r"`activation` must have shape \(class, time\)"),
+        (lambda: local_mass(np.zeros((1, 4)), half_window_frames=0), ValueError,
+         "local_mass: `half_window_frames` must be >= 1"),
+        (lambda: pick_mass_peaks(np.zeros((1, 4), int), half_window_frames=1, frame_rate=1.0),
+         TypeError, "pick_mass_peaks: `probs` must be a floating-point array"),
+        (lambda: pick_mass_peaks(np.zeros((1, 4)), half_window_frames=1, frame_rate=0.0),
+         ValueError, "pick_mass_peaks: `frame_rate` must be > 0"),
+    ],
+)
+def test_new_decoder_validation_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize("module, n_examples", [("decoders", 9), ("stitching", 1)])
+def test_docstring_examples_run(module, n_examples):
     import doctest
+    import importlib
 
-    import softloc.decode
-
-    result = doctest.testmod(softloc.decode)
-    assert result.failed == 0 and result.attempted >= 5
+    result = doctest.testmod(importlib.import_module(f"softloc.decode.{module}"))
+    assert result.failed == 0 and result.attempted >= n_examples
