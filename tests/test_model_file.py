@@ -165,3 +165,19 @@ def test_resolve_model_path_accepts_run_folders_and_files(tmp_path):
     (tmp_path / "run" / MODEL_FILE).write_bytes(b"")
     assert resolve_model_path(tmp_path / "run") == tmp_path / "run" / MODEL_FILE
     assert resolve_model_path(tmp_path / "run" / MODEL_FILE) == tmp_path / "run" / MODEL_FILE
+
+
+def test_loading_a_run_imports_neither_training_nor_lightning():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from softloc.inference import Detector\n"
+        "Detector.load()\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')"
+        " or m.startswith('softloc.training')]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -19,7 +19,6 @@ The model shipped in ``softloc/pretrained/drums.pt`` is trained by::
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import time
@@ -27,10 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from softloc._io import atomic_write_bytes, atomic_write_text
-from softloc.config import LOSS_NAMES, apply_overrides, load_preset
+import soundfile as sf
 
-__all__ = ["DemoSize", "DEMO_SIZE", "run_experiment", "run_demo", "register_cli"]
+from softloc._io import atomic_write_bytes, atomic_write_text
+from softloc.config import apply_overrides, load_preset
+from softloc.data import synthesize_drum_dataset
+from softloc.evaluation import evaluate_folders
+from softloc.inference import MODEL_FILE, Detector, collect_audio_inputs, detect_to_folder
+from softloc.metrics import format_table, results_to_json
+from softloc.training import train
+
+__all__ = ["DemoSize", "DEMO_SIZE", "run_experiment", "run_demo"]
 
 
 @dataclass(frozen=True)
@@ -113,12 +119,6 @@ def run_experiment(
     Returns:
         the content written to ``metrics.json``.
     """
-    from softloc.data import synthesize_drum_dataset
-    from softloc.evaluation import evaluate_folders
-    from softloc.inference import MODEL_FILE, Detector, collect_audio_inputs, detect_to_folder
-    from softloc.metrics import format_table
-    from softloc.training import train
-
     t0 = time.perf_counter()
     out = Path(out_dir)
     _prepare_out(out, overwrite)
@@ -208,8 +208,6 @@ def run_experiment(
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "evaluation": results,
     }
-    from softloc.metrics import results_to_json
-
     atomic_write_text(out / "metrics.json", results_to_json(summary) + "\n")
     if export is not None:
         atomic_write_bytes(export, (out / "run" / MODEL_FILE).read_bytes())
@@ -231,8 +229,6 @@ def run_experiment(
 
 
 def _duration(path: Path) -> float:
-    import soundfile as sf
-
     return float(sf.info(str(path)).duration)
 
 
@@ -253,44 +249,3 @@ def run_demo(
         max_steps=max_steps,
         overwrite=overwrite,
     )
-
-
-def register_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``softloc experiment drums``."""
-    p = subparsers.add_parser(
-        "drums",
-        help="drum experiment on built-in data: synth -> train -> detect -> evaluate",
-        description="LoCo §6 / SoftLoc §5.1.2 on the built-in synthetic drums (or --data): "
-        "train from counts or (noisy) timestamps, detect on the test split, evaluate at +-50 ms.",
-    )
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--data", type=Path, help="use this dataset instead of generating one")
-    p.add_argument("--preset", default="drums")
-    p.add_argument("--labels", choices=("counts", "onsets"), default="counts")
-    p.add_argument("--loss", choices=LOSS_NAMES)
-    p.add_argument("--label-noise", metavar="SPEC", help="e.g. normal:50ms (with --labels onsets)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--n-train-files", type=int, default=DEMO_SIZE.n_train_files)
-    p.add_argument("--export", type=Path, help="copy the trained model.pt here")
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    run_experiment(
-        args.out,
-        preset=args.preset,
-        labels=args.labels,
-        loss=args.loss,
-        label_noise=args.label_noise,
-        data_root=args.data,
-        size=DemoSize(n_train_files=args.n_train_files),
-        seed=args.seed,
-        max_steps=args.max_steps,
-        overrides=tuple(args.set),
-        overwrite=args.overwrite,
-        export=args.export,
-    )
-    return 0
