@@ -1,0 +1,639 @@
+"""Losses for action segmentation: per-frame class distributions (SoftLoc §5.3).
+
+Conventions:
+
+* ``logits`` are per-frame class scores ``(batch, class, time)``; the class distribution of frame
+  t is ``p(t) = softmax(logits[:, :, t])`` (one class per frame, unlike the event losses of
+  :mod:`softloc.losses`, whose classes are independent sigmoids). A 4-D ``(stage, batch, class,
+  time)`` tensor (:meth:`softloc.models.tcn.MSTCN.forward_stages`) is accepted by every loss
+  here and gives the **sum** over stages (MS-TCN eq. 7).
+* ``targets`` are class indices ``(batch, time)`` (int), ``counts`` segments per class ``(batch,
+  class)``, ``lengths`` ``(batch,)`` valid frames; frames beyond a length never contribute.
+* ``y(t)`` is the one-hot label distribution of ``targets``; σ (``sigma``) is the softness in
+  frames (``softloc.timebase.ms_to_frames``).
+
+Losses:
+
+* :func:`frame_cross_entropy`: −log p_{y(t)}(t), mean over valid frames; the loss of ED-TCN and
+  MS-TCN (Lea et al. 2017; Farha & Gall 2019 eq. 4).
+* :func:`class_soft_localization_loss`: L_SLL of SoftLoc eq. 2 on class distributions,
+  Σ_c (Φ_σ ∗ p_c − Φ_σ ∗ y_c)² per frame, mean over valid frames: every class channel of the
+  prediction and of the one-hot labels is smoothed in time with the same Gaussian, so a
+  boundary predicted a few seconds away from a (possibly misaligned) labelled boundary costs
+  little. Limits: σ = 0 gives the Brier score Σ_c (p_c − y_c)²; σ -> ∞ gives 0 (SoftLoc eq. 6).
+  With ``distance="log"`` and σ = 0 it is Σ_c BCE(p_c, y_c) = CE + Σ_{c≠y} −log(1 − p_c)
+  (SoftLoc eq. 5 applied to each class channel; >= the cross-entropy).
+* :func:`segment_count_loss`: **L_MC as a count regulariser** (SoftLoc §5.3: "L_MC acts as a
+  count-based regularizer, rather than a means for mass convergence"). Here the counted events
+  are *segment starts*: class c starts a segment at frame t when c holds at t but not at t − 1.
+  Treating frames as independent, the start probability is
+  s_c(t) = p_c(t)·(1 − p_c(t − 1)) (s_c(0) = p_c(0)), and the number of segments of class c is
+  Poisson-binomial over s_c(1..T) (LoCo eq. 6). L_MC = −mean_{b,c} log Pr(N_c = n_c) with n_c
+  the number of labelled segments of c (LoCo eq. 7 / SoftLoc eq. 3, with
+  :func:`softloc.counting.count_log_likelihood`). It penalises over-segmentation (flickering
+  adds starts) and missed actions, and it is invariant to the misalignment studied (a shift of
+  the labels changes no count), so it can regularise without pulling boundaries anywhere.
+  Computed in log space from the logits (no probability is ever rounded to 0 or 1), so the
+  loss stays finite for confident predictions.
+* :func:`segmentation_softloc_loss`: L_SoftLoc = (1 − α)·L_SLL + α·L_MC (SoftLoc eq. 4).
+* :func:`truncated_mse_smoothing`: MS-TCN's smoothing term (Farha & Gall 2019 eq. 5-6),
+  mean over valid (class, frame) pairs of min(|log p_c(t) − log p_c(t − 1)|, τ)², with the
+  gradient stopped through p(t − 1). Every module takes it as an option (``smoothing_weight``
+  λ; MS-TCN uses λ = 0.15, τ = 4).
+
+Modules (:class:`SegmentationCELoss`, :class:`SegmentationSLLLoss`,
+:class:`SegmentationSoftLocLoss`) follow the ``EventLoss`` contract of
+``softloc.losses.registry``: attribute ``requires`` (the batch keys they read) and
+``forward(logits, *, targets=None, counts=None, lengths=None, step=0)``; the SoftLoc module
+runs its α schedule from ``step``.
+
+References:
+    SoftLoc: Robust Temporal Localization under Label Misalignment. ICLR 2020 submission, §5.3.
+    Lea et al. Temporal Convolutional Networks for Action Segmentation and Detection. CVPR 2017.
+    Farha, Gall. MS-TCN: Multi-Stage Temporal Convolutional Network for Action Segmentation.
+    CVPR 2019.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from softloc._checks import (
+    check_counts,
+    check_float,
+    check_int,
+    check_lengths,
+    check_real,
+    check_reduction,
+    check_sigma,
+    check_tensor,
+    check_unit_float,
+)
+from softloc.counting import count_log_likelihood
+from softloc.losses import AlphaSchedule, soft_localization_loss
+
+__all__ = [
+    "SegmentationCELoss",
+    "SegmentationSLLLoss",
+    "SegmentationSoftLocLoss",
+    "class_soft_localization_loss",
+    "frame_cross_entropy",
+    "segment_count_loss",
+    "segment_counts",
+    "segment_start_logits",
+    "segmentation_softloc_loss",
+    "truncated_mse_smoothing",
+]
+
+_LAYOUT = "(batch, class, time) or (stage, batch, class, time)"
+_REDUCTIONS = ("mean", "sum", "none")
+_DISTANCES = ("squared", "log")
+
+
+# --------------------------------------------------------------------------------------------
+# validation and shared internals
+# --------------------------------------------------------------------------------------------
+
+
+def _check_logits(fn: str, logits: object) -> torch.Tensor:
+    """(S, B, C, T) view of 3-D or 4-D logits (S = 1 for 3-D)."""
+    x = check_tensor(fn, "logits", logits)
+    if x.dim() not in (3, 4):
+        raise ValueError(f"{fn}: `logits` must have shape {_LAYOUT}, got shape {tuple(x.shape)}")
+    check_float(fn, "logits", x)
+    if x.numel() and bool(x.detach().isnan().any()):
+        raise ValueError(f"{fn}: `logits` must not contain NaN")
+    return x if x.dim() == 4 else x[None]  # (B, C, T) -> (1, B, C, T)
+
+
+def _check_class_targets(fn: str, targets: object, shape: torch.Size) -> torch.Tensor:
+    """Class indices (batch, time) matching logits (S, B, C, T)."""
+    if targets is None:
+        raise ValueError(f"{fn}: `targets` (batch, time) class indices are required")
+    y = check_tensor(fn, "targets", targets)
+    _, b, c, t = shape
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise TypeError(
+            f"{fn}: `targets` must be an integer tensor of class indices, got {y.dtype}"
+        )
+    if tuple(y.shape) != (b, t):
+        raise ValueError(
+            f"{fn}: `targets` must have shape (batch, time) = {(b, t)} (class indices, one per "
+            f"frame), got {tuple(y.shape)}"
+        )
+    if y.numel() and not bool(((y >= 0) & (y < c)).all()):
+        raise ValueError(
+            f"{fn}: `targets` must hold class indices in [0, {c - 1}], found values in "
+            f"[{int(y.min())}, {int(y.max())}]"
+        )
+    return y
+
+
+def _frame_mask(lengths: torch.Tensor | None, b: int, t: int, device) -> torch.Tensor | None:
+    """(batch, time) bool mask of valid frames, or None when all are valid."""
+    if lengths is None:
+        return None
+    return torch.arange(t, device=device)[None, :] < lengths.to(device)[:, None]
+
+
+def _n_valid(lengths: torch.Tensor | None, b: int, t: int) -> int:
+    return b * t if lengths is None else int(lengths.sum())
+
+
+def _reduce_frames(per_frame: torch.Tensor, lengths: torch.Tensor | None,
+                   reduction: str) -> torch.Tensor:
+    """Reduce a (S, B, T) per-frame loss that is zero on padding: sum over stages, then frames."""
+    if reduction == "none":
+        return per_frame.sum(0)  # (S, B, T) -> (B, T)
+    total = per_frame.sum()
+    if reduction == "sum":
+        return total
+    _, b, t = per_frame.shape
+    return total / _n_valid(lengths, b, t)
+
+
+def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero the invalid frames of a (S, B, T) per-frame loss; ``mask`` is (B, T)."""
+    return x if mask is None else x * mask.to(x.dtype)
+
+
+def _log1m_softmax(z: torch.Tensor) -> torch.Tensor:
+    """log(1 − softmax(z)) over dim -2 of (..., C, T), accurate even when p rounds to 1.
+
+    For a class that is not the arg-max, p <= 1/2 and log1p(−p) is exact. For the arg-max,
+    log(1 − p) = logsumexp of the *other* logits − logsumexp of all (no cancellation).
+    """
+    lse = torch.logsumexp(z, dim=-2, keepdim=True)
+    p = torch.exp(z - lse)
+    top = F.one_hot(z.argmax(dim=-2), z.shape[-2]).movedim(-1, -2).bool()  # (..., C, T)
+    others = torch.logsumexp(z.masked_fill(top, torch.finfo(z.dtype).min), dim=-2, keepdim=True)
+    # clamp keeps the unused branch finite (its gradient is multiplied by 0, never by inf)
+    return torch.where(top, others - lse, torch.log1p(-p.clamp(max=0.5)))
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-entropy and L_SLL
+# --------------------------------------------------------------------------------------------
+
+
+def frame_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    lengths: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Per-frame cross-entropy −log p_{y(t)}(t) (Lea et al. 2017; MS-TCN eq. 4).
+
+    Args:
+        logits: class scores ``(batch, class, time)``, or ``(stage, batch, class, time)``
+            (summed over stages).
+        targets: class indices ``(batch, time)``.
+        lengths: valid frames per item; padding never contributes.
+        reduction: ``"mean"`` (over valid frames of the batch, per stage, summed over stages),
+            ``"sum"``, or ``"none"`` (``(batch, time)``, 0 on padding).
+
+    Returns:
+        A scalar, or ``(batch, time)``.
+
+    Example:
+        >>> logits = torch.zeros(1, 4, 3)
+        >>> round(float(frame_cross_entropy(logits, torch.zeros(1, 3, dtype=torch.long))), 4)
+        1.3863
+    """
+    fn = "frame_cross_entropy"
+    z = _check_logits(fn, logits)
+    y = _check_class_targets(fn, targets, z.shape)
+    check_lengths(fn, lengths, z.shape[1], z.shape[3])
+    check_reduction(fn, reduction, _REDUCTIONS)
+    return _reduce_frames(_ce_per_frame(z, y, lengths), lengths, reduction)
+
+
+def _ce_per_frame(z: torch.Tensor, y: torch.Tensor, lengths) -> torch.Tensor:
+    """(S, B, T) −log p_y(t), zero on padding."""
+    s, b, c, t = z.shape
+    per = F.cross_entropy(z.reshape(s * b, c, t), y.repeat(s, 1), reduction="none")  # (S*B, T)
+    return _masked(per.reshape(s, b, t), _frame_mask(lengths, b, t, z.device))
+
+
+def _one_hot(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    return F.one_hot(y, n_classes).to(dtype).movedim(-1, 1)  # (B, T) -> (B, C, T)
+
+
+def _sll_per_frame(z: torch.Tensor, y: torch.Tensor, sigma, lengths, distance: str,
+                   truncate: float) -> torch.Tensor:
+    """(S, B, T) Σ_c L(Φ∗p_c, Φ∗y_c), zero on padding."""
+    s, b, c, t = z.shape
+    probs = torch.softmax(z, dim=2).reshape(s * b, c, t)  # (S, B, C, T) -> (S*B, C, T)
+    onehot = _one_hot(y, c, probs.dtype).repeat(s, 1, 1)  # (B, C, T) -> (S*B, C, T)
+    rep = None if lengths is None else lengths.repeat(s)
+    if isinstance(sigma, torch.Tensor):
+        sigma = sigma.repeat(s)
+    elem = soft_localization_loss(probs, onehot, sigma, lengths=rep, reduction="none",
+                                  distance=distance, truncate=truncate)  # (S*B, C, T)
+    return elem.sum(1).reshape(s, b, t)  # (S*B, C, T) -> (S, B, T)
+
+
+def class_soft_localization_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    sigma: float | torch.Tensor,
+    *,
+    lengths: torch.Tensor | None = None,
+    reduction: str = "mean",
+    distance: str = "squared",
+    truncate: float = 4.0,
+) -> torch.Tensor:
+    """L_SLL on per-frame class distributions (SoftLoc eq. 2, §5.3).
+
+    Every class channel of p(t) = softmax(logits) and of the one-hot labels is smoothed with
+    the same normalised Gaussian Φ_σ (zero padding beyond the valid frames,
+    :func:`softloc.losses.soft_localization_loss`); the loss of frame t is
+    Σ_c L(Φ∗p_c(t), Φ∗y_c(t)).
+
+    Args:
+        logits: class scores ``(batch, class, time)`` or ``(stage, batch, class, time)``.
+        targets: class indices ``(batch, time)``.
+        sigma: softness in frames (>= 0; ``inf`` gives 0), or ``(batch,)`` per item.
+        lengths: valid frames per item.
+        reduction: ``"mean"`` over valid frames (summed over stages), ``"sum"``, ``"none"``
+            (``(batch, time)``).
+        distance: ``"squared"`` (default, as every SoftLoc experiment) or ``"log"``
+            (−log(1 − |·|), SoftLoc eq. 5).
+        truncate: kernel radius in standard deviations.
+
+    Returns:
+        A scalar, or ``(batch, time)``.
+
+    Limits (tested): σ = 0 is the Brier score mean_t Σ_c (p_c − y_c)²; with ``distance="log"``
+    it is mean_t Σ_c BCE(p_c, y_c); σ -> ∞ gives 0.
+    """
+    fn = "class_soft_localization_loss"
+    z = _check_logits(fn, logits)
+    y = _check_class_targets(fn, targets, z.shape)
+    sigma = check_sigma(fn, sigma, z.shape[1])
+    check_lengths(fn, lengths, z.shape[1], z.shape[3])
+    check_reduction(fn, reduction, _REDUCTIONS)
+    if distance not in _DISTANCES:
+        raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+    truncate = check_real(fn, "truncate", truncate, positive=True)
+    per = _sll_per_frame(z, y, sigma, lengths, distance, truncate)
+    return _reduce_frames(per, lengths, reduction)
+
+
+# --------------------------------------------------------------------------------------------
+# L_MC on segment starts
+# --------------------------------------------------------------------------------------------
+
+
+def segment_counts(
+    targets: torch.Tensor, n_classes: int, *, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Number of segments (maximal runs) of every class within the valid frames.
+
+    Args:
+        targets: class indices ``(batch, time)``.
+        n_classes: number of classes C.
+        lengths: valid frames per item.
+
+    Returns:
+        ``(batch, class)`` int64 counts.
+
+    Example:
+        >>> segment_counts(torch.tensor([[0, 0, 1, 1, 0, 2]]), 3).tolist()
+        [[2, 1, 1]]
+    """
+    fn = "segment_counts"
+    c = check_int(fn, "n_classes", n_classes, minimum=1)
+    y = check_tensor(fn, "targets", targets)
+    if y.dim() != 2:
+        raise ValueError(f"{fn}: `targets` must have shape (batch, time), got {tuple(y.shape)}")
+    b, t = y.shape
+    y = _check_class_targets(fn, y, torch.Size((1, b, c, t)))
+    check_lengths(fn, lengths, b, t)
+    starts = torch.ones_like(y, dtype=torch.bool)
+    starts[:, 1:] = y[:, 1:] != y[:, :-1]
+    mask = _frame_mask(lengths, b, t, y.device)
+    if mask is not None:
+        starts &= mask
+    onehot = F.one_hot(y, c).bool() & starts[..., None]  # (B, T, C)
+    return onehot.sum(1)  # (B, T, C) -> (B, C)
+
+
+def segment_start_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Logits of the segment-start probabilities s_c(t) = p_c(t)·(1 − p_c(t − 1)).
+
+    s_c(0) = p_c(0). Computed in log space: log s = log p(t) + log(1 − p(t − 1)) and
+    log(1 − s) = logaddexp(log(1 − p(t)), log p(t) + log p(t − 1)), so confident predictions
+    (p rounding to 1 in float32) keep exact, finite values.
+
+    Args:
+        logits: class scores ``(..., class, time)``.
+
+    Returns:
+        ``log s − log(1 − s)``, same shape; ``torch.sigmoid`` of it is s.
+    """
+    check_tensor("segment_start_logits", "logits", logits)
+    log_p = torch.log_softmax(logits, dim=-2)
+    log_q = _log1m_softmax(logits)  # log(1 - p)
+    log_s = log_p.clone()
+    log_s[..., 1:] = log_p[..., 1:] + log_q[..., :-1]
+    log_ns = log_q.clone()  # log(1 - s); at t = 0, 1 - s = 1 - p
+    log_ns[..., 1:] = torch.logaddexp(log_q[..., 1:], log_p[..., 1:] + log_p[..., :-1])
+    return log_s - log_ns
+
+
+def segment_count_loss(
+    logits: torch.Tensor,
+    counts: torch.Tensor,
+    *,
+    k_max: int = 16,
+    lengths: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """L_MC on segment starts: −log Pr(N_c = n_c) (module docstring; SoftLoc eq. 3, §5.3).
+
+    Args:
+        logits: class scores ``(batch, class, time)`` or ``(stage, batch, class, time)``.
+        counts: segments per class ``(batch, class)`` (e.g. :func:`segment_counts`).
+        k_max: absorbing top count bin (>= 1): counts >= k_max are scored as Pr(N >= k_max).
+        lengths: valid frames per item.
+        reduction: ``"mean"`` over (batch, class) rows (summed over stages), ``"sum"`` or
+            ``"none"`` (``(batch, class)``).
+
+    Returns:
+        A scalar, or ``(batch, class)``.
+    """
+    fn = "segment_count_loss"
+    z = _check_logits(fn, logits)
+    s, b, c, t = z.shape
+    counts = check_counts(fn, counts, (b, c))
+    k_max = check_int(fn, "k_max", k_max, minimum=1)
+    check_lengths(fn, lengths, b, t)
+    check_reduction(fn, reduction, _REDUCTIONS)
+    return _count_term(z, counts, k_max, lengths, reduction)
+
+
+def _count_term(z, counts, k_max, lengths, reduction) -> torch.Tensor:
+    s, b, c, t = z.shape
+    starts = segment_start_logits(z).reshape(s * b, c, t)  # (S, B, C, T) -> (S*B, C, T)
+    rep = None if lengths is None else lengths.repeat(s)
+    nll = -count_log_likelihood(starts, counts.repeat(s, 1), k_max, lengths=rep, logits=True)
+    nll = nll.reshape(s, b, c).sum(0)  # (S*B, C) -> (B, C)
+    if reduction == "none":
+        return nll
+    return nll.sum() if reduction == "sum" else nll.mean()
+
+
+# --------------------------------------------------------------------------------------------
+# SoftLoc and the MS-TCN smoothing term
+# --------------------------------------------------------------------------------------------
+
+
+def segmentation_softloc_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    sigma: float | torch.Tensor,
+    alpha: float,
+    *,
+    k_max: int = 16,
+    counts: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
+    distance: str = "squared",
+    truncate: float = 4.0,
+) -> torch.Tensor:
+    """L_SoftLoc = (1 − α)·L_SLL + α·L_MC for action segmentation (SoftLoc eq. 4, §5.3).
+
+    L_SLL is :func:`class_soft_localization_loss` (mean over valid frames), L_MC is
+    :func:`segment_count_loss` (mean over (batch, class) rows) with target counts from
+    ``targets`` (:func:`segment_counts`) unless ``counts`` is given. The term whose weight is 0
+    is not computed. Limits: α = 0 is L_SLL; σ -> ∞ leaves α·L_MC (SoftLoc eq. 6).
+
+    Args:
+        logits: ``(batch, class, time)`` or ``(stage, batch, class, time)`` (summed).
+        targets: class indices ``(batch, time)``.
+        sigma: softness in frames (>= 0), or ``(batch,)``.
+        alpha: α in [0, 1].
+        k_max: absorbing top bin of the count distribution.
+        counts: segments per class ``(batch, class)``; default from ``targets``.
+        lengths: valid frames per item.
+        distance, truncate: as :func:`class_soft_localization_loss`.
+
+    Returns:
+        A scalar.
+    """
+    fn = "segmentation_softloc_loss"
+    z = _check_logits(fn, logits)
+    y = _check_class_targets(fn, targets, z.shape)
+    sigma = check_sigma(fn, sigma, z.shape[1])
+    alpha = check_unit_float(fn, "alpha", alpha)
+    k_max = check_int(fn, "k_max", k_max, minimum=1)
+    check_lengths(fn, lengths, z.shape[1], z.shape[3])
+    if counts is not None:
+        counts = check_counts(fn, counts, (z.shape[1], z.shape[2]))
+    if distance not in _DISTANCES:
+        raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+    truncate = check_real(fn, "truncate", truncate, positive=True)
+    return _softloc(z, y, sigma, alpha, k_max, counts, lengths, distance, truncate)
+
+
+def _softloc(z, y, sigma, alpha, k_max, counts, lengths, distance, truncate) -> torch.Tensor:
+    total = z.new_zeros(())
+    if alpha < 1:
+        sll = _reduce_frames(_sll_per_frame(z, y, sigma, lengths, distance, truncate), lengths,
+                             "mean")
+        total = total + (1 - alpha) * sll
+    if alpha > 0:
+        if counts is None:
+            counts = segment_counts(y, z.shape[2], lengths=lengths)
+        total = total + alpha * _count_term(z, counts, k_max, lengths, "mean")
+    return total
+
+
+def truncated_mse_smoothing(
+    logits: torch.Tensor,
+    *,
+    lengths: torch.Tensor | None = None,
+    tau: float = 4.0,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """MS-TCN's smoothing loss (Farha & Gall 2019 eq. 5-6).
+
+    Δ_c(t) = |log p_c(t) − log p_c(t − 1)| with the gradient stopped through p(t − 1); the loss
+    is min(Δ, τ)² averaged over the valid (class, frame) pairs t >= 1 (both frames valid), per
+    stage, summed over stages.
+
+    Args:
+        logits: ``(batch, class, time)`` or ``(stage, batch, class, time)``.
+        lengths: valid frames per item.
+        tau: truncation threshold τ (> 0; the paper uses 4).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (``(batch, class, time - 1)``).
+
+    Returns:
+        A scalar, or ``(batch, class, time - 1)``.
+    """
+    fn = "truncated_mse_smoothing"
+    z = _check_logits(fn, logits)
+    s, b, c, t = z.shape
+    check_lengths(fn, lengths, b, t)
+    tau = check_real(fn, "tau", tau, positive=True)
+    check_reduction(fn, reduction, _REDUCTIONS)
+    log_p = torch.log_softmax(z, dim=2)
+    delta = (log_p[..., 1:] - log_p[..., :-1].detach()).abs()  # (S, B, C, T-1)
+    elem = delta.clamp(max=tau).square()
+    if lengths is not None:
+        pair_ok = torch.arange(1, t, device=z.device)[None, :] < lengths.to(z.device)[:, None]
+        elem = elem * pair_ok[None, :, None, :].to(elem.dtype)  # (B, T-1) -> (1, B, 1, T-1)
+    if reduction == "none":
+        return elem.sum(0)
+    if reduction == "sum":
+        return elem.sum()
+    n_pairs = b * (t - 1) if lengths is None else int((lengths - 1).clamp(min=0).sum())
+    return elem.sum() / (c * n_pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# Modules (EventLoss contract)
+# --------------------------------------------------------------------------------------------
+
+
+class _SegmentationLoss(nn.Module):
+    """Shared plumbing: targets check, the optional MS-TCN smoothing term."""
+
+    requires: frozenset[str] = frozenset({"targets"})
+    _name = "SegmentationLoss"
+
+    def __init__(self, smoothing_weight: float, smoothing_tau: float) -> None:
+        super().__init__()
+        self.smoothing_weight = check_real(self._name, "smoothing_weight", smoothing_weight,
+                                           minimum=0.0)
+        self.smoothing_tau = check_real(self._name, "smoothing_tau", smoothing_tau,
+                                        positive=True)
+
+    def _inputs(self, logits, targets, lengths):
+        fn = self._name
+        z = _check_logits(fn, logits)
+        y = _check_class_targets(fn, targets, z.shape)
+        check_lengths(fn, lengths, z.shape[1], z.shape[3])
+        return z, y
+
+    def _smoothing(self, z: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+        if self.smoothing_weight == 0 or z.shape[-1] < 2:
+            return z.new_zeros(())
+        return self.smoothing_weight * truncated_mse_smoothing(
+            z, lengths=lengths, tau=self.smoothing_tau)
+
+    def extra_repr(self) -> str:
+        return f"smoothing_weight={self.smoothing_weight:g}, smoothing_tau={self.smoothing_tau:g}"
+
+
+class SegmentationCELoss(_SegmentationLoss):
+    """Per-frame cross-entropy (:func:`frame_cross_entropy`), + λ·T-MSE when asked.
+
+    Args:
+        smoothing_weight: λ of :func:`truncated_mse_smoothing` (0 = off; MS-TCN: 0.15).
+        smoothing_tau: its τ.
+    """
+
+    _name = "SegmentationCELoss"
+
+    def __init__(self, *, smoothing_weight: float = 0.0, smoothing_tau: float = 4.0) -> None:
+        super().__init__(smoothing_weight, smoothing_tau)
+
+    def forward(self, logits: torch.Tensor, *, targets: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                step: int = 0) -> torch.Tensor:
+        """Mean loss of the batch; ``counts`` and ``step`` are unused."""
+        z, y = self._inputs(logits, targets, lengths)
+        ce = _reduce_frames(_ce_per_frame(z, y, lengths), lengths, "mean")
+        return ce + self._smoothing(z, lengths)
+
+
+class SegmentationSLLLoss(_SegmentationLoss):
+    """L_SLL on class distributions (:func:`class_soft_localization_loss`), + λ·T-MSE.
+
+    Args:
+        sigma: softness in frames (finite, >= 0); SoftLoc §5.3 uses 7 s.
+        distance: ``"squared"`` or ``"log"``.
+        truncate: kernel radius in standard deviations.
+        smoothing_weight, smoothing_tau: the optional MS-TCN smoothing term.
+    """
+
+    _name = "SegmentationSLLLoss"
+
+    def __init__(self, sigma: float, *, distance: str = "squared", truncate: float = 4.0,
+                 smoothing_weight: float = 0.0, smoothing_tau: float = 4.0) -> None:
+        super().__init__(smoothing_weight, smoothing_tau)
+        self.sigma = check_sigma(self._name, sigma, None)
+        if math.isinf(self.sigma):
+            raise ValueError(f"{self._name}: `sigma` must be finite, got inf")
+        if distance not in _DISTANCES:
+            raise ValueError(
+                f"{self._name}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+        self.distance = distance
+        self.truncate = check_real(self._name, "truncate", truncate, positive=True)
+
+    def forward(self, logits: torch.Tensor, *, targets: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                step: int = 0) -> torch.Tensor:
+        """Mean loss of the batch; ``counts`` and ``step`` are unused."""
+        z, y = self._inputs(logits, targets, lengths)
+        per = _sll_per_frame(z, y, self.sigma, lengths, self.distance, self.truncate)
+        return _reduce_frames(per, lengths, "mean") + self._smoothing(z, lengths)
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma:g}, distance={self.distance!r}, " + super().extra_repr()
+
+
+class SegmentationSoftLocLoss(_SegmentationLoss):
+    """L_SoftLoc = (1 − α(step))·L_SLL + α(step)·L_MC (:func:`segmentation_softloc_loss`).
+
+    Counts are the segments per class of ``targets`` unless ``counts`` is passed.
+
+    Args:
+        sigma: softness in frames (finite, >= 0).
+        alpha: a constant α in [0, 1] or an :class:`softloc.losses.AlphaSchedule` (run from
+            the ``step`` argument of :meth:`forward`).
+        k_max: absorbing top bin of the count distribution.
+        distance, truncate: as :class:`SegmentationSLLLoss`.
+        smoothing_weight, smoothing_tau: the optional MS-TCN smoothing term.
+    """
+
+    _name = "SegmentationSoftLocLoss"
+
+    def __init__(self, sigma: float, *, alpha: float | AlphaSchedule = 0.1, k_max: int = 16,
+                 distance: str = "squared", truncate: float = 4.0,
+                 smoothing_weight: float = 0.0, smoothing_tau: float = 4.0) -> None:
+        super().__init__(smoothing_weight, smoothing_tau)
+        fn = self._name
+        self.sigma = check_sigma(fn, sigma, None)
+        if math.isinf(self.sigma):
+            raise ValueError(f"{fn}: `sigma` must be finite, got inf")
+        if not isinstance(alpha, AlphaSchedule):
+            alpha = AlphaSchedule.constant(check_unit_float(fn, "alpha", alpha))
+        self.alpha = alpha
+        self.k_max = check_int(fn, "k_max", k_max, minimum=1)
+        if distance not in _DISTANCES:
+            raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+        self.distance = distance
+        self.truncate = check_real(fn, "truncate", truncate, positive=True)
+
+    def forward(self, logits: torch.Tensor, *, targets: torch.Tensor | None = None,
+                counts: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
+                step: int = 0) -> torch.Tensor:
+        """Mean loss of the batch at optimiser step ``step`` (drives α)."""
+        z, y = self._inputs(logits, targets, lengths)
+        if counts is not None:
+            counts = check_counts(self._name, counts, (z.shape[1], z.shape[2]))
+        step = check_int(self._name, "step", step, minimum=0)
+        loss = _softloc(z, y, self.sigma, self.alpha(step), self.k_max, counts, lengths,
+                        self.distance, self.truncate)
+        return loss + self._smoothing(z, lengths)
+
+    def extra_repr(self) -> str:
+        return (f"sigma={self.sigma:g}, alpha={self.alpha}, k_max={self.k_max}, "
+                f"distance={self.distance!r}, " + super().extra_repr())
