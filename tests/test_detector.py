@@ -248,6 +248,12 @@ def test_a_new_input_stage_plugs_in_without_changing_the_detector(monkeypatch):
     x[0, 42] = 5.0  # one event at frame 42 = 4.2 s
     events = det.detect(x)
     assert [(round(t, 6), lab) for t, lab, _ in events] == [(4.2, "E")]
+    calls = []
+    model_forward = det.model.forward
+    det.model.forward = lambda x, lengths=None: calls.append(x.shape) or model_forward(x, lengths)
+    det.probabilities(x)
+    # windows of 3 s and hops of 1 s at the stage's 10 frames/s: 30 frames, 8 windows
+    assert sum(shape[0] for shape in calls) == 8 and {s[-1] for s in calls} == {30}
     with pytest.raises(ValueError, match="has no test-time augmentation"):
         det.with_settings(tta_factors=(0.9,)).detect(x)
 

@@ -59,7 +59,6 @@ from softloc.data.layout import load_dataset
 from softloc.decode import Events, stitch_windows, threshold_events
 from softloc.features import load_audio, mel_power, resample
 from softloc.inference.model_file import read_model_file, resolve_model_path
-from softloc.models.build import window_frames
 from softloc.timebase import duration_frames, n_covering_windows
 
 __all__ = [
@@ -174,7 +173,7 @@ class InputStage:
         """p(t) ``(class, frames)`` of the whole input: windows of ``data.window_s`` every
         ``inference.hop_s`` (:func:`file_probabilities`)."""
         cfg = self.config
-        w = window_frames(cfg)
+        w = duration_frames(cfg.data.window_s, self.frame_rate)
         hop = duration_frames(cfg.inference.hop_s, self.frame_rate)
         return file_probabilities(
             model, features, window_frames=w, hop_frames=min(hop, w),
