@@ -1,16 +1,26 @@
-"""The ``softloc`` command line: argument parsing only; every command calls one Python function.
+"""The ``softloc`` command line: all argument parsing; every command calls one documented function.
 
-==================  ===============================================================
-command             Python API
-==================  ===============================================================
-``train``           :func:`softloc.train.train`
-``detect``          :class:`softloc.inference.Detector` + :func:`softloc.inference.detect_to_folder`
-``evaluate``        :func:`softloc.inference.evaluate_folders`
-``plot``            :func:`softloc.plots.plot_detection`
-``data synth-drums``:func:`softloc.data.synthesize_drum_dataset`
-``demo``            :func:`softloc.experiments.drums.run_demo`
-``experiment NAME`` ``softloc.experiments.<NAME>.register_cli``
-==================  ===============================================================
+==============================  ====================================================================
+command                         Python API
+==============================  ====================================================================
+``train``                       :func:`softloc.training.train`
+``detect``                      :class:`softloc.inference.Detector` +
+                                :func:`softloc.inference.detect_to_folder`
+``evaluate``                    :func:`softloc.evaluation.evaluate_folders`
+``plot``                        :func:`softloc.plots.plot_detection`
+``data synth-drums``            :func:`softloc.data.synthesize_drum_dataset`
+``demo``                        :func:`softloc.experiments.drums.run_demo`
+``experiment drums``            :func:`softloc.experiments.drums.run_experiment`
+``experiment robustness``       :func:`softloc.experiments.robustness.run_robustness`
+``experiment softness-sweep``   :func:`softloc.experiments.softness_sweep.run_softness_sweep`
+``experiment digits``           :func:`softloc.experiments.digits.run_digits`
+==============================  ====================================================================
+
+Start-up cost: ``softloc --help`` and ``softloc --version`` import nothing beyond the standard
+library and :mod:`softloc._version`. Each command's arguments are defined by an ``_add_<command>``
+function that may import what the command describes (loss names, presets); :func:`main` calls only
+the one of the command given on the command line (the others get a one-line stub for the overview),
+and each ``_cmd_<command>`` imports its Python API when it runs.
 
 ``main(argv)`` returns the exit status: 0 on success, 2 for usage errors (argparse), 1 for errors a
 user can fix (bad files, bad values), printed as ``softloc <command>: error: <message>``.
@@ -19,31 +29,26 @@ user can fix (bad files, bad values), printed as ``softloc <command>: error: <me
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from softloc import __version__
+from softloc._version import __version__
 
-__all__ = ["main", "build_parser", "EXPERIMENT_MODULES"]
+__all__ = ["main", "build_parser", "COMMANDS", "EXPERIMENTS"]
 
-#: Experiment modules that may add a ``softloc experiment <name>`` sub-command through a
-#: ``register_cli(subparsers)`` function. A module that is absent is skipped.
-EXPERIMENT_MODULES = (
-    "softloc.experiments.drums",
-    "softloc.experiments.robustness",
-    "softloc.experiments.digits",
-)
+_Adder = Callable[[argparse.ArgumentParser], None]
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
+# --------------------------------------------------------------------------- train
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
     from softloc.config import LOSS_NAMES
 
-    p = sub.add_parser(
-        "train",
-        help="train a detector on a dataset folder",
-        description="Train a detector from counts (LoCo) or timestamps (SoftLoc, BCE) and write a "
-        "run folder (config.yaml, model.pt, metrics.json, checkpoints/, logs/).",
+    p.description = (
+        "Train a detector from counts (LoCo) or timestamps (SoftLoc, BCE) and write a run folder "
+        "(config.yaml, model.pt, metrics.json, checkpoints/, logs/)."
     )
     p.add_argument("--data", required=True, type=Path, help="dataset folder (generic layout)")
     p.add_argument("--labels", required=True, choices=("counts", "onsets", "mixed"),
@@ -60,9 +65,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="training loss (default: the preset's, loco for drums)")
     p.add_argument("--preset", default="drums", help="configuration preset (default: drums)")
     p.add_argument("--config", type=Path, help="YAML run configuration (instead of --preset)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value by dotted path, e.g. train.learning_rate=1e-3 "
-                   "(repeatable)")
+    _add_set(p, "override a config value by dotted path, e.g. train.learning_rate=1e-3 "
+                "(repeatable)")
     p.add_argument("--softness-ms", type=float, help="SoftLoc softness sigma in milliseconds")
     p.add_argument("--label-noise", metavar="SPEC",
                    help="perturb training timestamps, e.g. normal:100ms (needs --labels onsets)")
@@ -83,7 +87,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from softloc.config import apply_overrides, load_config, load_preset
-    from softloc.train import train
+    from softloc.training import train
 
     if args.resume:
         saved = args.out / "config.yaml"
@@ -137,12 +141,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_detect(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "detect",
-        help="detect events in audio files",
-        description="Detect events in audio files (or a dataset split) and write one "
-        "<stem>.txt ('<seconds>\\t<label>'), <stem>.json or <stem>.mid per file.",
+# --------------------------------------------------------------------------- detect, evaluate, plot
+
+
+def _add_detect(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Detect events in audio files (or a dataset split) and write one "
+        "<stem>.txt ('<seconds>\\t<label>'), <stem>.json or <stem>.mid per file."
     )
     p.add_argument("inputs", nargs="*", type=Path, help="audio files and/or folders")
     p.add_argument("--model", type=Path,
@@ -176,12 +181,10 @@ def _cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="score detections against reference annotations",
-        description="Match <stem>.txt detections to <stem>.txt references per class "
-        "(mir_eval matching) and print P/R/F1, timing error and count metrics.",
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Match <stem>.txt detections to <stem>.txt references per class (mir_eval matching) and "
+        "print P/R/F1, timing error and count metrics."
     )
     p.add_argument("--ref", required=True, type=Path, help="reference annotation folder")
     p.add_argument("--est", required=True, type=Path, help="detection folder")
@@ -192,8 +195,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from softloc.config import atomic_write_text
-    from softloc.inference import evaluate_folders
+    from softloc._io import atomic_write_text
+    from softloc.evaluation import evaluate_folders
     from softloc.metrics import format_table, results_to_json
 
     results = evaluate_folders(
@@ -205,18 +208,17 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_plot(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "plot",
-        help="LoCo Fig. 1: spectrogram, p(t), count distribution over time",
-        description="Plot the spectrogram, p(t) per class, the count distribution Y(k, t) "
-        "evolving over time and the reference events of one audio excerpt.",
+def _add_plot(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Plot the spectrogram, p(t) per class, the count distribution Y(k, t) evolving over time "
+        "and the reference events of one audio excerpt."
     )
-    p.add_argument("audio", type=Path, help="audio file")
+    p.add_argument("audio", type=Path,
+                   help="audio file (an image file for an image model, e.g. a digits run)")
     p.add_argument("--model", type=Path, help="run folder (default: the shipped drum model)")
     p.add_argument("--annotations", type=Path, help="reference annotation file")
     p.add_argument("--start", type=float, default=0.0, help="excerpt start in seconds")
-    p.add_argument("--duration", type=float, default=4.0, help="excerpt length in seconds")
+    p.add_argument("--duration", type=float, help="excerpt length in seconds (default 4)")
     p.add_argument("--out", required=True, type=Path, help="figure file (.png, .pdf, .svg)")
     p.set_defaults(func=_cmd_plot)
 
@@ -234,8 +236,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_data(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="dataset tools")
+# --------------------------------------------------------------------------- data, demo
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="COMMAND", required=True)
     s = dsub.add_parser(
         "synth-drums",
@@ -268,12 +272,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="synth data -> train from counts -> detect -> evaluate (make demo)",
-        description="Generate the built-in drum data, train LoCo from counts only, detect on "
-        "the test kits, evaluate; writes DIR/metrics.json and DIR/demo.png.",
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Generate the built-in drum data, train LoCo from counts only, detect on the test kits, "
+        "evaluate; writes DIR/metrics.json and DIR/demo.png."
     )
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
@@ -289,23 +291,289 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_experiments(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("experiment", help="paper experiments (softloc experiment NAME --help)")
-    esub = p.add_subparsers(dest="experiment", metavar="NAME", required=True)
-    for name in EXPERIMENT_MODULES:
+# --------------------------------------------------------------------------- experiment drums
+
+
+def _add_set(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def _add_exp_drums(p: argparse.ArgumentParser) -> None:
+    from softloc.config import LOSS_NAMES
+
+    p.description = (
+        "LoCo §6 / SoftLoc §5.1.2 on the built-in synthetic drums (or --data): train from counts "
+        "or (noisy) timestamps, detect on the test split, evaluate at +-50 ms."
+    )
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--data", type=Path, help="use this dataset instead of generating one")
+    p.add_argument("--preset", default="drums")
+    p.add_argument("--labels", choices=("counts", "onsets"), default="counts")
+    p.add_argument("--loss", choices=LOSS_NAMES)
+    p.add_argument("--label-noise", metavar="SPEC", help="e.g. normal:50ms (with --labels onsets)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int)
+    _add_set(p, "config override, e.g. train.learning_rate=1e-3 (repeatable)")
+    p.add_argument("--n-train-files", type=int, default=40,
+                   help="training files of the generated data (default 40)")
+    p.add_argument("--export", type=Path, help="copy the trained model.pt here")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_exp_drums)
+
+
+def _cmd_exp_drums(args: argparse.Namespace) -> int:
+    from softloc.experiments.drums import DemoSize, run_experiment
+
+    run_experiment(
+        args.out,
+        preset=args.preset,
+        labels=args.labels,
+        loss=args.loss,
+        label_noise=args.label_noise,
+        data_root=args.data,
+        size=DemoSize(n_train_files=args.n_train_files),
+        seed=args.seed,
+        max_steps=args.max_steps,
+        overrides=tuple(args.set),
+        overwrite=args.overwrite,
+        export=args.export,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- robustness, sweep
+
+
+def _parse_list(option: str, text: str, cast: type) -> list:
+    """``"0,25,50"`` -> ``[0.0, 25.0, 50.0]`` (with ``cast=float``); errors name the option."""
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"{option}: expected a comma-separated list, got {text!r}")
+    out = []
+    for t in items:
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:
-                continue  # an optional experiment that is not installed
-            raise
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(esub)
+            out.append(cast(t))
+        except ValueError:
+            raise ValueError(f"{option}: cannot read {t!r} as {cast.__name__}; got {text!r}") \
+                from None
+    return out
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (sub-commands included)."""
+def _parse_range(option: str, text: str) -> tuple[float, float]:
+    values = _parse_list(option, text, float)
+    if len(values) != 2:
+        raise ValueError(f"{option}: expected LOW,HIGH in ms, got {values}")
+    return values[0], values[1]
+
+
+def _parse_loss_sets(items: Sequence[str]) -> dict[str, list[str]]:
+    """``["bce:train.learning_rate=2e-3", ...]`` -> ``{"bce": ["train.learning_rate=2e-3"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        loss, sep, override = str(item).partition(":")
+        if not sep or not loss.strip() or "=" not in override:
+            raise ValueError(f"--loss-set {item!r}: expected 'LOSS:dotted.key=value'")
+        out.setdefault(loss.strip(), []).append(override.strip())
+    return out
+
+
+def _add_noise_study(p: argparse.ArgumentParser) -> None:
+    from softloc.experiments.robustness import NOISE_KINDS
+
+    p.add_argument("--data", required=True, type=Path,
+                   help="dataset folder (generic layout, with splits/ and annotations)")
+    p.add_argument("--out", required=True, type=Path, help="experiment folder (reruns resume)")
+    p.add_argument("--preset", default="drums", help="configuration preset (default: drums)")
+    p.add_argument("--noise", default="normal", choices=NOISE_KINDS,
+                   help="misalignment model of the train/valid labels (default: normal)")
+    p.add_argument("--skew-shape", type=float, default=-2.0,
+                   help="shape of skew-normal noise (default -2)")
+    p.add_argument("--max-steps", type=int, help="training steps per run (default: preset's)")
+    p.add_argument("--threads", type=int, help="torch CPU threads per run")
+    _add_set(p, "config override for every run, e.g. train.learning_rate=1e-3")
+    p.add_argument("--progress", action="store_true", help="show training progress bars")
+
+
+def _add_exp_robustness(p: argparse.ArgumentParser) -> None:
+    from softloc.experiments.robustness import LOSSES
+
+    p.description = (
+        "Train one model per (loss, noise sigma, seed) on perturbed train/valid timestamps, score "
+        "it on the clean test split; writes OUT/results.csv, results.md and robustness.png. "
+        "Rerunning skips finished cells. Losses: "
+        + "; ".join(f"{k}: {v.description}" for k, v in LOSSES.items())
+    )
+    _add_noise_study(p)
+    p.add_argument("--sigmas", default="0,25,50,100,150,200",
+                   help="noise magnitudes in ms, comma-separated (default 0,25,50,100,150,200)")
+    p.add_argument("--losses", default="softloc,bce,smoothed-bce,bootstrap,sll,loco",
+                   help=f"comma-separated, from: {','.join(LOSSES)}")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    p.add_argument("--loss-set", action="append", default=[], metavar="LOSS:KEY=VALUE",
+                   help="config override for the runs of one loss only, e.g. "
+                   "bce:train.learning_rate=2e-3 (repeatable)")
+    p.set_defaults(func=_cmd_exp_robustness)
+
+
+def _cmd_exp_robustness(args: argparse.Namespace) -> int:
+    from softloc.experiments.robustness import run_robustness
+
+    run_robustness(
+        args.data, args.out, preset=args.preset, noise=args.noise,
+        sigmas_ms=_parse_list("--sigmas", args.sigmas, float),
+        losses=_parse_list("--losses", args.losses, str), seeds=args.seeds,
+        max_steps=args.max_steps, overrides=tuple(args.set),
+        loss_overrides=_parse_loss_sets(args.loss_set), skew_shape=args.skew_shape,
+        threads=args.threads, progress=args.progress,
+    )
+    return 0
+
+
+def _add_exp_sweep(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Train SoftLoc at random (label noise sigma, softness) pairs and draw the F1 surface "
+        "smoothed by a Gaussian Nadaraya-Watson regression; writes OUT/sweep.csv and "
+        "OUT/softness_sweep.png. Rerunning with more --runs adds runs."
+    )
+    _add_noise_study(p)
+    p.add_argument("--runs", type=int, default=20, help="number of random pairs (default 20)")
+    p.add_argument("--sigma-range", default="0,100", help="noise sigma range in ms (0,100)")
+    p.add_argument("--softness-range", default="0,150", help="softness range in ms (0,150)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pairs and of training")
+    p.add_argument("--bandwidth", type=float, default=15.0,
+                   help="Nadaraya-Watson bandwidth in ms (default 15)")
+    p.set_defaults(func=_cmd_exp_sweep)
+
+
+def _cmd_exp_sweep(args: argparse.Namespace) -> int:
+    from softloc.experiments.softness_sweep import run_softness_sweep
+
+    run_softness_sweep(
+        args.data, args.out, preset=args.preset, noise=args.noise, n_runs=args.runs,
+        sigma_range_ms=_parse_range("--sigma-range", args.sigma_range),
+        softness_range_ms=_parse_range("--softness-range", args.softness_range), seed=args.seed,
+        max_steps=args.max_steps, overrides=tuple(args.set), bandwidth_ms=args.bandwidth,
+        skew_shape=args.skew_shape, threads=args.threads, progress=args.progress,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- digits
+
+# (flag, DigitsConfig field, type, help)
+_DIGITS_OPTIONS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
+    ("--seed", "seed", int, "random seed (default 0)"),
+    ("--max-steps", "max_steps", int, "training steps (sklearn default 2000)"),
+    ("--batch-size", "batch_size", int, "canvases per step (sklearn default 32)"),
+    ("--learning-rate", "learning_rate", float, "Adam learning rate (default 2e-3)"),
+    ("--granularity", "granularity_px", int, "Hilbert cell size / stride in px (default 8)"),
+    ("--window", "window_px", int, "window side in px (sklearn 16, mnist 32)"),
+    ("--canvas", "canvas_px", int, "canvas side in px (sklearn 64, mnist 128)"),
+    ("--digit-size", "digit_px", int, "digit side in px (sklearn 16, mnist 28)"),
+    ("--max-digits", "max_digits", int, "most digits per canvas (sklearn 4, mnist 8)"),
+    ("--min-digits", "min_digits", int, "fewest digits per canvas (default 1)"),
+    ("--conv-preset", "conv_preset", str, "conv layers (default compact)"),
+    ("--threshold", "threshold", float, "detection threshold on p (default 0.5)"),
+    ("--tolerance", "match_tolerance_px", float, "matching tolerance in px (default: digit size)"),
+    ("--test-canvases", "n_test_canvases", int, "test canvases (default 500)"),
+    ("--tsne-digits", "n_tsne", int, "test digits in the t-SNE plot (default 450; 0 = no plot)"),
+    ("--threads", "threads", int, "torch CPU threads (default: torch's choice)"),
+)
+
+#: What ``softloc experiment digits`` prints from the results.
+_DIGITS_SUMMARY = ("recognition_accuracy", "centre_distance_px", "granularity_px",
+                   "detection_precision", "detection_recall", "detection_f1", "count_accuracy",
+                   "train_time_s", "total_time_s")
+
+
+def _add_exp_digits(p: argparse.ArgumentParser) -> None:
+    from softloc.experiments.digits import SOURCES
+    from softloc.models.digits import CONV_PRESETS
+
+    p.description = (
+        "Train a conv + LSTM detector on canvases of random digits from digit counts only "
+        "(LoCo §8), then report recognition accuracy, detection P/R/F1, mean centre distance and "
+        "count accuracy; writes results.json, detections.png and tsne.png."
+    )
+    p.add_argument("--source", choices=SOURCES, default="sklearn",
+                   help="digit source: built-in sklearn 8x8 digits or MNIST IDX files")
+    p.add_argument("--mnist-dir", default=None, metavar="DIR",
+                   help="folder with the MNIST IDX files (for --source mnist)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder (must be new or empty)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow a non-empty --out folder (files of the same name are replaced)")
+    for flag, field, typ, help_text in _DIGITS_OPTIONS:
+        if field == "conv_preset":
+            p.add_argument(flag, dest=field, choices=sorted(CONV_PRESETS), default=None,
+                           help=help_text)
+            continue
+        metavar = "PX" if field.endswith("_px") else ("N" if typ is int else "X")
+        p.add_argument(flag, dest=field, type=typ, default=None, metavar=metavar, help=help_text)
+    p.set_defaults(func=_cmd_exp_digits)
+
+
+def _digits_config(args: argparse.Namespace):  # -> softloc.experiments.digits.DigitsConfig
+    """The digits configuration of parsed ``experiment digits`` options (unset flags: defaults)."""
+    from softloc.experiments.digits import default_config
+
+    if args.source == "mnist" and not args.mnist_dir:
+        raise ValueError("--source mnist needs --mnist-dir DIR (the folder of the IDX files)")
+    overrides = {field: getattr(args, field) for _, field, _, _ in _DIGITS_OPTIONS
+                 if getattr(args, field) is not None}
+    return default_config(args.source, mnist_dir=args.mnist_dir, out_dir=args.out, **overrides)
+
+
+def _cmd_exp_digits(args: argparse.Namespace) -> int:
+    from softloc.experiments.digits import run_digits
+
+    results = run_digits(_digits_config(args), overwrite=args.overwrite)
+    for key in _DIGITS_SUMMARY:
+        value = results[key]
+        print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    print(f"{'written to':>24}: {args.out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- the parser
+
+#: ``softloc <command>``: name -> (one-line help, function adding the command's arguments).
+COMMANDS: dict[str, tuple[str, _Adder]] = {
+    "train": ("train a detector on a dataset folder", _add_train),
+    "detect": ("detect events in audio files", _add_detect),
+    "evaluate": ("score detections against reference annotations", _add_evaluate),
+    "plot": ("LoCo Fig. 1: spectrogram, p(t), count distribution over time", _add_plot),
+    "data": ("dataset tools", _add_data),
+    "demo": ("synth data -> train from counts -> detect -> evaluate (make demo)", _add_demo),
+    "experiment": ("paper experiments (softloc experiment NAME --help)", lambda p: None),
+}
+
+#: ``softloc experiment <name>``: name -> (one-line help, function adding its arguments).
+EXPERIMENTS: dict[str, tuple[str, _Adder]] = {
+    "drums": ("drum experiment on built-in data: synth -> train -> detect -> evaluate",
+              _add_exp_drums),
+    "robustness": ("SoftLoc Fig. 5 / Table 1: F1 vs label noise for several losses",
+                   _add_exp_robustness),
+    "softness-sweep": ("SoftLoc Fig. 6: F1 over random (noise sigma, softness) pairs, NW heat "
+                       "map", _add_exp_sweep),
+    "digits": ("LoCo §8: digit detection along a Hilbert curve, trained from counts",
+               _add_exp_digits),
+}
+
+
+def _positionals(argv: Sequence[str]) -> list[str]:
+    """The leading words of ``argv`` that are not options (the command and its sub-command)."""
+    return [a for a in argv if not a.startswith("-")][:2]
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``softloc``.
+
+    Args:
+        argv: the command line about to be parsed. Only the command (and experiment) named in it
+            get their arguments, so that their imports happen only when needed; the others are
+            one-line stubs listed by ``--help``. ``None``: every command in full.
+    """
+    words = None if argv is None else _positionals(argv)
     parser = argparse.ArgumentParser(
         prog="softloc",
         description="Train event detectors from weak labels (counts: LoCo; misaligned "
@@ -313,32 +581,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"softloc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _add_train(sub)
-    _add_detect(sub)
-    _add_evaluate(sub)
-    _add_plot(sub)
-    _add_data(sub)
-    _add_demo(sub)
-    _add_experiments(sub)
+    for name, (help_text, add) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if words is None or words[:1] == [name]:
+            add(p)
+    experiment = sub.choices["experiment"]
+    esub = experiment.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    for name, (help_text, add) in EXPERIMENTS.items():
+        p = esub.add_parser(name, help=help_text, description=help_text)
+        if words is None or words == ["experiment", name]:
+            add(p)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the ``softloc`` command line; returns the exit status."""
+def _command_name(args: argparse.Namespace) -> str:
+    for extra in ("data_command", "experiment"):
+        if getattr(args, extra, None):
+            return f"{args.command} {getattr(args, extra)}"
+    return str(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``softloc`` command line; returns the exit status (0, 1 user error, 2 usage)."""
     import warnings
 
     # Lightning 2.6 on torch 2.13 warns about a torch-internal API on import; not actionable.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+    except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        command = args.command if args.command != "data" else f"data {args.data_command}"
-        print(f"softloc {command}: error: {err}", file=sys.stderr)
+        print(f"softloc {_command_name(args)}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,0 +1,515 @@
+"""The machinery shared by the label-noise studies (:mod:`.robustness`, :mod:`.softness_sweep`).
+
+A study trains runs on timestamps misaligned by a ``softloc.noise`` model and scores each on the
+clean test split. This module holds what every such study needs, in the order a study uses it:
+
+1. :data:`LOSSES`: how each loss name trains (run configuration, α schedule) and decodes;
+   :func:`cell_config` turns a base configuration into the configuration of one run.
+2. :func:`prepare_study`: loads and checks the dataset (fixed splits, annotations for every
+   stem), guards the experiment folder (``experiment.json``: a rerun with other settings is
+   refused) and caches the features of the validation and test files (``OUT/cache/``).
+3. :func:`noisy_labels`: the perturbed train/valid annotation folder of one (noise, σ, seed),
+   written once (``OUT/labels/``) and shared by every loss.
+4. :func:`train_and_score`: trains one run (``softloc.training.train``), calibrates its decoder's time
+   offset on the NOISY validation labels and scores the clean test split (±50 ms, mir_eval
+   matching); the Lightning checkpoints are deleted afterwards (``model.pt`` is kept).
+5. :func:`read_rows`, :func:`write_rows`: the resumable results table (CSV, rewritten atomically
+   after every run; a rerun skips the runs already in it).
+
+Protocol (SoftLoc §5.1.2, facts §2.6-2.7): train and validation timestamps are perturbed, test
+labels stay clean; the noise is drawn once per file from a seed derived from (noise, σ, seed), so
+every loss sees the SAME noisy labels: paired comparisons. Every run keeps its last checkpoint
+(validation runs once, at the end): the original code never selected checkpoints, and selecting on
+noisy validation F1 with a decoder that does not fit the loss would favour some baselines
+arbitrarily.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from softloc._io import atomic_write_text
+from softloc.config import RunConfig, apply_overrides, load_preset
+
+__all__ = [
+    "LossSpec",
+    "LOSSES",
+    "NOISE_KINDS",
+    "SCORE_COLUMNS",
+    "StudySetup",
+    "fmt_ms",
+    "noise_spec",
+    "cell_config",
+    "decode",
+    "prepare_study",
+    "noisy_labels",
+    "train_and_score",
+    "result_columns",
+    "read_rows",
+    "write_rows",
+    "as_float",
+]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """How one loss name of a study trains and decodes.
+
+    Attributes:
+        loss: ``loss.name`` of the run configuration (``softloc.config.LOSS_NAMES``).
+        alpha: ``"schedule"`` (SoftLoc's α ramp, rescaled to the run length) or a constant α
+            (``None`` when the loss has no α).
+        decoder: ``"threshold"`` (one event per run of p > ``inference.threshold``, SoftLoc's own
+            decoding), ``"peaks"`` (local maxima of p above 0.5, for peak-normalised heat maps),
+            ``"peaks-normalized"`` (local maxima of p / max Φ_σ above 0.35: sum-normalised heat
+            maps, facts §5.4) or ``"mass-peaks"`` (local maxima of the probability mass within
+            ±50 ms above 0.5: the "simple threshold-based peak picking" of the SLL ablation).
+        softness_ms: σ of the loss's Gaussian in ms (``None``: the preset's ``loss.softness_ms``).
+        description: one line for the table.
+    """
+
+    loss: str
+    alpha: str | float | None
+    decoder: str
+    softness_ms: float | None
+    description: str
+
+
+#: Loss names of a study -> training configuration and decoder (SoftLoc §5.1, Table 1).
+LOSSES: dict[str, LossSpec] = {
+    "softloc": LossSpec("softloc", "schedule", "threshold", None,
+                        "SoftLoc (1-α)·L_SLL + α·L_MC, softness from the preset (eq. 4)"),
+    "bce": LossSpec("bce", None, "threshold", None,
+                    "frame-wise cross-entropy on the exact (noisy) frames (eq. 5)"),
+    "smoothed-bce": LossSpec("smoothed-bce", None, "peaks", 25.0,
+                             "cross-entropy on Gaussian-smeared targets (peak 1, σ 25 ms) + "
+                             "peak picking (Hawthorne smoothed)"),
+    "one-sided": LossSpec("one-sided", None, "peaks-normalized", None,
+                          "squared error to Φ_σ∗y, labels smoothed only (classical heuristic)"),
+    "bootstrap": LossSpec("bootstrap", None, "threshold", None,
+                          "soft bootstrapping, β = 0.95 (Reed et al. 2014)"),
+    "sll": LossSpec("softloc", 0.0, "mass-peaks", None,
+                    "ablation: L_SLL only (α = 0) + threshold peak picking on the local mass"),
+    "mc": LossSpec("softloc", 1.0, "threshold", None,
+                   "ablation: L_MC only (α = 1, = LoCo on counts of the noisy labels)"),
+    "loco": LossSpec("loco", None, "threshold", None,
+                     "LoCo: counts of the (noisy) labels only"),
+}
+
+#: Noise kinds; the σ of a study is the magnitude (σ, δ or the skew-normal scale).
+NOISE_KINDS = ("normal", "rounded-normal", "binary", "shift", "skew-normal")
+
+#: Score columns of every results row, after the study's own columns; per-class
+#: precision/recall/F1 follow (:func:`result_columns`).
+SCORE_COLUMNS = ("steps", "precision", "recall", "f1", "f1_class_mean", "f1_mass", "n_ref",
+                 "n_est", "time_offset_s", "train_s", "run")
+
+_PEAK_THRESHOLD = 0.5
+_NORMALIZED_PEAK_THRESHOLD = 0.35  # facts §5.4 (piano one-sided decoder)
+_MASS_HALF_WINDOW_S = 0.05
+
+
+def fmt_ms(value: float) -> str:
+    """``100.0`` -> ``"100"``: a magnitude in ms as written in file and folder names."""
+    return f"{value:g}"
+
+
+def noise_spec(kind: str, magnitude_ms: float, *, skew_shape: float = -2.0) -> str:
+    """The ``softloc.noise`` spec of a grid point, e.g. ``noise_spec("normal", 100)`` ->
+    ``"normal:100ms"``; ``skew-normal`` takes ``skew_shape`` (default −2, the time-series one).
+
+    Raises:
+        ValueError: unknown ``kind`` or a negative magnitude.
+    """
+    if kind not in NOISE_KINDS:
+        raise ValueError(f"noise_spec: `kind` must be one of {NOISE_KINDS}, got {kind!r}")
+    if not (isinstance(magnitude_ms, int | float) and magnitude_ms >= 0):
+        raise ValueError(f"noise_spec: `magnitude_ms` must be a number >= 0, got {magnitude_ms!r}")
+    if kind == "skew-normal":
+        return f"skew-normal:{skew_shape:g}:{fmt_ms(magnitude_ms)}ms"
+    return f"{kind}:{fmt_ms(magnitude_ms)}ms"
+
+
+def _alpha_overrides(spec: LossSpec, max_steps: int) -> list[str]:
+    if spec.alpha is None:
+        return []
+    if spec.alpha == "schedule":
+        # The drum schedule (facts §4.2: α 0.2 until 1/3 of the run, 0.9 from 4/5 on, start
+        # 30k and ramp 100k of 150k steps) rescaled to this run's length.
+        return ["loss.alpha_min=0.2", "loss.alpha_max=0.9",
+                f"loss.alpha_start_step={round(0.2 * max_steps)}",
+                f"loss.alpha_ramp_steps={max(1, round(2 * max_steps / 3))}"]
+    a = float(spec.alpha)
+    return [f"loss.alpha_min={a}", f"loss.alpha_max={a}"]
+
+
+def cell_config(base: RunConfig, loss: str, *, seed: int, softness_ms: float | None = None,
+                threads: int | None = None, loss_overrides: Sequence[str] = ()) -> RunConfig:
+    """The run configuration of one study run: ``base`` with the loss of :data:`LOSSES`.
+
+    Args:
+        base: the study's base configuration (preset + overrides; its ``train.max_steps`` sets
+            the α schedule's length).
+        loss: a name of :data:`LOSSES`.
+        seed: training seed.
+        softness_ms: SoftLoc softness (default: the loss's, else the preset's).
+        threads: torch CPU threads (default: the preset's).
+        loss_overrides: ``dotted.key=value`` overrides applied last.
+
+    Returns:
+        the configuration; validation runs once, at the end, and the time offset is calibrated
+        by the study (on noisy labels), not by training.
+
+    Raises:
+        ValueError: unknown ``loss`` or a bad override.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"cell_config: unknown loss {loss!r}; expected one of {', '.join(LOSSES)}")
+    spec = LOSSES[loss]
+    steps = base.train.max_steps
+    extra = [f"loss.name={spec.loss}", f"train.seed={seed}",
+             # validate once, at the end: the last checkpoint is kept (see module docstring)
+             f"train.val_every_n_steps={steps}",
+             "inference.calibrate_offset=false"]
+    extra += _alpha_overrides(spec, steps)
+    soft = softness_ms if softness_ms is not None else spec.softness_ms
+    if soft is not None:
+        extra.append(f"loss.softness_ms={soft}")
+    if threads is not None:
+        extra.append(f"train.num_threads={threads}")
+    return apply_overrides(base, extra + list(loss_overrides))
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+@dataclass
+class StudySetup:
+    """What :func:`prepare_study` found: folders, base configuration, dataset, feature store."""
+
+    out: Path
+    data_root: Path
+    base: RunConfig
+    index: Any
+    store: Any
+    classes: tuple[str, ...]
+    train_stems: list[str]
+    valid_stems: list[str]
+    test_events: dict
+
+
+def _check_dataset(fn: str, data_root: Path, index: Any) -> None:
+    for split in ("train", "test"):
+        if not index.splits[split]:
+            raise ValueError(f"{fn}: {data_root}: the {split} split is empty")
+    stems = [s for split in ("train", "valid", "test") for s in index.splits[split]]
+    missing = [s for s in stems if not index.has_events(s)]
+    if missing:
+        raise ValueError(
+            f"{fn}: {data_root}/annotations/ has no file for {missing[:5]}; the study perturbs "
+            "and scores timestamps, so every train/valid/test stem needs one"
+        )
+
+
+def _guard_settings(fn: str, out: Path, settings: dict) -> None:
+    """Write ``experiment.json``, or refuse a folder holding a study with other settings."""
+    marker = out / "experiment.json"
+    if not marker.is_file():
+        atomic_write_text(marker, json.dumps(settings, indent=2) + "\n")
+        return
+    old = json.loads(marker.read_text())
+    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+    if diff:
+        k = diff[0]
+        raise ValueError(
+            f"{fn}: {out} holds an experiment with other settings ({k}: {old.get(k)!r} there, "
+            f"{settings.get(k)!r} now); use a new --out, or the same settings to resume"
+        )
+
+
+def prepare_study(fn: str, data_root: str | Path, out_dir: str | Path, *, preset: str,
+                  max_steps: int | None, overrides: Sequence[str], settings: dict) -> StudySetup:
+    """Load and check the dataset, guard ``out_dir``, cache the valid/test features.
+
+    Args:
+        fn: the calling function's name, for error messages.
+        data_root: dataset in the generic layout with ``splits/`` and annotations for every stem.
+        out_dir: the study folder (created).
+        preset, max_steps, overrides: the base configuration.
+        settings: the study's own settings, stored in ``experiment.json`` with the data folder,
+            preset, steps and overrides.
+
+    Raises:
+        ValueError: no ``splits/``, an empty train/test split, a stem without annotations, an
+            ``out_dir`` holding a study with other settings.
+    """
+    from softloc.data import load_dataset, prepare_features
+
+    data_root = Path(data_root).resolve()
+    out = Path(out_dir).resolve()
+    base = load_preset(preset)
+    extra = list(overrides) + ([f"train.max_steps={max_steps}"] if max_steps is not None else [])
+    base = apply_overrides(base, extra)
+    if not (data_root / "splits").is_dir():
+        raise ValueError(
+            f"{fn}: {data_root}/splits/ not found; the study needs fixed train/valid/test splits "
+            "(splits/train.txt, valid.txt, test.txt) so every run is scored on the same files"
+        )
+    index = load_dataset(data_root, labels=base.classes or None)
+    _check_dataset(fn, data_root, index)
+    out.mkdir(parents=True, exist_ok=True)
+    _guard_settings(fn, out, dict(settings, data=str(data_root), preset=preset,
+                                  max_steps=base.train.max_steps, overrides=list(overrides)))
+    train_stems, valid_stems = list(index.splits["train"]), list(index.splits["valid"])
+    test_stems = list(index.splits["test"])
+    store = prepare_features(index, base.features, cache_dir=out / "cache",
+                             stems=valid_stems + test_stems, rate_factors=(1.0,))
+    test_events = {s: list(index.events[s] or []) for s in test_stems}
+    return StudySetup(out, data_root, base, index, store, tuple(index.classes), train_stems,
+                      valid_stems, test_events)
+
+
+# --------------------------------------------------------------------------- noisy labels
+
+
+def _noise_rng(kind: str, sigma_ms: float, seed: int) -> np.random.Generator:
+    # Stable across runs and Python versions (no hash()): the bytes of the spec.
+    key = [seed, int(round(sigma_ms * 1000))] + list(kind.encode())
+    return np.random.default_rng(key)
+
+
+def _write_noisy_labels(index: Any, stems: Sequence[str], folder: Path, *, spec: str,
+                        rng: np.random.Generator, frame_rate: float) -> None:
+    """Perturbed annotation files for ``stems`` in ``folder`` (all or none: temp + rename)."""
+    from softloc.data.layout import write_annotation_file
+    from softloc.noise import parse_noise, perturb_events
+
+    if (folder / ".complete").is_file():
+        return
+    model = parse_noise(spec, frame_rate=frame_rate)
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for stem in stems:
+        events = index.events[stem]
+        labels = [lab for _, lab in events]
+        duration = float(index.durations_s[stem])
+        times = np.clip(np.array([t for t, _ in events], dtype=np.float64), 0.0, duration)
+        moved, moved_labels = perturb_events(times, labels, model=model, duration_s=duration,
+                                             seed=rng)
+        write_annotation_file(tmp / f"{stem}.txt", list(zip(moved.tolist(), moved_labels or [],
+                                                            strict=True)))
+    (tmp / ".complete").write_text(spec + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def noisy_labels(setup: StudySetup, kind: str, sigma_ms: float, seed: int, *,
+                 skew_shape: float = -2.0) -> Path:
+    """The folder ``OUT/labels/<kind><σ>ms_seed<seed>`` of perturbed train/valid annotations.
+
+    Written once (all files or none) and reused: every loss of a study sees the same labels.
+    """
+    spec = noise_spec(kind, sigma_ms, skew_shape=skew_shape)
+    folder = setup.out / "labels" / f"{kind}{fmt_ms(sigma_ms)}ms_seed{seed}"
+    _write_noisy_labels(setup.index, setup.train_stems + setup.valid_stems, folder, spec=spec,
+                        rng=_noise_rng(kind, sigma_ms, seed),
+                        frame_rate=setup.base.features.frame_rate)
+    return folder
+
+
+# --------------------------------------------------------------------------- decoding + scoring
+
+
+def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float):
+    from softloc.decode import pick_peaks, threshold_events
+    from softloc.losses import gaussian_kernel
+    from softloc.timebase import ms_to_frames
+
+    fr = config.features.frame_rate
+    min_dist = max(1, round(config.inference.min_distance_s * fr))
+    if decoder == "threshold":
+        return threshold_events(probs, threshold=config.inference.threshold, frame_rate=fr,
+                                time_offset_s=offset_s, min_distance_frames=min_dist)
+    if decoder == "peaks":
+        return pick_peaks(probs, threshold=_PEAK_THRESHOLD, frame_rate=fr,
+                          time_offset_s=offset_s, min_distance_frames=min_dist)
+    if decoder == "peaks-normalized":
+        sigma = ms_to_frames(config.loss.softness_ms, fr)
+        peak = float(gaussian_kernel(sigma).max()) if sigma > 0 else 1.0
+        return pick_peaks(probs / peak, threshold=_NORMALIZED_PEAK_THRESHOLD, frame_rate=fr,
+                          time_offset_s=offset_s, min_distance_frames=min_dist)
+    if decoder == "mass-peaks":
+        from scipy.ndimage import uniform_filter1d
+
+        half = max(1, round(ms_to_frames(1000 * _MASS_HALF_WINDOW_S, fr)))
+        mass = uniform_filter1d(probs, size=2 * half + 1, axis=1, mode="constant") * (2 * half + 1)
+        return pick_peaks(mass, threshold=_PEAK_THRESHOLD, frame_rate=fr,
+                          time_offset_s=offset_s, min_distance_frames=min_dist)
+    raise ValueError(f"unknown decoder {decoder!r}")
+
+
+def decode(probs: np.ndarray, loss: str, config: RunConfig, *, time_offset_s: float = 0.0):
+    """Events of ``probs`` ``(class, time)`` by the decoder of ``LOSSES[loss]``.
+
+    Returns:
+        :class:`softloc.decode.Events` (times shifted by ``time_offset_s``).
+    """
+    return _decode(probs, LOSSES[loss].decoder, config, time_offset_s)
+
+
+def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events: dict,
+                   test_events: dict, classes: Sequence[str]) -> dict:
+    """Calibrate ``decoder``'s offset on the (noisy) validation labels, score the test files."""
+    from softloc.inference import calibrate_time_offset
+    from softloc.metrics import evaluate
+
+    offset = 0.0
+    if valid_events:
+        est, ref = [], []
+        for stem, events in valid_events.items():
+            per_class = _decode(probs[stem], decoder, config, 0.0).per_class()
+            for c, label in enumerate(classes):
+                est.append(np.clip(per_class[c], 0.0, None))
+                ref.append(np.array([t for t, lab in events if lab == label]))
+        offset = calibrate_time_offset(est, ref)
+    estimate = {}
+    for stem in test_events:
+        events = _decode(probs[stem], decoder, config, offset).labelled(classes)
+        estimate[stem] = [(max(0.0, t), lab) for t, lab in events]
+    result = evaluate(test_events, estimate, classes=list(classes))
+    result["time_offset_s"] = offset
+    return result
+
+
+def _score_run(run_dir: Path, spec: LossSpec, *, store: Any, valid_events: dict, test_events: dict,
+               classes: Sequence[str]) -> dict:
+    """Scores of the loss's decoder; the local-mass decoder's as ``result["mass"]``: whether the
+    probability mass sits at the events, whatever the shape of the peaks (a diagnostic for
+    models whose outputs are not yet sharp, e.g. short SoftLoc runs)."""
+    import torch
+
+    from softloc.inference import Detector
+
+    detector = Detector.load(run_dir)
+    config = detector.config
+    probs = {stem: np.clip(detector.probabilities_from_mel(torch.as_tensor(store.get(stem, 1.0))),
+                           0.0, 1.0) for stem in list(valid_events) + list(test_events)}
+    kwargs = dict(valid_events=valid_events, test_events=test_events, classes=classes)
+    result = _score_decoder(probs, spec.decoder, config, **kwargs)
+    mass = result if spec.decoder == "mass-peaks" else _score_decoder(probs, "mass-peaks",
+                                                                        config, **kwargs)
+    result["mass"] = mass
+    return result
+
+
+def _row_from_result(result: dict, classes: Sequence[str]) -> dict:
+    o = result["overall"]
+    row: dict[str, Any] = {
+        "precision": o["precision"], "recall": o["recall"], "f1": o["f1"],
+        "f1_class_mean": o["f1_class_mean"], "n_ref": o["n_ref"], "n_est": o["n_est"],
+        "time_offset_s": round(float(result["time_offset_s"]), 4),
+        "f1_mass": result["mass"]["overall"]["f1"],
+    }
+    for c in classes:
+        g = result["per_class"][c]
+        row[f"precision_{c}"] = g["precision"]
+        row[f"recall_{c}"] = g["recall"]
+        row[f"f1_{c}"] = g["f1"]
+    return row
+
+
+def train_and_score(setup: StudySetup, config: RunConfig, loss: str, *, labels_dir: Path,
+                    run_dir: Path, progress: bool) -> dict:
+    """Train one run on ``labels_dir``, score it; returns the score columns of its results row.
+
+    An unfinished ``run_dir`` of an interrupted study is replaced. The time offset of the loss's
+    decoder is calibrated on the noisy validation labels; the clean test split is scored at
+    ±50 ms. The Lightning checkpoints are deleted afterwards (``model.pt`` holds the final
+    weights; the checkpoints are ~10x larger per run).
+    """
+    from softloc.data.layout import read_annotation_file
+    from softloc.training import train
+
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # an unfinished run of an interrupted study (not in the csv)
+    t0 = time.perf_counter()
+    result = train(config, data_root=setup.data_root, out_dir=run_dir, labels="onsets",
+                   annotations=labels_dir, progress=progress, cache_dir=setup.out / "cache")
+    train_s = time.perf_counter() - t0
+    valid_events = {s: read_annotation_file(labels_dir / f"{s}.txt") for s in setup.valid_stems}
+    scored = _score_run(run_dir, LOSSES[loss], store=setup.store, valid_events=valid_events,
+                        test_events=setup.test_events, classes=setup.classes)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return {"steps": result.metrics.get("steps", ""), "train_s": round(train_s, 1),
+            **_row_from_result(scored, setup.classes)}
+
+
+# --------------------------------------------------------------------------- results table
+
+
+def result_columns(first: Sequence[str], classes: Sequence[str]) -> list[str]:
+    """The columns of a results CSV: ``first`` (the study's own), :data:`SCORE_COLUMNS`, then
+    ``precision_<c>``, ``recall_<c>``, ``f1_<c>`` per class."""
+    per_class = [f"{k}_{c}" for c in classes for k in ("precision", "recall", "f1")]
+    return list(first) + list(SCORE_COLUMNS) + per_class
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def write_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
+    """Write the results CSV atomically (floats with 6 significant digits, NaN as empty)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_fmt_value(row.get(c, "")) for c in columns])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_rows(path: Path, columns: Sequence[str]) -> list[dict]:
+    """The rows of a results CSV (values as strings); ``[]`` when there is no file yet.
+
+    Raises:
+        ValueError: other columns than ``columns`` (naming ``path:1``), a short or long line.
+    """
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != list(columns):
+            raise ValueError(
+                f"{path}:1: columns {header} do not match this experiment's {list(columns)}; "
+                "use a new --out"
+            )
+        rows = []
+        for lineno, values in enumerate(reader, start=2):
+            if len(values) != len(columns):
+                raise ValueError(f"{path}:{lineno}: expected {len(columns)} fields, got "
+                                 f"{len(values)}")
+            rows.append(dict(zip(columns, values, strict=True)))
+    return rows
+
+
+def as_float(v: Any) -> float:
+    """A CSV cell as a float; NaN for an empty or unreadable cell."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,111 @@
+"""Label-noise study machinery: loss table -> run configs, noise specs, decoders, results CSV."""
+
+import numpy as np
+import pytest
+
+from softloc.config import LOSS_NAMES, apply_overrides, load_preset
+from softloc.experiments.noise_study import (
+    LOSSES,
+    NOISE_KINDS,
+    cell_config,
+    decode,
+    noise_spec,
+    read_rows,
+    result_columns,
+    write_rows,
+)
+from softloc.losses import AlphaSchedule
+from softloc.noise import parse_noise
+
+
+def test_every_loss_maps_to_a_known_config_and_alpha():
+    n = 300
+    base = apply_overrides(load_preset("demo"), [f"train.max_steps={n}"])
+    missing = [name for name, spec in LOSSES.items() if spec.loss not in LOSS_NAMES]
+    assert not missing, f"losses {missing} are not in softloc.config.LOSS_NAMES"
+    for name, spec in LOSSES.items():
+        cfg = cell_config(base, name, seed=3)
+        assert cfg.loss.name == spec.loss and cfg.train.seed == 3
+        assert cfg.train.val_every_n_steps == n
+        sched = AlphaSchedule(start=cfg.loss.alpha_start_step, ramp=cfg.loss.alpha_ramp_steps,
+                              floor=cfg.loss.alpha_min, ceiling=cfg.loss.alpha_max)
+        if name == "sll":
+            assert sched(0) == sched(n) == 0.0
+        elif name == "mc":
+            assert sched(0) == sched(n) == 1.0
+        elif name == "softloc":
+            # the drum schedule (0.2 up to 1/3 of the run, 0.9 from 4/5) rescaled to n steps
+            assert sched(0) == sched(n // 3) == pytest.approx(0.2)
+            assert sched(int(0.8 * n)) == pytest.approx(0.9)
+            assert sched(int(0.55 * n)) == pytest.approx(0.2 + 0.7 * (0.55 - 1 / 3) / (0.8 - 1 / 3),
+                                                          abs=0.01)
+        if spec.softness_ms is not None:
+            assert cfg.loss.softness_ms == spec.softness_ms
+    with pytest.raises(ValueError, match=r"cell_config: unknown loss 'focal'"):
+        cell_config(base, "focal", seed=0)
+
+
+def test_cell_config_applies_softness_threads_and_overrides_last():
+    base = load_preset("demo")
+    cfg = cell_config(base, "smoothed-bce", seed=1, softness_ms=40.0, threads=2,
+                      loss_overrides=["train.learning_rate=0.002", "loss.softness_ms=30"])
+    assert cfg.train.num_threads == 2 and cfg.train.learning_rate == 0.002
+    assert cfg.loss.softness_ms == 30.0  # the override comes after the explicit softness
+    assert cell_config(base, "smoothed-bce", seed=1, softness_ms=40.0).loss.softness_ms == 40.0
+    assert cell_config(base, "bce", seed=1).train.learning_rate == base.train.learning_rate
+
+
+def test_noise_specs_parse_for_every_kind():
+    for kind in NOISE_KINDS:
+        model = parse_noise(noise_spec(kind, 50.0), frame_rate=200.0)
+        assert type(model).__name__.lower().startswith(kind.replace("-", "")[:5])
+    assert noise_spec("skew-normal", 20, skew_shape=-2) == "skew-normal:-2:20ms"
+    assert noise_spec("normal", 100.0) == "normal:100ms"
+    with pytest.raises(ValueError, match=r"noise_spec: `kind` must be one of"):
+        noise_spec("uniform", 10)
+    with pytest.raises(ValueError, match=r"noise_spec: `magnitude_ms` must be a number >= 0"):
+        noise_spec("normal", -1)
+
+
+def test_decoders_find_spikes_heat_maps_and_dispersed_mass():
+    cfg = load_preset("demo")
+    fr = cfg.features.frame_rate
+    t = 400
+    spikes = np.zeros((1, t))
+    spikes[0, [50, 200]] = 0.9
+    assert decode(spikes, "softloc", cfg).frames.tolist() == [50, 200]
+    # mass spread as 0.25 over 4 frames: no frame passes a threshold, the local mass (1.0) does
+    spread = np.zeros((1, t))
+    spread[0, 98:102] = 0.25
+    assert len(decode(spread, "bce", cfg)) == 0
+    ev = decode(spread, "sll", cfg)
+    assert len(ev) == 1 and abs(int(ev.frames[0]) - 99.5) <= 1.5
+    # a peak-1 Gaussian heat map -> one peak at its centre; the offset is added to the times
+    heat = np.exp(-0.5 * ((np.arange(t) - 300) / 5.0) ** 2)[None]
+    ev = decode(heat, "smoothed-bce", cfg, time_offset_s=0.01)
+    assert ev.frames.tolist() == [300]
+    assert ev.times_s[0] == pytest.approx(300 / fr + 0.01)
+    # a sum-normalised Gaussian of the preset's softness peaks far below 0.5; the one-sided
+    # decoder rescales it by the kernel's peak (1 / (sqrt(2 pi) sigma)) before picking
+    sigma = cfg.loss.softness_ms / 1000 * fr
+    norm = np.exp(-0.5 * ((np.arange(t) - 120) / sigma) ** 2)[None] / (np.sqrt(2 * np.pi) * sigma)
+    assert norm.max() < 0.35
+    assert decode(norm, "one-sided", cfg).frames.tolist() == [120]
+
+
+def test_results_csv_round_trips_and_rejects_other_columns(tmp_path):
+    columns = result_columns(("loss", "seed"), ("KD", "SD"))
+    assert columns == ["loss", "seed", "steps", "precision", "recall", "f1", "f1_class_mean",
+                       "f1_mass", "n_ref", "n_est", "time_offset_s", "train_s", "run",
+                       "precision_KD", "recall_KD", "f1_KD", "precision_SD", "recall_SD",
+                       "f1_SD"]
+    path = tmp_path / "r.csv"
+    write_rows(path, columns, [{"loss": "bce", "seed": 0, "f1": 1 / 3, "recall": float("nan")}])
+    rows = read_rows(path, columns)
+    assert rows[0]["loss"] == "bce" and rows[0]["f1"] == "0.333333" and rows[0]["recall"] == ""
+    assert read_rows(tmp_path / "none.csv", columns) == []
+    with pytest.raises(ValueError, match=r"r.csv:1: columns .* do not match"):
+        read_rows(path, columns[:-1])
+    path.write_text(",".join(columns) + "\nbce,0\n")
+    with pytest.raises(ValueError, match=rf"r.csv:2: expected {len(columns)} fields, got 2"):
+        read_rows(path, columns)
