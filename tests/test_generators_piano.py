@@ -353,6 +353,13 @@ def test_fluidr3_render_starts_sounding_at_the_measured_onset(tmp_path):
         assert np.abs(audio[: int(0.5 * sr)]).max() == 0.0  # nothing before the note-on
         assert np.abs(audio[: on - int(0.001 * sr)]).max() < 0.2 * peak
         assert np.abs(audio[on: on + int(0.004 * sr)]).max() > 0.1 * peak
+    # in a piece each note starts exactly as it does alone: the render is the sum of the
+    # isolated notes (so a piece's labels are the isolated notes' measured onsets)
+    a, b = Note(0.1, 0.6, 60, 90), Note(0.3037, 0.8, 67, 70)
+    both = renderer.render([a, b], instrument=inst, duration_s=1.0, sample_rate=sr)
+    alone = [renderer.render([n], instrument=inst, duration_s=1.0, sample_rate=sr)
+             for n in (a, b)]
+    assert np.abs(both - alone[0] - alone[1]).max() < 1e-3 * np.abs(both).max()
     idx = synthesize_piano_dataset(tmp_path / "ds", seed=1, soundfonts=[FLUID], minutes=0.05,
                                    valid_minutes=0.0, test_minutes=0.05, file_duration_s=3.0,
                                    cache_dir=tmp_path / "cache")
