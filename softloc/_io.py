@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from softloc._version import __version__
+
 __all__ = [
     "atomic_write",
     "atomic_write_text",
@@ -35,10 +37,29 @@ __all__ = [
 
 
 def current_umask() -> int:
-    """The process umask (read without changing it for longer than one call)."""
+    """The process umask.
+
+    Read from ``/proc/self/status`` where the kernel reports it (Linux >= 4.7), which changes
+    nothing; elsewhere set and restored at once (another thread creating a file in between
+    would get the temporary mask 0o022).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _exists(path: Path) -> FileExistsError:
+    return FileExistsError(
+        f"{path}: already exists; not overwriting it (overwrite=True, or --overwrite on the "
+        "command line, replaces it)"
+    )
 
 
 def _publish(tmp: str, path: Path, *, overwrite: bool, mode: int | None) -> None:
@@ -50,15 +71,11 @@ def _publish(tmp: str, path: Path, *, overwrite: bool, mode: int | None) -> None
         # link() fails if `path` exists, atomically: no check-then-rename race between writers.
         os.link(tmp, path)
     except FileExistsError:
-        raise FileExistsError(
-            f"{path}: already exists; not overwriting it (pass --overwrite to replace it)"
-        ) from None
+        raise _exists(path) from None
     except OSError:
         # File systems without hard links: fall back to a checked rename.
         if path.exists():
-            raise FileExistsError(
-                f"{path}: already exists; not overwriting it (pass --overwrite to replace it)"
-            ) from None
+            raise _exists(path) from None
         os.replace(tmp, path)
         return
     os.unlink(tmp)
@@ -85,9 +102,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, overwrite: bool = 
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     if not overwrite and path.exists():
-        raise FileExistsError(
-            f"{path}: already exists; not overwriting it (pass --overwrite to replace it)"
-        )
+        raise _exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -107,7 +122,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, overwrite: bool = 
 
 
 def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> None:
-    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically; see :func:`atomic_write`."""
+    """Write ``text`` (UTF-8, newlines as given) to ``path`` atomically (:func:`atomic_write`)."""
     with atomic_write(path, "w", overwrite=overwrite) as f:
         f.write(text)
 
@@ -120,7 +135,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
 
 def atomic_save(path: str | os.PathLike, writer: Callable[[IO[bytes]], None], *,
                 overwrite: bool = True) -> None:
-    """Call ``writer(binary_file)`` (e.g. ``lambda f: torch.save(obj, f)``) and publish atomically."""
+    """Call ``writer(binary_file)`` (``lambda f: torch.save(obj, f)``), publish atomically."""
     with atomic_write(path, "wb", overwrite=overwrite) as f:
         writer(f)
 
@@ -136,9 +151,7 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 150,
 
 
 def provenance() -> dict[str, str]:
-    """Versions of softloc, Python and the main libraries that are already imported (never imports)."""
-    from softloc._version import __version__
-
+    """Versions of softloc, Python and the main libraries already imported (imports nothing)."""
     out = {"softloc": __version__, "python": platform.python_version()}
     for name in ("torch", "numpy", "lightning", "scipy", "mir_eval", "sklearn"):
         mod = sys.modules.get(name)

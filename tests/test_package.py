@@ -1,0 +1,132 @@
+"""Tests of the package surface: lazy top-level names, light imports, layering without cycles."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import softloc
+
+ROOT = Path(softloc.__file__).parent
+#: The maths core: never imports the layers above it.
+CORE = ("_checks", "_io", "_version", "timebase", "counting", "losses", "noise", "decode",
+        "metrics", "features", "hilbert", "smoothing")
+UPPER = ("data", "training", "inference", "experiments", "cli", "config", "models", "plots",
+         "evaluation")
+
+
+def _loaded_after(code: str, names: list[str]) -> dict[str, bool]:
+    """Run ``code`` in a fresh interpreter; which of ``names`` are in sys.modules then."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps({{n: n in sys.modules for n in {names}}}))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT.parent)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_softloc_loads_no_torch():
+    loaded = _loaded_after("import softloc; softloc.__version__", ["torch", "numpy"])
+    assert loaded == {"torch": False, "numpy": False}
+
+
+def test_import_counting_stays_light():
+    heavy = ["mir_eval", "soundfile", "lightning", "matplotlib", "yaml", "scipy.signal",
+             "numba", "softloc.inference", "softloc.models", "softloc.data", "softloc.losses",
+             "softloc.training"]
+    loaded = _loaded_after("import softloc.counting", heavy)
+    assert [name for name, is_loaded in loaded.items() if is_loaded] == []
+
+
+def test_core_modules_never_load_the_layers_above():
+    code = "\n".join(f"import softloc.{m}" for m in CORE)
+    loaded = _loaded_after(code, [f"softloc.{m}" for m in UPPER] + ["lightning"])
+    assert [name for name, is_loaded in loaded.items() if is_loaded] == []
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """softloc modules imported at module level (not under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue  # type-only imports never run
+            if isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith("softloc"))
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module.startswith("softloc"):
+                    found.add(node.module)
+                    # `from softloc.pkg import sub` may import the submodule `softloc.pkg.sub`
+                    found.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, (ast.If, ast.Try)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        deps = {d for d in _module_level_imports(path) if d in modules and d != name}
+        # importing a submodule runs its packages' __init__ first
+        deps |= {p for d in deps for p in _parents(d) if p in modules}
+        # ... except the module's own packages, which are already initialising when it runs
+        graph[name] = deps - set(_parents(name)) - {name}
+    return graph
+
+
+def _parents(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def test_core_has_no_import_cycle():
+    graph = _import_graph()
+    core = {n for n in graph if n == "softloc" or n.split(".")[1] in CORE}
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def dfs(node: str, stack: list[str]) -> bool:
+        state[node] = 1
+        for dep in sorted(graph[node] & core):
+            if state.get(dep) == 1:
+                cycle.extend(stack[stack.index(dep):] + [dep])
+                return True
+            if dep not in state and dfs(dep, stack + [dep]):
+                return True
+        state[node] = 2
+        return False
+
+    for node in sorted(core):
+        if node not in state and dfs(node, [node]):
+            break
+    assert not cycle, " -> ".join(cycle)
+
+
+def test_public_names_resolve_lazily_and_are_listed():
+    assert softloc.__all__[0] == "__version__"
+    assert len(set(softloc.__all__)) == len(softloc.__all__)
+    import importlib
+
+    for name in softloc.__all__[1:]:
+        module = importlib.import_module(softloc._EXPORTS[name])  # noqa: SLF001 - own module
+        assert getattr(softloc, name) is getattr(module, name), name
+    assert set(softloc.__all__) <= set(dir(softloc))
+    with pytest.raises(AttributeError, match="module 'softloc' has no attribute 'nothing'"):
+        _ = softloc.nothing  # noqa: B018
