@@ -219,7 +219,8 @@ def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, resum
         warnings.filterwarnings("ignore", message=".*val_dataloader.*")
         if valid_loader is None and data.valid_files:
             # F1 on whole files only: one empty batch so that validation runs at all
-            valid_loader = DataLoader([{}], batch_size=1, collate_fn=lambda b: b[0])
+            valid_loader = DataLoader([{}], batch_size=1,  # type: ignore[arg-type]
+                                      collate_fn=lambda b: b[0])
         trainer.fit(module, train_loader, valid_loader,
                     ckpt_path=last if resume and last.is_file() else None)
     return trainer, checkpoint

@@ -297,7 +297,7 @@ def make_loaders(data: TrainingData) -> tuple[DataLoader, DataLoader | None]:
     """The training loader (``max_steps * batch_size`` windows drawn with replacement, seeded)
     and the validation loader (``None`` without validation windows)."""
     d, t = data.config.data, data.config.train
-    sampler = RandomSampler(data.train_set, replacement=True,
+    sampler = RandomSampler(data.train_set, replacement=True,  # type: ignore[arg-type]
                             num_samples=t.max_steps * d.batch_size)
     train_loader = DataLoader(
         data.train_set,

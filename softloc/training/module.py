@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from softloc.counting import count_distribution
+from softloc.losses.registry import EventLoss
 
 __all__ = ["EventModule", "OptimSettings", "cosine_factor"]
 
@@ -105,7 +106,7 @@ class EventModule(L.LightningModule):
     def __init__(
         self,
         model: nn.Module,
-        loss: nn.Module,
+        loss: EventLoss,
         *,
         optim: OptimSettings,
         count_k_max: int | None = None,
@@ -124,7 +125,7 @@ class EventModule(L.LightningModule):
                 "(build it with softloc.losses.registry.build_loss)"
             )
         self.model = model
-        self.loss = loss
+        self.loss: EventLoss = loss
         self.optim = optim
         self.count_k_max = count_k_max
         self.validator = validator
@@ -145,8 +146,9 @@ class EventModule(L.LightningModule):
                 f"EventModule: the loss needs batch keys {sorted(self.loss.requires)}; "
                 f"the batch has no {missing[0]!r}"
             )
-        optional = getattr(self.loss, "optional", frozenset())
-        labels = {k: batch[k] for k in self.loss.requires | {k for k in optional if k in batch}}
+        optional: frozenset[str] = getattr(self.loss, "optional", frozenset())
+        keys = set(self.loss.requires) | {k for k in optional if k in batch}
+        labels = {k: batch[k] for k in keys}
         return self.loss(logits, lengths=batch.get("lengths"), step=int(self.global_step),
                          **labels)
 
