@@ -1,4 +1,4 @@
-"""softloc.data.generators.piano (+ piano_music): sound-onset labels, layout, piano split."""
+"""data.generators.piano (+ piano_music, soundfonts): sound-onset labels, layout, piano split."""
 
 from __future__ import annotations
 
@@ -14,15 +14,7 @@ import soundfile as sf
 from softloc.data.formats import read_annotation_file, read_counts_csv, read_split_file
 from softloc.data.generators.piano import (
     PIANO_LABELS,
-    RESERVED_SOUNDFONTS,
-    TABLE_VELOCITIES,
-    Instrument,
-    discover_soundfonts,
-    is_reserved_soundfont,
-    measure_sound_onset,
-    onset_delay_table,
     plan_instruments,
-    soundfont_family,
     synthesize_piano_dataset,
 )
 from softloc.data.generators.piano_music import (
@@ -30,6 +22,17 @@ from softloc.data.generators.piano_music import (
     excerpt,
     generate_performance,
     sounding_notes,
+)
+from softloc.data.generators.soundfonts import (
+    RESERVED_SOUNDFONTS,
+    TABLE_VELOCITIES,
+    Instrument,
+    TinySoundFontRenderer,
+    discover_soundfonts,
+    is_reserved_soundfont,
+    measure_sound_onset,
+    onset_delay_table,
+    soundfont_family,
 )
 from softloc.data.midi import Note, read_maps_notes
 
@@ -336,8 +339,6 @@ def test_excerpt_keeps_presses_inside_and_retimes():
 
 @pytest.mark.skipif(not FLUID.is_file(), reason="needs Debian fluid-soundfont-gm")
 def test_fluidr3_render_starts_sounding_at_the_measured_onset(tmp_path):
-    from softloc.data.generators.piano import TinySoundFontRenderer
-
     sr = 44100
     renderer = TinySoundFontRenderer(sr)
     inst = Instrument(str(FLUID), 0, "grand")
