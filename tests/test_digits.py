@@ -19,6 +19,7 @@ from softloc.data.digits import (
     read_idx,
 )
 from softloc.hilbert import image_to_patches, sequence_centres_px
+from softloc.models import build_model, model_spec
 from softloc.models.digits import CONV_PRESETS, DigitDetector
 
 # ------------------------------------------------------------------------------------------------
@@ -329,12 +330,14 @@ def _tiny(**kw):
     return DigitDetector(**args)
 
 
-def test_detector_maps_images_to_class_by_time_probabilities():
+def test_detector_maps_images_to_class_by_time_logits():
     m = _tiny()
-    p = m(torch.rand(3, 1, 32, 32))
-    assert p.shape == (3, 10, 16) and m.n_steps == 16
-    assert p.dtype == torch.float32 and bool(((p > 0) & (p < 1)).all())
-    assert len(sequence_centres_px(32, 8)) == p.shape[-1]
+    z = m(torch.rand(3, 1, 32, 32))
+    assert z.shape == (3, 10, 16) and m.n_steps == 16
+    assert z.dtype == torch.float32 and bool(torch.isfinite(z).all())
+    assert len(sequence_centres_px(32, 8)) == z.shape[-1]
+    # logits, not probabilities: the N(0, 1) head spreads them beyond [0, 1]
+    assert bool((z < 0).any())
 
 
 def test_output_bias_sets_the_initial_probability():
@@ -342,8 +345,8 @@ def test_output_bias_sets_the_initial_probability():
     with torch.no_grad():
         for mod in (m.hidden, m.out):
             mod.weight.zero_()
-    p = m(torch.rand(2, 1, 32, 32))
-    torch.testing.assert_close(p, torch.full_like(p, float(torch.sigmoid(torch.tensor(-20.0)))))
+    z = m(torch.rand(2, 1, 32, 32))
+    torch.testing.assert_close(z, torch.full_like(z, -20.0))
 
 
 @pytest.mark.parametrize("batch_norm", [False, True])
@@ -375,7 +378,7 @@ def test_skipping_blank_windows_is_exact():
     reference = m.encoder(image_to_patches(x, window_px=16, granularity_px=8).flatten(0, 1))
     reference = reference.flatten(1).reshape(2, 16, -1)
     h, _ = m.lstm(m.norm(reference))
-    expected = torch.sigmoid(m.out(torch.sigmoid(m.hidden(h)))).transpose(1, 2)
+    expected = m.out(torch.sigmoid(m.hidden(h))).transpose(1, 2)
     torch.testing.assert_close(m(x), expected)
     torch.testing.assert_close(m(torch.zeros(1, 1, 32, 32)), expected[1:])
 
@@ -411,11 +414,14 @@ def test_vgg13_preset_builds_on_mnist_sized_windows():
         assert m(torch.rand(1, 1, 32, 32)).shape == (1, 10, 4)
 
 
-def test_init_args_rebuild_the_same_model():
-    m = _tiny(window_px=16, output_bias=-3.0).eval()
-    clone = DigitDetector(
-        **{k: (tuple(v) if k == "window_px" else v) for k, v in m.init_args.items()}
-    )
+def test_name_and_arguments_rebuild_the_same_model():
+    m = build_model("digits", image_px=32, granularity_px=8, window_px=(16, 8),
+                    conv_channels=CONV_PRESETS["tiny"], lstm_units=6, hidden_units=5,
+                    output_bias=-3.0).eval()
+    name, args = model_spec(m)
+    assert name == "digits" and args["window_px"] == [16, 8]  # plain data, as a file stores it
+    clone = build_model(name, **args)
+    assert clone.window_px == (16, 8)
     clone.load_state_dict(m.state_dict())
     x = torch.rand(2, 1, 32, 32)
     torch.testing.assert_close(clone.eval()(x), m(x))
@@ -433,6 +439,8 @@ def test_detector_rejects_bad_input():
         m(torch.rand(32, 32))
     with pytest.raises(ValueError, match="same parity"):
         _tiny(window_px=9)
+    with pytest.raises(TypeError, match=r"`window_px` must be a positive int or a \(height"):
+        _tiny(window_px=(16, 0))
     with pytest.raises(ValueError, match="power of two"):
         _tiny(image_px=48)
     with pytest.raises(ValueError, match="conv_channels"):

@@ -3,7 +3,8 @@
 * ``model_file``: the one self-describing model file (``RUN/model.pt``): save, read, resolve;
 * ``detector``: :class:`Detector` (input stage -> windows -> network -> p(t) -> events) and the
   file/folder helpers of ``softloc detect``;
-* ``calibrate``: per-class thresholds and time offsets chosen on validation data.
+* ``calibrate``: per-class thresholds and time offsets chosen on validation data;
+* ``images``: the input stage of image networks read along a Hilbert curve (digits runs).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from softloc.inference.detector import (
     file_probabilities,
     make_input_stage,
 )
+from softloc.inference.images import HilbertImageInput, decode_detections, detections_px
 from softloc.inference.model_file import (
     FORMAT,
     FORMAT_VERSION,
@@ -40,6 +42,7 @@ from softloc.inference.model_file import (
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "HilbertImageInput",
     "INPUT_STAGES",
     "MODEL_FILE",
     "PRETRAINED_DRUMS",
@@ -53,7 +56,9 @@ __all__ = [
     "calibrate_from_timestamps",
     "calibrate_time_offset",
     "collect_audio_inputs",
+    "decode_detections",
     "detect_to_folder",
+    "detections_px",
     "file_probabilities",
     "load_model_file",
     "make_input_stage",

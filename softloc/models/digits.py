@@ -3,13 +3,14 @@
 The image is cut into windows centred on the cells of a Hilbert curve
 (:func:`softloc.hilbert.image_to_patches`); a VGG-style convolutional encoder turns every window
 into a feature vector (the representation part), an LSTM runs along the curve (the localization
-part) and a small fully connected head gives, per curve step and digit class, the probability
-p(t) that a digit is centred there. Trained from digit counts with the LoCo loss, detection and
-recognition emerge.
+part) and a small fully connected head gives, per curve step and digit class, the logit of the
+probability p(t) that a digit is centred there. Trained from digit counts with the LoCo loss,
+detection and recognition emerge.
 
-Conventions: images ``(batch, channel, image_px, image_px)`` -> probabilities
-``(batch, class, time)`` with ``time = (image_px / granularity_px) ** 2``; step ``t`` is centred on
-``softloc.hilbert.sequence_centres_px(image_px, granularity_px)[t]``.
+Conventions: images ``(batch, channel, image_px, image_px)`` -> LOGITS ``(batch, class, time)``
+(``torch.sigmoid`` gives p(t)) with ``time = (image_px / granularity_px) ** 2``; step ``t`` is
+centred on ``softloc.hilbert.sequence_centres_px(image_px, granularity_px)[t]``. Build it by name
+(``softloc.models.build_model("digits", ...)``) so that a model file can rebuild it.
 
 This module never imports Lightning or training code.
 """
@@ -17,14 +18,13 @@ This module never imports Lightning or training code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from torch import nn
 
 from softloc._checks import check_float, check_ndim, check_tensor
-from softloc.hilbert import _window_hw, grid_side, image_to_patches
-from softloc.models.crnn import init_loco_head
+from softloc.hilbert import grid_side, image_to_patches
+from softloc.models.heads import init_loco_head
 
 __all__ = ["CONV_PRESETS", "DigitDetector"]
 
@@ -38,6 +38,19 @@ CONV_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
     "compact": ((16,), (32,), (64,)),
     "tiny": ((4,), (8,)),
 }
+
+
+def _window_sides(fn: str, window_px: int | Sequence[int]) -> tuple[int, int]:
+    """``16`` or ``(16, 24)`` / ``[16, 24]`` (a model file stores lists) -> ``(height, width)``."""
+    sides = [window_px] if isinstance(window_px, int) else list(window_px)
+    if isinstance(window_px, str | bytes) or len(sides) not in (1, 2) or any(
+        isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in sides
+    ):
+        raise TypeError(
+            f"{fn}: `window_px` must be a positive int or a (height, width) pair of them, "
+            f"got {window_px!r}"
+        )
+    return sides[0], sides[-1]
 
 
 def _conv_blocks(
@@ -70,8 +83,8 @@ class DigitDetector(nn.Module):
         image_px: side of the (square) input images in pixels. Default 64.
         granularity_px: Hilbert cell size = stride between windows, in pixels; ``image_px /
             granularity_px`` must be a power of two. Default 8 (the paper's).
-        window_px: window side (int) or ``(height, width)`` in pixels, >= ``granularity_px`` with
-            the same parity. Default 16.
+        window_px: window side (int) or ``(height, width)`` (tuple or list) in pixels,
+            >= ``granularity_px`` with the same parity. Default 16.
         conv_channels: output channels of each conv layer, grouped by VGG block (a 2x2 max-pool
             ends every block), e.g. ``CONV_PRESETS["vgg13"]``. Default ``CONV_PRESETS["compact"]``.
         batch_norm: batch normalisation after every conv (VGG-13-BN style). Default False: then
@@ -81,11 +94,11 @@ class DigitDetector(nn.Module):
         hidden_units: width of the fully connected layer after the LSTM. Default 24 (the paper's).
         n_classes: number of digit classes (output channels). Default 10.
         in_channels: image channels. Default 1.
-        output_bias: initial pre-sigmoid output bias, e.g. ``count_prior_bias(time, omega)``
-            (LoCo eq. 15). Default 0.
+        output_bias: initial pre-sigmoid output bias, e.g.
+            ``softloc.models.prior_output_bias(time, omega)`` (LoCo eq. 15). Default 0.
 
     Shape:
-        ``images (batch, in_channels, image_px, image_px)`` -> ``(batch, n_classes, time)``.
+        ``images (batch, in_channels, image_px, image_px)`` -> logits ``(batch, n_classes, time)``.
 
     Notes:
         The paper gives the parts (VGG-13 conv layers, a 48-unit LSTM, a 24-node fully connected
@@ -103,7 +116,7 @@ class DigitDetector(nn.Module):
         *,
         image_px: int = 64,
         granularity_px: int = 8,
-        window_px: int | tuple[int, int] = 16,
+        window_px: int | Sequence[int] = 16,
         conv_channels: Sequence[Sequence[int]] = CONV_PRESETS["compact"],
         batch_norm: bool = False,
         lstm_units: int = 48,
@@ -116,7 +129,7 @@ class DigitDetector(nn.Module):
         super().__init__()
         fn = "DigitDetector"
         self.n_side = grid_side(image_px, granularity_px)
-        win_h, win_w = _window_hw(fn, window_px)
+        win_h, win_w = _window_sides(fn, window_px)
         if (
             min(win_h, win_w) < granularity_px
             or (win_h - granularity_px) % 2
@@ -138,19 +151,6 @@ class DigitDetector(nn.Module):
         self.n_classes = n_classes
         self.in_channels = in_channels
         self.batch_norm = batch_norm
-        self._init_args: dict[str, Any] = {
-            "image_px": image_px,
-            "granularity_px": granularity_px,
-            "window_px": [win_h, win_w],
-            "conv_channels": [list(b) for b in blocks],
-            "batch_norm": batch_norm,
-            "lstm_units": lstm_units,
-            "bidirectional": bidirectional,
-            "hidden_units": hidden_units,
-            "n_classes": n_classes,
-            "in_channels": in_channels,
-            "output_bias": float(output_bias),
-        }
         self.encoder, out_ch = _conv_blocks(in_channels, blocks, batch_norm)
         with torch.no_grad():
             probe = self.encoder(torch.zeros(1, in_channels, win_h, win_w))
@@ -171,11 +171,6 @@ class DigitDetector(nn.Module):
     def n_steps(self) -> int:
         """Sequence length ``time`` = number of Hilbert cells."""
         return self.n_side * self.n_side
-
-    @property
-    def init_args(self) -> dict[str, Any]:
-        """The constructor arguments (JSON/YAML-ready), to rebuild the model from a checkpoint."""
-        return dict(self._init_args)
 
     def encode(self, patches: torch.Tensor) -> torch.Tensor:
         """Representation of single windows: the flattened last conv map (LoCo Fig. 3).
@@ -210,8 +205,17 @@ class DigitDetector(nn.Module):
         out = blank.expand(flat.shape[0], -1).clone()  # (N, F)
         return out.index_put((nonblank.nonzero().squeeze(1),), coded)
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Pre-sigmoid outputs ``(batch, n_classes, time)``; see the class docstring."""
+    def forward(self, images: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of p(t) that a digit of each class is centred on step t.
+
+        Args:
+            images: ``(batch, in_channels, image_px, image_px)`` float images.
+            lengths: ignored (every image has ``n_steps`` steps); accepted so that the network
+                is called like every softloc network, ``model(inputs, lengths)``.
+
+        Shape:
+            ``(batch, in_channels, image_px, image_px)`` -> ``(batch, n_classes, time)``.
+        """
         fn = "DigitDetector"
         check_tensor(fn, "images", images)
         check_ndim(fn, "images", images, 4, "(batch, channel, height, width)")
@@ -235,11 +239,3 @@ class DigitDetector(nn.Module):
         h, _ = self.lstm(feats)  # (B, T, F) -> (B, T, H)
         z = self.out(torch.sigmoid(self.hidden(h)))  # (B, T, H) -> (B, T, C)
         return z.transpose(1, 2)  # (B, T, C) -> (B, C, T)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Probabilities p(t) that a digit of each class is centred on step t.
-
-        Shape:
-            ``(batch, in_channels, image_px, image_px)`` -> ``(batch, n_classes, time)``.
-        """
-        return torch.sigmoid(self.logits(images))
