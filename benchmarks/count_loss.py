@@ -131,7 +131,7 @@ def _loco(x, counts, k_max):
     return loco_loss(x, counts, k_max)
 
 
-def _inputs(shape, dtype, device, seed=0):
+def make_inputs(shape, dtype, device, seed=0):
     b, c, t_len, k_max = shape
     gen = torch.Generator().manual_seed(seed)
     # Logits around LoCo's prior bias plus noise; counts spread over 0..k_max (some in the tails).
@@ -159,7 +159,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
         b, c, t_len, k_max = shape
         huge = b * c * t_len >= HUGE or t_len >= LONG
         for dtype in dtypes:
-            probs, counts = _inputs(shape, dtype, device)
+            probs, counts = make_inputs(shape, dtype, device)
             reps = max(3, repeats // 5) if huge else repeats
             t_fused = _time(_fused, probs, counts, k_max, reps, warmup)
             t_loco = _time(_loco, probs, counts, k_max, reps, warmup)
@@ -190,7 +190,7 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
                     err_grad=err_grad, err_base=err_base,
                 )
             )  # fmt: skip
-            print(_row(rows[-1]), flush=True)
+            print(format_row(rows[-1]), flush=True)
     return rows
 
 
@@ -202,7 +202,7 @@ HEADER = (
 )
 
 
-def _row(r) -> str:
+def format_row(r) -> str:
     ratio = "—" if r["t_base"] is None else f"{r['t_base'] / r['t_fused']:.1f}×"
     ratio_loco = "—" if r["t_base"] is None else f"{r['t_base'] / r['t_loco']:.1f}×"
     return (

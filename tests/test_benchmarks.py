@@ -25,10 +25,10 @@ def test_count_loss_baseline_computes_the_same_loss_as_the_library():
     # The per-step loop is only a fair contender if it computes the same thing.
     import torch
 
-    from benchmarks.count_loss import _inputs, per_step_log_likelihood
+    from benchmarks.count_loss import make_inputs, per_step_log_likelihood
     from softloc.counting import count_log_likelihood
 
-    probs, counts = _inputs((4, 3, 60, 9), torch.float64, torch.device("cpu"))
+    probs, counts = make_inputs((4, 3, 60, 9), torch.float64, torch.device("cpu"))
     want = count_log_likelihood(probs, counts, 9, backend="reference")
     torch.testing.assert_close(per_step_log_likelihood(probs, counts, 9), want)
 
@@ -36,11 +36,9 @@ def test_count_loss_baseline_computes_the_same_loss_as_the_library():
 def test_count_loss_table_rows_have_the_header_columns():
     import torch
 
-    from benchmarks.count_loss import HEADER, run
+    from benchmarks.count_loss import HEADER, format_row, run
 
     rows = run([(2, 2, 30, 5)], [torch.float64], torch.device("cpu"), 1, 0, False)
     n_columns = HEADER.splitlines()[0].count("|")
-    from benchmarks.count_loss import _row
-
-    assert _row(rows[0]).count("|") == n_columns
+    assert format_row(rows[0]).count("|") == n_columns
     assert rows[0]["err_loss"] < 1e-12 and rows[0]["t_loco"] > 0
