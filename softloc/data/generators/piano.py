@@ -128,8 +128,12 @@ def plan_instruments(renderer: PianoRenderer, soundfonts: Sequence[str | os.Path
         instruments; ``how`` says which rule split them.
 
     Raises:
-        ValueError: no font, a reserved font, a font without any of the programs, or a split
-            left without an instrument.
+        ValueError: no font, or a split left without an instrument (the fonts lack the
+            programs).
+
+    Notes:
+        Fonts passed here are used as given: :func:`discover_soundfonts` is what never returns
+        a reserved font (an independent evaluation may render its own test set with one).
     """
     fn = "plan_instruments"
     fonts = [str(Path(f)) for f in soundfonts]
