@@ -149,14 +149,15 @@ def compress(audio: np.ndarray, *, sample_rate: int, threshold_db: float, ratio:
              makeup_db: float = 0.0) -> np.ndarray:
     """A feed-forward compressor: above ``threshold_db`` the level rises ``1 / ratio`` dB per dB.
 
-    The level is the RMS over ``attack_ms``; the gain reduction follows a rise at once and
-    recovers with a one-pole release of ``release_ms`` (the smaller of the instant and the
-    released reduction is applied, i.e. fast attack, slow release).
+    The level is the RMS over the last ``attack_ms`` (causal); the gain reduction follows a rise
+    at once and recovers with a one-pole release of ``release_ms`` (the smaller of the instant
+    and the released reduction is applied, i.e. fast attack, slow release).
     """
     x = _mono("compress", audio)
     ratio = check_real("compress", "ratio", ratio, minimum=1.0)
     win = max(1, int(attack_ms * sample_rate / 1000))
-    power = ndimage.uniform_filter1d(np.square(x, dtype=np.float64), win)
+    # causal: the mean over the last `win` samples (no look-ahead)
+    power = ndimage.uniform_filter1d(np.square(x, dtype=np.float64), win, origin=(win - 1) // 2)
     level = 10 * np.log10(np.maximum(power, 0.0) + 1e-20)  # the running sum can dip below 0
     gr = np.minimum(0.0, (threshold_db - level) * (1 - 1 / ratio))  # <= 0 dB
     a = 1 - np.exp(-1.0 / max(1.0, release_ms * sample_rate / 1000))
@@ -196,14 +197,17 @@ def _note_hz(midi: float) -> float:
 
 def _tone(n: int, f0: float, sr: int, *, harmonics: int, rolloff: float, attack_s: float,
           decay_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A note: harmonics ``k <= harmonics`` (below 0.45 sr) of amplitude ``k ** -rolloff`` with
+    random phases, read from a one-period wavetable, under an attack / exponential decay."""
+    table_n = 2048
+    k = np.arange(1, harmonics + 1)
+    k = k[f0 * k < 0.45 * sr]
+    phase = 2 * np.pi * np.arange(table_n) / table_n
+    table = (np.sin(np.outer(phase, k) + rng.uniform(0, 2 * np.pi, k.size)) / k ** rolloff).sum(1)
     t = np.arange(n) / sr
-    x = np.zeros(n)
-    for k in range(1, harmonics + 1):
-        if f0 * k > 0.45 * sr:
-            break
-        x += np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k ** rolloff
+    idx = (np.arange(n) * (f0 * table_n / sr)).astype(np.int64) % table_n
     env = np.minimum(1.0, t / max(attack_s, 1e-4)) * np.exp(-t / decay_s)
-    return x * env
+    return table[idx] * env
 
 
 _PROGRESSIONS = ((0, 5, 3, 4), (0, 3, 4, 4), (5, 3, 0, 4), (0, 4, 5, 3), (1, 4, 0, 0))
