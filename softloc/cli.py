@@ -40,6 +40,12 @@ __all__ = ["main", "build_parser", "COMMANDS", "EXPERIMENTS"]
 _Adder = Callable[[argparse.ArgumentParser], None]
 
 
+def _loss_name(text: str) -> str:
+    """A loss name in the canonical spelling (``smoothed_bce`` -> ``smoothed-bce``); argparse's
+    ``choices`` then checks it."""
+    return text.strip().lower().replace("_", "-")
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -61,7 +67,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--softness-csv", type=Path,
                    help="per-file softness table 'file,softness_ms' (inf = counts only); "
                    "default DATA/softness.csv when present")
-    p.add_argument("--loss", choices=LOSS_NAMES,
+    p.add_argument("--loss", type=_loss_name, choices=LOSS_NAMES,
                    help="training loss (default: the preset's, loco for drums)")
     p.add_argument("--preset", default="drums", help="configuration preset (default: drums)")
     p.add_argument("--config", type=Path, help="YAML run configuration (instead of --preset)")
@@ -253,6 +259,17 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     s.add_argument("--n-valid-files", type=int, default=6)
     s.add_argument("--n-test-files", type=int, default=10)
     s.add_argument("--file-duration", type=float, default=30.0, help="seconds per file")
+    s.add_argument("--kits", nargs="+", type=Path, default=[], metavar="PATH",
+                   help="recorded kits to use besides the system ones: Hydrogen kit folders, "
+                   ".sfz / .sf2 files, folders holding them, or a folder of one-shots")
+    s.add_argument("--no-system-kits", action="store_true",
+                   help="do not use the kits installed in /usr/share/hydrogen/data/drumkits "
+                   "and /usr/share/sounds/sf2")
+    s.add_argument("--synthetic-kits", nargs=3, type=int, default=[10, 3, 5],
+                   metavar=("TRAIN", "VALID", "TEST"),
+                   help="synthetic kits per split, added to the recorded ones (default 10 3 5)")
+    s.add_argument("--backing-music", type=float, default=0.2, metavar="P",
+                   help="fraction of files with synthesised music under the drums (default 0.2)")
     s.set_defaults(func=_cmd_synth)
 
 
@@ -266,6 +283,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         n_valid_files=args.n_valid_files,
         n_test_files=args.n_test_files,
         file_duration_s=args.file_duration,
+        kits=args.kits,
+        system_kits=not args.no_system_kits,
+        n_train_kits=args.synthetic_kits[0],
+        n_valid_kits=args.synthetic_kits[1],
+        n_test_kits=args.synthetic_kits[2],
+        backing_music=args.backing_music,
     )
     sizes = ", ".join(f"{k} {len(v)}" for k, v in index.splits.items())
     print(f"wrote {len(index.stems)} files to {args.out} ({sizes})")
@@ -309,7 +332,7 @@ def _add_exp_drums(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, help="use this dataset instead of generating one")
     p.add_argument("--preset", default="drums")
     p.add_argument("--labels", choices=("counts", "onsets"), default="counts")
-    p.add_argument("--loss", choices=LOSS_NAMES)
+    p.add_argument("--loss", type=_loss_name, choices=LOSS_NAMES)
     p.add_argument("--label-noise", metavar="SPEC", help="e.g. normal:50ms (with --labels onsets)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int)
@@ -373,7 +396,7 @@ def _parse_loss_sets(items: Sequence[str]) -> dict[str, list[str]]:
         loss, sep, override = str(item).partition(":")
         if not sep or not loss.strip() or "=" not in override:
             raise ValueError(f"--loss-set {item!r}: expected 'LOSS:dotted.key=value'")
-        out.setdefault(loss.strip(), []).append(override.strip())
+        out.setdefault(_loss_name(loss), []).append(override.strip())
     return out
 
 
@@ -421,7 +444,8 @@ def _cmd_exp_robustness(args: argparse.Namespace) -> int:
     run_robustness(
         args.data, args.out, preset=args.preset, noise=args.noise,
         sigmas_ms=_parse_list("--sigmas", args.sigmas, float),
-        losses=_parse_list("--losses", args.losses, str), seeds=args.seeds,
+        losses=[_loss_name(x) for x in _parse_list("--losses", args.losses, str)],
+        seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set),
         loss_overrides=_parse_loss_sets(args.loss_set), skew_shape=args.skew_shape,
         threads=args.threads, progress=args.progress,

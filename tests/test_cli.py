@@ -1,10 +1,11 @@
+"""The softloc command line: parsing, error reports, what --help/--version import."""
 
-from softloc import __version__
 import subprocess
 import sys
 
 import pytest
 
+from softloc import __version__
 from softloc.cli import COMMANDS, EXPERIMENTS, build_parser, main
 
 
@@ -39,6 +40,18 @@ def test_train_missing_dataset_is_reported(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("softloc train: error:")
     assert "dataset folder not found" in err
+
+
+def test_loss_names_take_either_spelling(tmp_path, capsys):
+    # parsed (the error is the missing dataset, not the loss name): one spelling, hyphens
+    for name in ("smoothed_bce", "Smoothed-BCE"):
+        rc = main(["train", "--data", str(tmp_path / "nope"), "--labels", "onsets", "--loss",
+                   name, "--out", str(tmp_path / "run")])
+        assert rc == 1
+        assert "dataset folder not found" in capsys.readouterr().err
+    assert main(["train", "--data", "x", "--labels", "onsets", "--loss", "focal", "--out",
+                 "r"]) == 2
+    assert "invalid choice: 'focal'" in capsys.readouterr().err
 
 
 def test_train_bad_override_is_reported(tmp_path, capsys):

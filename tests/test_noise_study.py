@@ -9,6 +9,7 @@ from softloc.experiments.noise_study import (
     NOISE_KINDS,
     cell_config,
     decode,
+    decoder_of,
     noise_spec,
     read_rows,
     result_columns,
@@ -29,9 +30,7 @@ def test_every_loss_maps_to_a_known_config_and_alpha():
         assert cfg.train.val_every_n_steps == n
         sched = AlphaSchedule(start=cfg.loss.alpha_start_step, ramp=cfg.loss.alpha_ramp_steps,
                               floor=cfg.loss.alpha_min, ceiling=cfg.loss.alpha_max)
-        if name == "sll":
-            assert sched(0) == sched(n) == 0.0
-        elif name == "mc":
+        if name == "mc":
             assert sched(0) == sched(n) == 1.0
         elif name == "softloc":
             # the drum schedule (0.2 up to 1/3 of the run, 0.9 from 4/5) rescaled to n steps
@@ -43,6 +42,16 @@ def test_every_loss_maps_to_a_known_config_and_alpha():
             assert cfg.loss.softness_ms == spec.softness_ms
     with pytest.raises(ValueError, match=r"cell_config: unknown loss 'focal'"):
         cell_config(base, "focal", seed=0)
+
+
+def test_each_loss_is_decoded_as_softloc_table_1_does():
+    # SoftLoc §5.1 / facts §5.4: threshold decoding for the losses that concentrate p(t) on
+    # single frames, peak picking for heat maps, local-mass peaks for the SLL ablation
+    expected = {"softloc": "threshold", "bce": "threshold", "smoothed-bce": "peaks",
+                "one-sided": "peaks-normalized", "bootstrap": "threshold", "sll": "mass-peaks",
+                "mc": "threshold", "loco": "threshold"}
+    base = load_preset("demo")
+    assert {name: decoder_of(cell_config(base, name, seed=0)) for name in LOSSES} == expected
 
 
 def test_cell_config_applies_softness_threads_and_overrides_last():
@@ -68,29 +77,30 @@ def test_noise_specs_parse_for_every_kind():
 
 
 def test_decoders_find_spikes_heat_maps_and_dispersed_mass():
-    cfg = load_preset("demo")
-    fr = cfg.features.frame_rate
+    base = load_preset("demo")
+    fr = base.features.frame_rate
+    cfg = {name: cell_config(base, name, seed=0) for name in LOSSES}
     t = 400
     spikes = np.zeros((1, t))
     spikes[0, [50, 200]] = 0.9
-    assert decode(spikes, "softloc", cfg).frames.tolist() == [50, 200]
+    assert decode(spikes, cfg["softloc"]).frames.tolist() == [50, 200]
     # mass spread as 0.25 over 4 frames: no frame passes a threshold, the local mass (1.0) does
     spread = np.zeros((1, t))
     spread[0, 98:102] = 0.25
-    assert len(decode(spread, "bce", cfg)) == 0
-    ev = decode(spread, "sll", cfg)
+    assert len(decode(spread, cfg["bce"])) == 0
+    ev = decode(spread, cfg["sll"])
     assert len(ev) == 1 and abs(int(ev.frames[0]) - 99.5) <= 1.5
     # a peak-1 Gaussian heat map -> one peak at its centre; the offset is added to the times
     heat = np.exp(-0.5 * ((np.arange(t) - 300) / 5.0) ** 2)[None]
-    ev = decode(heat, "smoothed-bce", cfg, time_offset_s=0.01)
+    ev = decode(heat, cfg["smoothed-bce"], time_offset_s=0.01)
     assert ev.frames.tolist() == [300]
     assert ev.times_s[0] == pytest.approx(300 / fr + 0.01)
     # a sum-normalised Gaussian of the preset's softness peaks far below 0.5; the one-sided
     # decoder rescales it by the kernel's peak (1 / (sqrt(2 pi) sigma)) before picking
-    sigma = cfg.loss.softness_ms / 1000 * fr
+    sigma = cfg["one-sided"].loss.softness_ms / 1000 * fr
     norm = np.exp(-0.5 * ((np.arange(t) - 120) / sigma) ** 2)[None] / (np.sqrt(2 * np.pi) * sigma)
     assert norm.max() < 0.35
-    assert decode(norm, "one-sided", cfg).frames.tolist() == [120]
+    assert decode(norm, cfg["one-sided"]).frames.tolist() == [120]
 
 
 def test_results_csv_round_trips_and_rejects_other_columns(tmp_path):

@@ -10,9 +10,10 @@ clean test split. This module holds what every such study needs, in the order a 
    refused) and caches the features of the validation and test files (``OUT/cache/``).
 3. :func:`noisy_labels`: the perturbed train/valid annotation folder of one (noise, σ, seed),
    written once (``OUT/labels/``) and shared by every loss.
-4. :func:`train_and_score`: trains one run (``softloc.training.train``), calibrates its decoder's time
-   offset on the NOISY validation labels and scores the clean test split (±50 ms, mir_eval
-   matching); the Lightning checkpoints are deleted afterwards (``model.pt`` is kept).
+4. :func:`train_and_score`: trains one run (``softloc.training.train``), calibrates the time
+   offset of its decoder (the registry's for its loss, :func:`decoder_of`) on the NOISY
+   validation labels and scores the clean test split (±50 ms, mir_eval matching); the
+   Lightning checkpoints are deleted afterwards (``model.pt`` is kept).
 5. :func:`read_rows`, :func:`write_rows`: the resumable results table (CSV, rewritten atomically
    after every run; a rerun skips the runs already in it).
 
@@ -52,6 +53,7 @@ __all__ = [
     "noise_spec",
     "cell_config",
     "decode",
+    "decoder_of",
     "prepare_study",
     "noisy_labels",
     "train_and_score",
@@ -64,46 +66,48 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LossSpec:
-    """How one loss name of a study trains and decodes.
+    """How one loss name of a study trains; it decodes with the decoder that the loss registry
+    names for ``loss`` (:func:`decoder_of`).
 
     Attributes:
-        loss: ``loss.name`` of the run configuration (``softloc.config.LOSS_NAMES``).
+        loss: ``loss.name`` of the run configuration (``softloc.losses.registry.LOSS_NAMES``).
         alpha: ``"schedule"`` (SoftLoc's α ramp, rescaled to the run length) or a constant α
-            (``None`` when the loss has no α).
-        decoder: ``"threshold"`` (one event per run of p > ``inference.threshold``, SoftLoc's own
-            decoding), ``"peaks"`` (local maxima of p above 0.5, for peak-normalised heat maps),
-            ``"peaks-normalized"`` (local maxima of p / max Φ_σ above 0.35: sum-normalised heat
-            maps, facts §5.4) or ``"mass-peaks"`` (local maxima of the probability mass within
-            ±50 ms above 0.5: the "simple threshold-based peak picking" of the SLL ablation).
+            (``None``: the loss's own).
         softness_ms: σ of the loss's Gaussian in ms (``None``: the preset's ``loss.softness_ms``).
         description: one line for the table.
     """
 
     loss: str
     alpha: str | float | None
-    decoder: str
     softness_ms: float | None
     description: str
 
 
-#: Loss names of a study -> training configuration and decoder (SoftLoc §5.1, Table 1).
+#: Loss names of a study -> training configuration (SoftLoc §5.1, Table 1). The decoders
+#: (``softloc.decode.DECODERS``) are the registry's: ``threshold`` (one event per run of
+#: p > ``inference.threshold``, SoftLoc's own decoding) for most; ``peaks`` (local maxima of p
+#: above 0.5) for peak-normalised heat maps; ``peaks-normalized`` (p / max Φ_σ above 0.35,
+#: facts §5.4) for sum-normalised ones; ``mass-peaks`` (the probability mass within ±50 ms above
+#: 0.5: the "simple threshold-based peak picking" of the SLL ablation).
 LOSSES: dict[str, LossSpec] = {
-    "softloc": LossSpec("softloc", "schedule", "threshold", None,
+    "softloc": LossSpec("softloc", "schedule", None,
                         "SoftLoc (1-α)·L_SLL + α·L_MC, softness from the preset (eq. 4)"),
-    "bce": LossSpec("bce", None, "threshold", None,
+    "bce": LossSpec("bce", None, None,
                     "frame-wise cross-entropy on the exact (noisy) frames (eq. 5)"),
-    "smoothed-bce": LossSpec("smoothed-bce", None, "peaks", 25.0,
+    "smoothed-bce": LossSpec("smoothed-bce", None, 25.0,
                              "cross-entropy on Gaussian-smeared targets (peak 1, σ 25 ms) + "
                              "peak picking (Hawthorne smoothed)"),
-    "one-sided": LossSpec("one-sided", None, "peaks-normalized", None,
+    "one-sided": LossSpec("one-sided", None, None,
                           "squared error to Φ_σ∗y, labels smoothed only (classical heuristic)"),
-    "bootstrap": LossSpec("bootstrap", None, "threshold", None,
+    "bootstrap": LossSpec("bootstrap", None, None,
                           "soft bootstrapping, β = 0.95 (Reed et al. 2014)"),
-    "sll": LossSpec("softloc", 0.0, "mass-peaks", None,
+    "sll": LossSpec("sll", None, None,
                     "ablation: L_SLL only (α = 0) + threshold peak picking on the local mass"),
-    "mc": LossSpec("softloc", 1.0, "threshold", None,
+    # SoftLoc with α = 1, as the study always ran it (its count term is SoftLoc's, not LoCo's
+    # batch x class mean of the registry's "mc")
+    "mc": LossSpec("softloc", 1.0, None,
                    "ablation: L_MC only (α = 1, = LoCo on counts of the noisy labels)"),
-    "loco": LossSpec("loco", None, "threshold", None,
+    "loco": LossSpec("loco", None, None,
                      "LoCo: counts of the (noisy) labels only"),
 }
 
@@ -115,9 +119,7 @@ NOISE_KINDS = ("normal", "rounded-normal", "binary", "shift", "skew-normal")
 SCORE_COLUMNS = ("steps", "precision", "recall", "f1", "f1_class_mean", "f1_mass", "n_ref",
                  "n_est", "time_offset_s", "train_s", "run")
 
-_PEAK_THRESHOLD = 0.5
-_NORMALIZED_PEAK_THRESHOLD = 0.35  # facts §5.4 (piano one-sided decoder)
-_MASS_HALF_WINDOW_S = 0.05
+_MASS_HALF_WINDOW_MS = 50.0
 
 
 def fmt_ms(value: float) -> str:
@@ -332,41 +334,42 @@ def noisy_labels(setup: StudySetup, kind: str, sigma_ms: float, seed: int, *,
 # --------------------------------------------------------------------------- decoding + scoring
 
 
+def decoder_of(config: RunConfig) -> str:
+    """The decoder (``softloc.decode.DECODERS``) that the loss registry names for
+    ``config.loss``."""
+    from softloc.losses.registry import build_loss
+
+    return build_loss(config.loss, frame_rate=config.features.frame_rate,
+                      max_steps=config.train.max_steps).decoder
+
+
 def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float):
-    from softloc.decode import pick_peaks, threshold_events
-    from softloc.losses import gaussian_kernel
+    from softloc.decode import decode_events
     from softloc.timebase import ms_to_frames
 
     fr = config.features.frame_rate
-    min_dist = max(1, round(config.inference.min_distance_s * fr))
+    settings: dict[str, Any] = {}
     if decoder == "threshold":
-        return threshold_events(probs, threshold=config.inference.threshold, frame_rate=fr,
-                                time_offset_s=offset_s, min_distance_frames=min_dist)
-    if decoder == "peaks":
-        return pick_peaks(probs, threshold=_PEAK_THRESHOLD, frame_rate=fr,
-                          time_offset_s=offset_s, min_distance_frames=min_dist)
-    if decoder == "peaks-normalized":
-        sigma = ms_to_frames(config.loss.softness_ms, fr)
-        peak = float(gaussian_kernel(sigma).max()) if sigma > 0 else 1.0
-        return pick_peaks(probs / peak, threshold=_NORMALIZED_PEAK_THRESHOLD, frame_rate=fr,
-                          time_offset_s=offset_s, min_distance_frames=min_dist)
-    if decoder == "mass-peaks":
-        from scipy.ndimage import uniform_filter1d
-
-        half = max(1, round(ms_to_frames(1000 * _MASS_HALF_WINDOW_S, fr)))
-        mass = uniform_filter1d(probs, size=2 * half + 1, axis=1, mode="constant") * (2 * half + 1)
-        return pick_peaks(mass, threshold=_PEAK_THRESHOLD, frame_rate=fr,
-                          time_offset_s=offset_s, min_distance_frames=min_dist)
-    raise ValueError(f"unknown decoder {decoder!r}")
+        settings["threshold"] = config.inference.threshold
+    elif decoder == "peaks-normalized":
+        settings["sigma_frames"] = ms_to_frames(config.loss.softness_ms, fr)
+    elif decoder == "mass-peaks":
+        settings["half_window_frames"] = max(1, round(ms_to_frames(_MASS_HALF_WINDOW_MS, fr)))
+    return decode_events(probs, decoder, frame_rate=fr, time_offset_s=offset_s,
+                         min_distance_frames=max(1, round(config.inference.min_distance_s * fr)),
+                         **settings)
 
 
-def decode(probs: np.ndarray, loss: str, config: RunConfig, *, time_offset_s: float = 0.0):
-    """Events of ``probs`` ``(class, time)`` by the decoder of ``LOSSES[loss]``.
+def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
+    """Events of ``probs`` ``(class, time)`` by the decoder that fits ``config.loss``
+    (:func:`decoder_of`), with the study's settings: ``inference.threshold`` for
+    ``threshold``, the registry defaults for the others (0.5; 0.35 on the normalised scale),
+    the loss's softness for ``peaks-normalized``, ±50 ms for ``mass-peaks``.
 
     Returns:
         :class:`softloc.decode.Events` (times shifted by ``time_offset_s``).
     """
-    return _decode(probs, LOSSES[loss].decoder, config, time_offset_s)
+    return _decode(probs, decoder_of(config), config, time_offset_s)
 
 
 def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events: dict,
@@ -393,7 +396,7 @@ def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events
     return result
 
 
-def _score_run(run_dir: Path, spec: LossSpec, *, store: Any, valid_events: dict, test_events: dict,
+def _score_run(run_dir: Path, *, store: Any, valid_events: dict, test_events: dict,
                classes: Sequence[str]) -> dict:
     """Scores of the loss's decoder; the local-mass decoder's as ``result["mass"]``: whether the
     probability mass sits at the events, whatever the shape of the peaks (a diagnostic for
@@ -407,9 +410,10 @@ def _score_run(run_dir: Path, spec: LossSpec, *, store: Any, valid_events: dict,
     probs = {stem: np.clip(detector.probabilities_from_mel(torch.as_tensor(store.get(stem, 1.0))),
                            0.0, 1.0) for stem in list(valid_events) + list(test_events)}
     kwargs = dict(valid_events=valid_events, test_events=test_events, classes=classes)
-    result = _score_decoder(probs, spec.decoder, config, **kwargs)
-    mass = result if spec.decoder == "mass-peaks" else _score_decoder(probs, "mass-peaks",
-                                                                        config, **kwargs)
+    decoder = decoder_of(config)
+    result = _score_decoder(probs, decoder, config, **kwargs)
+    mass = result if decoder == "mass-peaks" else _score_decoder(probs, "mass-peaks", config,
+                                                                   **kwargs)
     result["mass"] = mass
     return result
 
@@ -430,7 +434,7 @@ def _row_from_result(result: dict, classes: Sequence[str]) -> dict:
     return row
 
 
-def train_and_score(setup: StudySetup, config: RunConfig, loss: str, *, labels_dir: Path,
+def train_and_score(setup: StudySetup, config: RunConfig, *, labels_dir: Path,
                     run_dir: Path, progress: bool) -> dict:
     """Train one run on ``labels_dir``, score it; returns the score columns of its results row.
 
@@ -449,7 +453,7 @@ def train_and_score(setup: StudySetup, config: RunConfig, loss: str, *, labels_d
                    annotations=labels_dir, progress=progress, cache_dir=setup.out / "cache")
     train_s = time.perf_counter() - t0
     valid_events = {s: read_annotation_file(labels_dir / f"{s}.txt") for s in setup.valid_stems}
-    scored = _score_run(run_dir, LOSSES[loss], store=setup.store, valid_events=valid_events,
+    scored = _score_run(run_dir, store=setup.store, valid_events=valid_events,
                         test_events=setup.test_events, classes=setup.classes)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     return {"steps": result.metrics.get("steps", ""), "train_s": round(train_s, 1),

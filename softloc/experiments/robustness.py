@@ -196,7 +196,7 @@ def run_robustness(
                              loss_overrides=per_loss.get(loss, ()))
         labels_dir = noisy_labels(setup, noise, sigma, seed, skew_shape=skew_shape)
         say(f"[{i}/{len(cells)}] {name}: training {config.train.max_steps} steps ...", flush=True)
-        scores = train_and_score(setup, config, loss, labels_dir=labels_dir,
+        scores = train_and_score(setup, config, labels_dir=labels_dir,
                                  run_dir=setup.out / "runs" / name, progress=progress)
         row = {"loss": loss, "noise": noise, "sigma_ms": sigma, "seed": seed,
                "run": f"runs/{name}", **scores}

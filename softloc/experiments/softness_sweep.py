@@ -152,7 +152,7 @@ def run_softness_sweep(
                              threads=threads)
         labels_dir = noisy_labels(setup, noise, sigma, seed + run_id, skew_shape=skew_shape)
         say(f"[{run_id + 1}/{n_runs}] {name}: training ...", flush=True)
-        scores = train_and_score(setup, config, "softloc", labels_dir=labels_dir,
+        scores = train_and_score(setup, config, labels_dir=labels_dir,
                                  run_dir=setup.out / "runs" / name, progress=progress)
         rows.append({"run_id": run_id, "noise": noise, "sigma_ms": sigma,
                      "softness_ms": softness, "seed": seed, "run": f"runs/{name}", **scores})
