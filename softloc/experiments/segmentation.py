@@ -1,0 +1,377 @@
+"""Action segmentation with misaligned boundaries (SoftLoc §5.3, Table 4-5, Fig. 10).
+
+:func:`run_segmentation` trains an ED-TCN (Lea et al. 2017; :class:`softloc.models.tcn.EDTCN`)
+on the training videos of each cross-validation fold of an MS-TCN-layout dataset
+(:mod:`softloc.data.mstcn`; the built-in generator :mod:`softloc.data.generators.segments` when
+no dataset is given) with each loss of :data:`LOSSES`, the training labels of every video
+shifted by δ seconds with a per-video random sign (:func:`softloc.segment_noise.random_shift`),
+and scores the clean test videos with the metrics of the field
+(:func:`softloc.metrics.segments.evaluate_dataset`: F1@{10,25,50} as per-video means, Lea et al.'s
+protocol that SoftLoc replicates; edit; pooled frame accuracy).
+
+Training runs on the shared machinery: the one LightningModule
+:class:`softloc.training.EventModule` with a segmentation loss of
+:mod:`softloc.losses.segmentation` injected (batches ``{"inputs": (B, D, T), "lengths": (B,),
+"targets": (B, T)}``).
+
+Output (``out``)::
+
+    OUT/results.csv   one row per finished run: loss, shift_s, seed, split, f1_10, f1_25,
+                      f1_50, edit, accuracy, softness_s (rewritten atomically after every
+                      run; a rerun skips the rows already there, so a killed run resumes)
+    OUT/data/         the generated dataset when ``config.data`` is None
+
+Summaries for the paper's Table 4 and Fig. 10: :func:`summarize` (mean and std over seeds and
+folds per loss, shift and softness), :func:`format_table` (Markdown) and
+:func:`relative_to_ce` (SoftLoc's F1@10 relative to CE per shift and softness).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from softloc._checks import (
+    check_choice,
+    check_frame_rate,
+    check_int,
+    check_real,
+    check_unit_float,
+)
+from softloc._io import atomic_write_text
+from softloc.data.generators.segments import generate_segment_dataset
+from softloc.data.mstcn import MSTCNDataset, list_splits, load_mstcn
+from softloc.losses.segmentation import (
+    SegmentationCELoss,
+    SegmentationSLLLoss,
+    SegmentationSoftLocLoss,
+)
+from softloc.metrics.segments import evaluate_dataset
+from softloc.models.tcn import EDTCN
+from softloc.segment_noise import random_shift
+
+__all__ = [
+    "LOSSES",
+    "RESULT_COLUMNS",
+    "SegmentationConfig",
+    "format_table",
+    "relative_to_ce",
+    "run_segmentation",
+    "summarize",
+]
+
+#: Losses of the study (SoftLoc §5.3): cross-entropy, L_SLL, L_SoftLoc.
+LOSSES = ("ce", "sll", "softloc")
+#: Columns of ``results.csv``.
+RESULT_COLUMNS = ("loss", "shift_s", "seed", "split", "f1_10", "f1_25", "f1_50", "edit",
+                  "accuracy", "softness_s")
+_SCORES = ("f1_10", "f1_25", "f1_50", "edit", "accuracy")
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Settings of :func:`run_segmentation`.
+
+    Attributes:
+        data: MS-TCN dataset folder, or None for the built-in data (generated into
+            ``OUT/data`` at ``fps``).
+        splits: folds to run; None = every fold of ``ROOT/splits``.
+        losses: losses among :data:`LOSSES`.
+        shifts_s: label shifts δ in seconds (SoftLoc: 0, 5, 10, 15, 20).
+        seeds: runs per (loss, shift, fold), seeds 0..seeds-1.
+        fps: frame rate of the feature files (50Salads-style: 30).
+        subsample: keep every k-th frame (the model runs at ``fps / subsample``).
+        softness_s: softness of L_SLL / L_SoftLoc in seconds (SoftLoc: 7 s); several values
+            give the softness sweep of Fig. 10 (CE runs once per shift, not per softness).
+        alpha: α of L_SoftLoc, constant.
+        k_max: top count bin of the segment-count term.
+        filters, kernel_size, dropout: ED-TCN settings (Lea et al.: (64, 96), dropout 0.3).
+        epochs, batch_size, learning_rate: Adam training.
+        smoothing_weight: λ of MS-TCN's T-MSE term added to every loss (0 = off).
+        ignore_background: leave the class named ``background`` out of F1 and edit.
+    """
+
+    data: str | None = None
+    splits: tuple[int, ...] | None = None
+    losses: tuple[str, ...] = LOSSES
+    shifts_s: tuple[float, ...] = (0.0, 5.0, 10.0)
+    seeds: int = 1
+    fps: float = 30.0
+    subsample: int = 10
+    softness_s: tuple[float, ...] = (7.0,)
+    alpha: float = 0.1
+    k_max: int = 16
+    filters: tuple[int, ...] = (64, 96)
+    kernel_size: int = 25
+    dropout: float = 0.3
+    epochs: int = 60
+    batch_size: int = 4
+    learning_rate: float = 1e-2
+    smoothing_weight: float = 0.0
+    ignore_background: bool = False
+
+    def __post_init__(self) -> None:
+        fn = "SegmentationConfig"
+        for loss in self.losses:
+            check_choice(fn, "losses", loss, LOSSES)
+        if not self.losses:
+            raise ValueError(f"{fn}: `losses` must name at least one of {LOSSES}")
+        for shift in self.shifts_s:
+            check_real(fn, "shifts_s", shift, minimum=0.0, unit=" seconds")
+        for softness in self.softness_s:
+            check_real(fn, "softness_s", softness, minimum=0.0, unit=" seconds")
+        if not self.shifts_s or not self.softness_s:
+            raise ValueError(f"{fn}: `shifts_s` and `softness_s` need at least one value")
+        check_int(fn, "seeds", self.seeds, minimum=1)
+        check_frame_rate(fn, self.fps)
+        check_int(fn, "subsample", self.subsample, minimum=1)
+        check_int(fn, "epochs", self.epochs, minimum=1)
+        check_int(fn, "batch_size", self.batch_size, minimum=1)
+        check_real(fn, "learning_rate", self.learning_rate, positive=True)
+        check_unit_float(fn, "alpha", self.alpha)
+
+
+def _runs(config: SegmentationConfig, splits: Sequence[int]) -> list[tuple]:
+    """(loss, shift_s, seed, split, softness_s) of every run; CE has no softness (NaN)."""
+    out = []
+    for split in splits:
+        for shift in config.shifts_s:
+            for seed in range(config.seeds):
+                for loss in config.losses:
+                    softnesses = [math.nan] if loss == "ce" else list(config.softness_s)
+                    out += [(loss, float(shift), seed, split, float(s)) for s in softnesses]
+    return out
+
+
+def _key(row: Mapping[str, Any]) -> tuple:
+    softness = float(row["softness_s"])
+    return (row["loss"], float(row["shift_s"]), int(row["seed"]), int(row["split"]),
+            None if math.isnan(softness) else round(softness, 6))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for n, row in enumerate(rows, start=2):
+        if set(RESULT_COLUMNS) - set(row):
+            raise ValueError(f"{path}:{n}: expected the columns {RESULT_COLUMNS}")
+    return rows
+
+
+def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row[k] for k in RESULT_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def _dataset_root(config: SegmentationConfig, out: Path) -> Path:
+    if config.data is not None:
+        return Path(config.data)
+    root = out / "data"
+    if not (root / "mapping.txt").is_file():
+        generate_segment_dataset(root, frame_rate=config.fps, seed=0)
+    return root
+
+
+def _batch(dataset: MSTCNDataset, labels: Sequence[np.ndarray], idx: Sequence[int]) -> dict:
+    """Padded batch ``{"inputs": (B, D, T), "lengths": (B,), "targets": (B, T)}``."""
+    videos = [dataset.videos[i] for i in idx]
+    t = max(v.n_frames for v in videos)
+    inputs = torch.zeros(len(videos), dataset.n_features, t)
+    targets = torch.zeros(len(videos), t, dtype=torch.long)
+    for j, (v, i) in enumerate(zip(videos, idx, strict=True)):
+        inputs[j, :, : v.n_frames] = torch.from_numpy(v.features)
+        targets[j, : v.n_frames] = torch.from_numpy(labels[i])
+    lengths = torch.tensor([v.n_frames for v in videos])
+    return {"inputs": inputs, "lengths": lengths, "targets": targets}
+
+
+def _loss_module(config: SegmentationConfig, loss: str, softness_s: float, rate: float):
+    lam = config.smoothing_weight
+    if loss == "ce":
+        return SegmentationCELoss(smoothing_weight=lam)
+    sigma = softness_s * rate
+    if loss == "sll":
+        return SegmentationSLLLoss(sigma, smoothing_weight=lam)
+    return SegmentationSoftLocLoss(sigma, alpha=config.alpha, k_max=config.k_max,
+                                   smoothing_weight=lam)
+
+
+def _train(config: SegmentationConfig, train: MSTCNDataset, labels: list[np.ndarray],
+           loss: str, softness_s: float, seed: int) -> EDTCN:
+    """Train an ED-TCN in an ``EventModule`` on (``train``, misaligned ``labels``)."""
+    import lightning as L
+
+    from softloc.training import EventModule, OptimSettings
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    torch.manual_seed(seed)
+    model = EDTCN(train.n_features, len(train.classes), filters=config.filters,
+                  kernel_size=config.kernel_size, dropout=config.dropout)
+    n = len(train.videos)
+    steps = config.epochs * math.ceil(n / config.batch_size)
+    module = EventModule(model, _loss_module(config, loss, softness_s, train.frame_rate),
+                         optim=OptimSettings(config.learning_rate, steps, "constant"))
+    order = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(
+        range(n), batch_size=config.batch_size, shuffle=True, generator=order,
+        collate_fn=lambda idx: _batch(train, labels, idx))
+    trainer = L.Trainer(max_epochs=config.epochs, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=False, num_sanity_val_steps=0,
+                        limit_val_batches=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+        trainer.fit(module, train_dataloaders=loader)
+    return model.eval()
+
+
+@torch.no_grad()
+def _score(config: SegmentationConfig, model: EDTCN, test: MSTCNDataset) -> dict[str, float]:
+    estimates = []
+    for video in test.videos:
+        logits = model(torch.from_numpy(video.features)[None])  # (1, D, T) -> (1, C, T)
+        estimates.append(logits[0].argmax(0).numpy())
+    ignore = [test.classes.index("background")] if (
+        config.ignore_background and "background" in test.classes) else []
+    scores = evaluate_dataset([v.labels for v in test.videos], estimates, ignore_classes=ignore)
+    return {k: float(scores[k]) for k in _SCORES}
+
+
+def _shifted_labels(dataset: MSTCNDataset, shift_s: float, seed: int, split: int):
+    rng = np.random.default_rng([seed, split, round(shift_s * 1000)])
+    return [random_shift(v.labels, shift_s, frame_rate=dataset.frame_rate, seed=rng)[0]
+            for v in dataset.videos]
+
+
+def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[str, Any]]:
+    """Run every (loss, shift, seed, fold, softness) not yet in ``OUT/results.csv``.
+
+    Args:
+        config: the study (:class:`SegmentationConfig`).
+        out: output folder (created); ``results.csv`` there is resumed.
+
+    Returns:
+        Every row of ``results.csv`` (as written), finished runs included.
+
+    Raises:
+        ValueError: a fold missing from the dataset, a malformed ``results.csv``.
+        softloc.data.formats.DatasetError: a malformed dataset file.
+    """
+    fn = "run_segmentation"
+    if not isinstance(config, SegmentationConfig):
+        raise TypeError(f"{fn}: `config` must be a SegmentationConfig, got "
+                        f"{type(config).__name__}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = _dataset_root(config, out)
+    available = list_splits(root)
+    splits = list(config.splits) if config.splits is not None else available
+    missing = sorted(set(splits) - set(available))
+    if missing or not splits:
+        raise ValueError(f"{fn}: folds {missing or splits} not in {root / 'splits'} "
+                         f"(found {available})")
+    path = out / "results.csv"
+    rows = _read_rows(path)
+    done = {_key(r) for r in rows}
+    cache: dict[int, tuple[MSTCNDataset, MSTCNDataset]] = {}
+    for loss, shift, seed, split, softness in _runs(config, splits):
+        row: dict[str, Any] = {"loss": loss, "shift_s": shift, "seed": seed, "split": split,
+                               "softness_s": softness}
+        if _key(row) in done:
+            continue
+        if split not in cache:
+            kw = dict(split=split, frame_rate=config.fps, subsample=config.subsample)
+            cache[split] = (load_mstcn(root, subset="train", **kw),
+                            load_mstcn(root, subset="test", **kw))
+        train, test = cache[split]
+        labels = _shifted_labels(train, shift, seed, split)
+        model = _train(config, train, labels, loss, 0.0 if math.isnan(softness) else softness,
+                       seed)
+        row.update(_score(config, model, test))
+        rows.append(row)
+        done.add(_key(row))
+        _write_rows(path, rows)
+    return rows
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and std (over seeds and folds) of every score per (loss, shift, softness).
+
+    Returns:
+        One dict per group, sorted by loss (order of :data:`LOSSES`), shift and softness, with
+        ``loss``, ``shift_s``, ``softness_s``, ``n`` and ``<score>_mean`` / ``<score>_std``
+        (population std) for each score column.
+    """
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        softness = float(row["softness_s"])  # NaN for CE; None keys group it (NaN != NaN)
+        key = (str(row["loss"]), float(row["shift_s"]), None if math.isnan(softness) else softness)
+        groups.setdefault(key, []).append(row)
+    out = []
+    for (loss, shift, softness), members in groups.items():
+        entry: dict[str, Any] = {"loss": loss, "shift_s": shift,
+                                 "softness_s": math.nan if softness is None else softness,
+                                 "n": len(members)}
+        for score in _SCORES:
+            values = np.array([float(m[score]) for m in members])
+            entry[f"{score}_mean"] = float(np.nanmean(values))
+            entry[f"{score}_std"] = float(np.nanstd(values))
+        out.append(entry)
+    order = {name: i for i, name in enumerate(LOSSES)}
+    out.sort(key=lambda e: (order.get(e["loss"], 99), e["shift_s"],
+                            -1.0 if math.isnan(e["softness_s"]) else e["softness_s"]))
+    return out
+
+
+def format_table(summary: Sequence[Mapping[str, Any]], *, score: str = "f1_10") -> str:
+    """Markdown table of ``score`` (×100, mean (std)): one row per loss/softness, one column
+    per shift — the layout of SoftLoc Table 4."""
+    check_choice("format_table", "score", score, _SCORES)
+    shifts = sorted({float(e["shift_s"]) for e in summary})
+    labels: dict[str, dict[float, str]] = {}
+    for e in summary:
+        name = e["loss"] if math.isnan(e["softness_s"]) else f"{e['loss']} ({e['softness_s']:g} s)"
+        cell = f"{100 * e[f'{score}_mean']:.1f} ({100 * e[f'{score}_std']:.1f})"
+        labels.setdefault(name, {})[float(e["shift_s"])] = cell
+    head = "| loss | " + " | ".join(f"δ = {s:g} s" for s in shifts) + " |"
+    rule = "|---|" + "---|" * len(shifts)
+    lines = [head, rule]
+    for name, cells in labels.items():
+        lines.append(f"| {name} | " + " | ".join(cells.get(s, "—") for s in shifts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def relative_to_ce(summary: Sequence[Mapping[str, Any]], *, loss: str = "softloc",
+                   score: str = "f1_10") -> list[dict[str, float]]:
+    """``score`` of ``loss`` relative to CE at the same shift, in percent (SoftLoc Fig. 10).
+
+    Returns:
+        ``[{"shift_s", "softness_s", "relative_pct"}]`` with relative_pct =
+        100·(loss / CE − 1), for every (shift, softness) that has both.
+    """
+    check_choice("relative_to_ce", "score", score, _SCORES)
+    ce = {float(e["shift_s"]): e[f"{score}_mean"] for e in summary if e["loss"] == "ce"}
+    out = []
+    for e in summary:
+        base = ce.get(float(e["shift_s"]))
+        if e["loss"] == loss and base:
+            out.append({"shift_s": float(e["shift_s"]), "softness_s": float(e["softness_s"]),
+                        "relative_pct": 100.0 * (e[f"{score}_mean"] / base - 1.0)})
+    return out

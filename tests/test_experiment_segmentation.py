@@ -1,0 +1,96 @@
+"""The segmentation study: rows per run, resume, summaries (tiny CI version)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from softloc.data.generators.segments import generate_segment_dataset
+from softloc.experiments.segmentation import (
+    RESULT_COLUMNS,
+    SegmentationConfig,
+    format_table,
+    relative_to_ce,
+    run_segmentation,
+    summarize,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segs") / "data"
+    return generate_segment_dataset(root, n_subjects=2, videos_per_subject=1, n_folds=2,
+                                    frame_rate=2.0, n_features=6, seed=0)
+
+
+def _config(root, **kw):
+    base = dict(data=str(root), splits=(1,), losses=("ce", "softloc"), shifts_s=(0.0, 5.0),
+                fps=2.0, subsample=1, softness_s=(3.0,), filters=(4,), kernel_size=3,
+                epochs=1, batch_size=1, k_max=4)
+    base.update(kw)
+    return SegmentationConfig(**base)
+
+
+def test_rows_for_every_run_and_resume_skips_finished_runs(tiny_root, tmp_path):
+    rows = run_segmentation(_config(tiny_root), tmp_path)
+    assert len(rows) == 4  # 2 losses x 2 shifts x 1 seed x 1 fold
+    with (tmp_path / "results.csv").open() as f:
+        written = list(csv.DictReader(f))
+    assert tuple(written[0]) == RESULT_COLUMNS
+    for row in written:
+        for score in ("f1_10", "f1_25", "f1_50", "edit", "accuracy"):
+            assert 0.0 <= float(row[score]) <= 1.0
+    assert {r["softness_s"] for r in written if r["loss"] == "ce"} == {"nan"}
+    # Mark a finished row; a rerun with one more shift must keep it and add only the new runs.
+    written[0]["f1_10"] = "0.123"
+    with (tmp_path / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(written)
+    rows = run_segmentation(_config(tiny_root, shifts_s=(0.0, 5.0, 10.0)), tmp_path)
+    assert len(rows) == 6
+    assert rows[0]["f1_10"] == "0.123"
+
+
+def test_missing_fold_is_an_error(tiny_root, tmp_path):
+    with pytest.raises(ValueError, match=r"run_segmentation: folds \[7\] not in"):
+        run_segmentation(_config(tiny_root, splits=(7,)), tmp_path)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match=r"SegmentationConfig: `losses` must be one of"):
+        SegmentationConfig(losses=("mse",))
+    with pytest.raises(ValueError, match=r"SegmentationConfig: `shifts_s` must be >= 0"):
+        SegmentationConfig(shifts_s=(-5.0,))
+    with pytest.raises(ValueError, match=r"SegmentationConfig: `alpha` must lie in \[0, 1\]"):
+        SegmentationConfig(alpha=2.0)
+
+
+def _row(loss, shift, seed, softness, f1):
+    return {"loss": loss, "shift_s": shift, "seed": seed, "split": 1, "softness_s": softness,
+            "f1_10": f1, "f1_25": f1, "f1_50": f1, "edit": f1, "accuracy": f1}
+
+
+def test_summary_table_and_relative_performance_by_hand():
+    rows = [
+        _row("ce", 0.0, 0, math.nan, 0.8), _row("ce", 0.0, 1, math.nan, 0.6),
+        _row("ce", 10.0, 0, math.nan, 0.4), _row("ce", 10.0, 1, math.nan, 0.4),
+        _row("softloc", 0.0, 0, 7.0, 0.7), _row("softloc", 0.0, 1, 7.0, 0.7),
+        _row("softloc", 10.0, 0, 7.0, 0.5), _row("softloc", 10.0, 1, 7.0, 0.5),
+    ]
+    summary = summarize(rows)
+    assert [(e["loss"], e["shift_s"]) for e in summary] == [
+        ("ce", 0.0), ("ce", 10.0), ("softloc", 0.0), ("softloc", 10.0)]
+    assert summary[0]["f1_10_mean"] == pytest.approx(0.7)
+    assert summary[0]["f1_10_std"] == pytest.approx(0.1)
+    assert summary[0]["n"] == 2
+    table = format_table(summary)
+    assert "| ce | 70.0 (10.0) | 40.0 (0.0) |" in table
+    assert "| softloc (7 s) | 70.0 (0.0) | 50.0 (0.0) |" in table
+    rel = relative_to_ce(summary)
+    assert rel == [
+        {"shift_s": 0.0, "softness_s": 7.0, "relative_pct": pytest.approx(0.0)},
+        {"shift_s": 10.0, "softness_s": 7.0, "relative_pct": pytest.approx(25.0)},
+    ]
