@@ -125,8 +125,17 @@ def plot_detection(
         return plot_image_detection(detector, audio, out_path, k_show=k_show)
     if kind != "audio":
         raise ValueError(f"plot_detection: no figure for input kind {kind!r}")
-    duration_s = 4.0 if duration_s is None else duration_s
-    from softloc.data.layout import read_annotation_file
+    return _plot_audio_detection(detector, audio, out_path, annotations=annotations,
+                                 start_s=start_s,
+                                 duration_s=4.0 if duration_s is None else duration_s,
+                                 k_show=k_show)
+
+
+def _plot_audio_detection(detector: Any, audio: str | os.PathLike, out_path: str | os.PathLike,
+                          *, annotations: str | os.PathLike | None, start_s: float,
+                          duration_s: float, k_show: int) -> Path:
+    """The audio figure of :func:`plot_detection`."""
+    from softloc.data.formats import read_annotation_file
     from softloc.features import load_audio, log_delta, mel_power
 
     if duration_s <= 0 or start_s < 0:

@@ -1,4 +1,7 @@
+"""Figures: Y(k, t) against the count recursion; every figure function writes a PNG."""
+
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -6,7 +9,14 @@ from softloc.config import apply_overrides, load_preset
 from softloc.counting import count_distribution
 from softloc.inference import Detector
 from softloc.models import model_from_config
-from softloc.plots import plot_detection, running_count_distribution
+from softloc.plots import (
+    plot_detection,
+    plot_digit_detections,
+    plot_robustness,
+    plot_softness_surface,
+    plot_tsne,
+    running_count_distribution,
+)
 
 
 def test_running_count_distribution_matches_prefix_by_prefix_recursion():
@@ -34,3 +44,47 @@ def test_plot_detection_writes_a_figure(tmp_path):
     assert out.is_file() and out.stat().st_size > 10_000
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "a.wav", "fig.png"]
+
+
+def _is_png(path):
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_study_figures_are_written_atomically(tmp_path):
+    curves = {"softloc": {0.0: [0.9, 0.8], 100.0: [0.7, float("nan")]}, "bce": {0.0: [0.95]}}
+    assert _is_png(plot_robustness(curves, tmp_path / "rob.png", title="t"))
+    gx, gy = np.linspace(0, 100, 5), np.linspace(0, 150, 4)
+    surface = np.arange(20, dtype=float).reshape(4, 5)
+    points = np.array([[10.0, 20.0], [80.0, 120.0]])
+    assert _is_png(plot_softness_surface(points, np.array([0.5, 0.6]), gx, gy, surface,
+                                         tmp_path / "s.png"))
+    # no run with a finite F1: only the axes
+    assert _is_png(plot_softness_surface(points, np.full(2, np.nan), gx, gy, surface * np.nan,
+                                         tmp_path / "empty.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "rob.png", "s.png"]
+
+
+def test_digit_figures_are_written(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 1, 32, 32)).astype(np.float32)
+    centres = [np.array([[8.0, 8.0]]), np.zeros((0, 2)), np.array([[4.0, 20.0], [20, 4]])]
+    labels = [np.array([3]), np.zeros(0, int), np.array([1, 2])]
+    assert _is_png(plot_digit_detections(images, centres, labels, centres, labels,
+                                         tmp_path / "d.png", digit_px=8, threshold=0.5))
+    emb = rng.normal(size=(30, 2))
+    assert _is_png(plot_tsne(emb, np.arange(30) % 10, tmp_path / "t.png", title="t"))
+
+
+def test_image_detector_figure_and_its_refusals(tmp_path):
+    from softloc.config import RunConfig
+    from softloc.inference.images import HilbertImageInput
+    from softloc.models import build_model
+
+    model = build_model("digits", image_px=32, granularity_px=8, window_px=8,
+                        conv_channels=[[4]], lstm_units=4, hidden_units=3)
+    config = RunConfig(classes=tuple("0123456789"))
+    det = Detector(model, config, input_stage=HilbertImageInput(config))
+    np.save(tmp_path / "img.npy", np.random.default_rng(1).random((32, 32)).astype(np.float32))
+    assert _is_png(plot_detection(det, tmp_path / "img.npy", tmp_path / "f.png"))
+    with pytest.raises(ValueError, match="an image detector takes no annotations"):
+        plot_detection(det, tmp_path / "img.npy", tmp_path / "g.png", duration_s=2.0)

@@ -294,7 +294,7 @@ def _noise_rng(kind: str, sigma_ms: float, seed: int) -> np.random.Generator:
 def _write_noisy_labels(index: Any, stems: Sequence[str], folder: Path, *, spec: str,
                         rng: np.random.Generator, frame_rate: float) -> None:
     """Perturbed annotation files for ``stems`` in ``folder`` (all or none: temp + rename)."""
-    from softloc.data.layout import write_annotation_file
+    from softloc.data.formats import write_annotation_file
     from softloc.noise import parse_noise, perturb_events
 
     if (folder / ".complete").is_file():
@@ -443,7 +443,7 @@ def train_and_score(setup: StudySetup, config: RunConfig, *, labels_dir: Path,
     ±50 ms. The Lightning checkpoints are deleted afterwards (``model.pt`` holds the final
     weights; the checkpoints are ~10x larger per run).
     """
-    from softloc.data.layout import read_annotation_file
+    from softloc.data.formats import read_annotation_file
     from softloc.training import train
 
     if run_dir.exists():
