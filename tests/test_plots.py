@@ -88,3 +88,13 @@ def test_image_detector_figure_and_its_refusals(tmp_path):
     assert _is_png(plot_detection(det, tmp_path / "img.npy", tmp_path / "f.png"))
     with pytest.raises(ValueError, match="an image detector takes no annotations"):
         plot_detection(det, tmp_path / "img.npy", tmp_path / "g.png", duration_s=2.0)
+
+
+def test_importing_the_figures_loads_no_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, softloc.plots; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "False"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from softloc.experiments.segmentation import relative_to_ce, summarize
-from softloc.plots_segments import (
+from softloc.plots.segments import (
     plot_segmentation_example,
     plot_segmentation_shifts,
     plot_segmentation_softness,

@@ -1,4 +1,4 @@
-"""Figures of the action-segmentation study (SoftLoc §5.3); to be merged into :mod:`softloc.plots`.
+"""Figures of the action-segmentation study (SoftLoc §5.3).
 
 * :func:`plot_segmentation_shifts`: a score (F1@10 by default) vs the label shift δ per loss,
   mean ± std over seeds and folds (SoftLoc Table 4 drawn as curves).
@@ -9,9 +9,7 @@
 
 Inputs are the numbers of :mod:`softloc.experiments.segmentation` (:func:`summarize`,
 :func:`relative_to_ce`); scores are fractions in [0, 1] drawn in %. Like every figure function,
-each writes one image file atomically and returns its path; matplotlib is loaded only here.
-This module exists apart from :mod:`softloc.plots` only while that file is being reorganised;
-it reuses its backend selection and atomic saving.
+each writes one image file atomically and returns its path (:mod:`softloc.plots._backend`).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from softloc.plots import _pyplot, _save  # the one place that selects the backend and saves
+from softloc.plots._backend import pyplot, save
 
 __all__ = [
     "plot_segmentation_example",
@@ -51,7 +49,7 @@ def plot_segmentation_shifts(
     Returns:
         The written path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     curves: dict[str, list[tuple[float, float, float]]] = {}
     for e in summary:
         soft = float(e["softness_s"])
@@ -71,7 +69,7 @@ def plot_segmentation_shifts(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path, dpi=120)
+    return save(fig, path, dpi=120)
 
 
 def plot_segmentation_softness(
@@ -90,7 +88,7 @@ def plot_segmentation_softness(
     Returns:
         The written path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     by_shift: dict[float, list[tuple[float, float]]] = {}
     for r in relative:
         by_shift.setdefault(float(r["shift_s"]), []).append(
@@ -107,7 +105,7 @@ def plot_segmentation_softness(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path, dpi=120)
+    return save(fig, path, dpi=120)
 
 
 def plot_segmentation_example(
@@ -132,7 +130,7 @@ def plot_segmentation_example(
     Returns:
         The written path.
     """
-    plt = _pyplot()
+    plt = pyplot()
     rows = [("reference", np.asarray(reference))] + [(k, np.asarray(v))
                                                       for k, v in estimates.items()]
     cmap = plt.get_cmap("tab20", max(len(classes), 1))
@@ -151,4 +149,4 @@ def plot_segmentation_example(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path, dpi=120)
+    return save(fig, path, dpi=120)
