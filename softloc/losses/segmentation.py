@@ -74,7 +74,7 @@ from softloc._checks import (
     check_unit_float,
 )
 from softloc.counting import count_log_likelihood
-from softloc.losses import AlphaSchedule, soft_localization_loss
+from softloc.losses.softloc import AlphaSchedule, soft_localization_loss
 
 __all__ = [
     "SegmentationCELoss",
@@ -131,6 +131,18 @@ def _check_class_targets(fn: str, targets: object, shape: torch.Size) -> torch.T
             f"[{int(y.min())}, {int(y.max())}]"
         )
     return y
+
+
+def _check_distance(fn: str, distance: object) -> str:
+    _check_distance(fn, distance)
+    return str(distance)
+
+
+def _check_module_sigma(fn: str, sigma: object) -> float:
+    value = check_sigma(fn, sigma, None)
+    if math.isinf(value):
+        raise ValueError(f"{fn}: `sigma` must be finite, got inf")
+    return float(value)
 
 
 def _frame_mask(lengths: torch.Tensor | None, b: int, t: int, device) -> torch.Tensor | None:
@@ -278,8 +290,7 @@ def class_soft_localization_loss(
     sigma = check_sigma(fn, sigma, z.shape[1])
     check_lengths(fn, lengths, z.shape[1], z.shape[3])
     check_reduction(fn, reduction, _REDUCTIONS)
-    if distance not in _DISTANCES:
-        raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+    _check_distance(fn, distance)
     truncate = check_real(fn, "truncate", truncate, positive=True)
     per = _sll_per_frame(z, y, sigma, lengths, distance, truncate)
     return _reduce_frames(per, lengths, reduction)
@@ -435,8 +446,7 @@ def segmentation_softloc_loss(
     check_lengths(fn, lengths, z.shape[1], z.shape[3])
     if counts is not None:
         counts = check_counts(fn, counts, (z.shape[1], z.shape[2]))
-    if distance not in _DISTANCES:
-        raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
+    _check_distance(fn, distance)
     truncate = check_real(fn, "truncate", truncate, positive=True)
     return _softloc(z, y, sigma, alpha, k_max, counts, lengths, distance, truncate)
 
@@ -568,13 +578,8 @@ class SegmentationSLLLoss(_SegmentationLoss):
     def __init__(self, sigma: float, *, distance: str = "squared", truncate: float = 4.0,
                  smoothing_weight: float = 0.0, smoothing_tau: float = 4.0) -> None:
         super().__init__(smoothing_weight, smoothing_tau)
-        self.sigma = check_sigma(self._name, sigma, None)
-        if math.isinf(self.sigma):
-            raise ValueError(f"{self._name}: `sigma` must be finite, got inf")
-        if distance not in _DISTANCES:
-            raise ValueError(
-                f"{self._name}: `distance` must be one of {_DISTANCES}, got {distance!r}")
-        self.distance = distance
+        self.sigma = _check_module_sigma(self._name, sigma)
+        self.distance = _check_distance(self._name, distance)
         self.truncate = check_real(self._name, "truncate", truncate, positive=True)
 
     def forward(self, logits: torch.Tensor, *, targets: torch.Tensor | None = None,
@@ -610,16 +615,12 @@ class SegmentationSoftLocLoss(_SegmentationLoss):
                  smoothing_weight: float = 0.0, smoothing_tau: float = 4.0) -> None:
         super().__init__(smoothing_weight, smoothing_tau)
         fn = self._name
-        self.sigma = check_sigma(fn, sigma, None)
-        if math.isinf(self.sigma):
-            raise ValueError(f"{fn}: `sigma` must be finite, got inf")
+        self.sigma = _check_module_sigma(fn, sigma)
         if not isinstance(alpha, AlphaSchedule):
             alpha = AlphaSchedule.constant(check_unit_float(fn, "alpha", alpha))
         self.alpha = alpha
         self.k_max = check_int(fn, "k_max", k_max, minimum=1)
-        if distance not in _DISTANCES:
-            raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
-        self.distance = distance
+        self.distance = _check_distance(fn, distance)
         self.truncate = check_real(fn, "truncate", truncate, positive=True)
 
     def forward(self, logits: torch.Tensor, *, targets: torch.Tensor | None = None,
