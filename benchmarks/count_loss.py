@@ -14,7 +14,7 @@ Run::
     python -m benchmarks.count_loss --device cuda --shapes 32,3,400,32 8,88,400,43
     python -m benchmarks.count_loss --threads 1      # what docs/benchmarks.md reports
 
-Both contenders use the same torch thread setting (the fused CPU kernels spread over up to
+All contenders use the same torch thread setting (the fused CPU kernels spread over up to
 ``torch.get_num_threads()`` threads when there is enough work). Columns: median wall time of
 forward + backward over ``--repeats`` runs after warm-up (fewer runs, or no baseline, for the
 huge shapes; the output says which), speed-up, peak memory, and the max abs error of the loss
@@ -81,18 +81,29 @@ def _step(fn, probs, counts, k_max):
     return loss.detach(), x.grad
 
 
-def _time(fn, probs, counts, k_max, repeats: int, warmup: int) -> float:
+def _time(contenders, probs, counts, k_max) -> list[float]:
+    """Median wall time of each ``(fn, repeats, warmup runs)`` contender, in the order given.
+
+    The runs are interleaved: round r runs every contender whose share of the rounds falls on
+    r, so a change of the machine's load during the measurement hits all of them alike and
+    their ratios stay meaningful on a shared machine.
+    """
     device = probs.device
-    for _ in range(warmup):
-        _step(fn, probs, counts, k_max)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        _step(fn, probs, counts, k_max)
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    for fn, _, warmup in contenders:
+        for _ in range(warmup):
+            _step(fn, probs, counts, k_max)
+    rounds = max(n for _, n, _ in contenders)
+    times: list[list[float]] = [[] for _ in contenders]
+    for r in range(rounds):
+        for (fn, n, _), out in zip(contenders, times, strict=True):
+            if (r + 1) * n // rounds == r * n // rounds:
+                continue  # n runs spread evenly over the rounds
+            _sync(device)
+            t0 = time.perf_counter()
+            _step(fn, probs, counts, k_max)
+            _sync(device)
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def _peak_bytes(fn, probs, counts, k_max) -> int:
@@ -161,15 +172,17 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
         for dtype in dtypes:
             probs, counts = make_inputs(shape, dtype, device)
             reps = max(3, repeats // 5) if huge else repeats
-            t_fused = _time(_fused, probs, counts, k_max, reps, warmup)
-            t_loco = _time(_loco, probs, counts, k_max, reps, warmup)
+            contenders = [(_fused, reps, warmup), (_loco, reps, warmup)]
+            with_base = t_len < LONG or baseline_huge
+            if with_base:  # huge: one cold run of the per-step loop
+                base_reps = 1 if huge else max(3, repeats // 4)
+                contenders.append((per_step_log_likelihood, base_reps, 0 if huge else 1))
+            timed = _time(contenders, probs, counts, k_max)
+            t_fused, t_loco = timed[:2]
             mem_fused = _peak_bytes(_fused, probs, counts, k_max)
             t_base = mem_base = None
-            if t_len < LONG or baseline_huge:
-                base_reps = 1 if huge else max(3, repeats // 4)
-                t_base = _time(
-                    per_step_log_likelihood, probs, counts, k_max, base_reps, 0 if huge else 1
-                )
+            if with_base:
+                t_base = timed[2]
                 mem_base = _peak_bytes(per_step_log_likelihood, probs, counts, k_max)
             # Accuracy against the float64 log-space reference backend.
             loss, grad = _step(_fused, probs, counts, k_max)

@@ -34,6 +34,9 @@ class Options:
 
 
 _OPTIONS = Options()
+# Work of the layout changes (gather / scatter) per element, in bin updates of the recursion:
+# a strided float64 copy costs about as much as this many vectorised updates.
+_LAYOUT_COST = 16
 
 
 def options() -> Options:
@@ -125,9 +128,12 @@ class _Rows:
             self._np = x.contiguous().numpy()
         pt = np.empty((self.t_len, padded))
         qt = np.empty((self.t_len, padded))
-        _kernels().gather_time_major(
-            self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt
-        )
+        k = _kernels()
+        n_groups = -(-padded // k.LANES)
+        _run_parallel(  # a layout change costs about as much per element as this many updates
+            k.gather_time_major, np.full(n_groups, _LAYOUT_COST * k.LANES * self.t_len),
+            self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt,
+        )  # fmt: skip
         return pt, qt
 
     def time_major_chunks(self, src, t0, n_steps, padded: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +289,10 @@ class _Jobs:
         )  # fmt: skip
         if self.n_chunks == 1 and self.norm is None:  # the common case, in one pass
             grads = np.empty((n_jobs, self.t_len))
-            k.scatter_rows(grad_t, self.lane_job, self.lane_len, grads)
+            _run_parallel(
+                k.scatter_rows, np.full(self.n_groups, _LAYOUT_COST * k.LANES * self.t_len),
+                grad_t, self.lane_job, self.lane_len, grads,
+            )  # fmt: skip
             return grads
         lanes = grad_t[:, :n_lanes]
         if self.norm is not None:

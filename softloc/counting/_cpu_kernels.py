@@ -224,14 +224,16 @@ _TBLOCK = 16
 
 
 @njit(cache=True, nogil=True)
-def gather_time_major(x, src, steps, logits, pt, qt):  # pragma: no cover - compiled
+def gather_time_major(x, src, steps, logits, pt, qt, g_lo, g_hi):  # pragma: no cover - compiled
     """pt[t, i], qt[t, i] = p, 1 - p of row src[i] at step t (float64); identity (0, 1) at
     steps >= steps[src[i]] and in lanes i >= len(src). x: (R, T) probabilities or logits
     (float32 or float64); pt, qt: (T, padded). Logits use one exp: with e = exp(-|x|),
-    {p, q} = {1 / (1 + e), e / (1 + e)}, both without cancellation."""
+    {p, q} = {1 / (1 + e), e / (1 + e)}, both without cancellation. Only the lane groups
+    ``g_lo..g_hi-1`` (lanes ``32 g .. 32 g + 31``) are written: disjoint ranges may run on
+    several threads."""
     t_len, padded = pt.shape
     n_src = src.shape[0]
-    for c0 in range(0, padded, LANES):
+    for c0 in range(g_lo * LANES, min(padded, g_hi * LANES), LANES):
         hi = min(padded, c0 + LANES)
         for t0 in range(0, t_len, _TBLOCK):
             t1 = min(t_len, t0 + _TBLOCK)
@@ -259,19 +261,17 @@ def gather_time_major(x, src, steps, logits, pt, qt):  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(grad_t, lane_job, lane_len, out):  # pragma: no cover - compiled
+def scatter_rows(grad_t, lane_job, lane_len, out, g_lo, g_hi):  # pragma: no cover - compiled
     """out[lane_job[i], t] = grad_t[t, i] for t < lane_len[i], 0 for the other steps.
-    grad_t: (S, padded) time-major; out: (jobs, T), every row covered by one lane."""
+    grad_t: (S, padded) time-major; out: (jobs, T), every row covered by one lane. Only the
+    lanes of groups ``g_lo..g_hi-1`` are read (each writes its own rows: thread-safe)."""
     t_len = out.shape[1]
     n_lanes = lane_job.shape[0]
-    for c0 in range(0, n_lanes, LANES):
+    for c0 in range(g_lo * LANES, min(n_lanes, g_hi * LANES), LANES):
         hi = min(n_lanes, c0 + LANES)
         for t0 in range(0, t_len, _TBLOCK):
             t1 = min(t_len, t0 + _TBLOCK)
-            for i in range(c0, hi):
-                r = lane_job[i]
-                lim = min(t1, max(t0, lane_len[i]))
-                for t in range(t0, lim):
-                    out[r, t] = grad_t[t, i]
-                for t in range(lim, t1):
-                    out[r, t] = 0.0
+            # steps outer, lanes inner: contiguous reads of grad_t, writes within a block of rows
+            for t in range(t0, t1):
+                for i in range(c0, hi):
+                    out[lane_job[i], t] = grad_t[t, i] if t < lane_len[i] else 0.0
