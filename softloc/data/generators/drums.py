@@ -196,25 +196,42 @@ def _slug(kit: SampleKit) -> str:
 
 
 def _split_kit_lists(seed: int, sample_rate: int, kit_paths, system_kits: bool,
-                     n_synthetic: dict[str, int]) -> dict[str, list[SampleKit]]:
+                     n_synthetic: dict[str, int],
+                     n_files: dict[str, int]) -> dict[str, list[SampleKit]]:
+    """The kits each split plays, in the order its files cycle through them.
+
+    Recorded kits are split by family before they are read; each split's recorded and synthetic
+    kits are shuffled with ``seed`` and read lazily, in that order, until there are as many
+    usable kits as files (so a small dataset reads few kits).
+    """
     sources = discover_kits(kit_paths, system=system_kits)
-    recorded = load_kits(sources, sample_rate=sample_rate)
-    if not recorded:
+    if not sources:
         log.warning("synthesize_drum_dataset: no recorded drum kit found (searched %s); using "
                     "synthetic kits only. Install the Debian packages hydrogen-drumkits and "
                     "fluid-soundfont-gm, or pass kits=[...] (--kits).",
                     "the system kit folders" if system_kits else "only the given paths")
-    by_split = split_kits(recorded, seed=seed)
-    for split, n in n_synthetic.items():
-        if not by_split[split] and n == 0:
+    by_split = split_kits(sources, seed=seed)
+    out = {}
+    for split, n_synth in n_synthetic.items():
+        entries: list = by_split[split] + [_KIT_OFFSET[split] + k for k in range(n_synth)]
+        if n_files[split] and not entries:
             raise ValueError(f"synthesize_drum_dataset: no kit for the {split} split (no recorded "
                              f"kit went there and `n_{split}_kits` is 0)")
-    out = {}
-    for split, n in n_synthetic.items():
-        kits = by_split[split] + [make_synthetic_kit(seed=seed, kit_id=_KIT_OFFSET[split] + k,
-                                                     sample_rate=sample_rate) for k in range(n)]
-        out[split] = [kits[i] for i in np.random.default_rng([seed, 11, _SPLIT_CODE[split]])
-                      .permutation(len(kits))]
+        order = np.random.default_rng([seed, 11, _SPLIT_CODE[split]]).permutation(len(entries))
+        kits: list[SampleKit] = []
+        for j in order:
+            if len(kits) == n_files[split]:
+                break
+            e = entries[j]
+            if isinstance(e, int):
+                kits.append(make_synthetic_kit(seed=seed, kit_id=e, sample_rate=sample_rate))
+            else:
+                kits += load_kits([e], sample_rate=sample_rate)
+        if n_files[split] and not kits:
+            raise ValueError(f"synthesize_drum_dataset: none of the kits of the {split} split "
+                             f"could be read (see the log); add synthetic kits "
+                             f"(`n_{split}_kits`)")
+        out[split] = kits
     return out
 
 
@@ -232,7 +249,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     each labelled sound starts), ``counts.csv`` (counts per class in ``window_s`` windows at
     ``hop_s`` steps, for every file), ``splits/{train,valid,test}.txt`` and ``synth_drums.json``
     (the settings, the kits of every split, and per file its kit, style, tempo and recording
-    chain). Files of a split cycle through the kits of that split; stems are
+    chain). Each split's kits are shuffled with ``seed`` and its files cycle through them (with
+    fewer files than kits, only the kits played are read); stems are
     ``<split>_<index>_kit<kit>``. The default size is 20 min of training audio (40 x 30 s),
     3 min of validation and 5 min of test audio.
 
@@ -281,7 +299,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     sizes = {"train": n_train_files, "valid": n_valid_files, "test": n_test_files}
     split_kits_ = _split_kit_lists(seed, sample_rate, kits, system_kits,
                                    {"train": n_train_kits, "valid": n_valid_kits,
-                                    "test": n_test_kits})
+                                    "test": n_test_kits}, sizes)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {}
     windows, manifest = [], []

@@ -26,15 +26,19 @@ import hashlib
 import logging
 import os
 import re
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from softloc.data.generators.kit_formats import (
     AUDIO_SUFFIXES,
+    ROLE_LABELS,
     SampleKit,
+    classify_instrument,
     read_folder_kit,
     read_hydrogen_kit,
     read_sfz_kit,
@@ -63,6 +67,7 @@ EVALUATION_HOLDOUT: frozenset[tuple[int, str]] = frozenset({
     (8, "16d6baff8555ae7f"), (10, "f87f2641c631bbd3"), (11, "0ed489d0f85c5691"),
     (7, "dbd951aaa00a3f10"), (16, "ab9bc5dc604e232c"), (8, "92447e591eda62e8"),
 })
+_K = TypeVar("_K", "KitSource", SampleKit)
 _HOLDOUT_LENGTHS = sorted({n for n, _ in EVALUATION_HOLDOUT})
 _SF_SUFFIXES = (".sf2", ".sf3")
 
@@ -111,6 +116,18 @@ def _hydrogen_name(folder: Path) -> str:
     return m.group(1).strip() if m and m.group(1).strip() else folder.name
 
 
+def _hydrogen_plays_all_classes(folder: Path) -> bool:
+    """Whether the instrument names of a Hydrogen kit cover KD, SD and HH (no audio read)."""
+    try:
+        root = ET.parse(folder / "drumkit.xml").getroot()
+    except ET.ParseError:
+        return True  # let the reader report it with its line
+    names = [child.text or "" for inst in root.iter() if inst.tag.endswith("instrument")
+             for child in inst if child.tag.rsplit("}", 1)[-1] == "name"]
+    labels = {ROLE_LABELS.get(classify_instrument(n) or "", None) for n in names}
+    return {"HH", "KD", "SD"} <= labels
+
+
 def _sources_in(path: Path, *, folder_kit: bool) -> list[KitSource]:
     """Kits at ``path``; a folder with no kit file inside is a folder kit when ``folder_kit``."""
     if path.is_file():
@@ -122,6 +139,9 @@ def _sources_in(path: Path, *, folder_kit: bool) -> list[KitSource]:
             return [KitSource("sfz", str(path), path.stem, path.stem)]
         return []
     if (path / "drumkit.xml").is_file():
+        if not _hydrogen_plays_all_classes(path):
+            log.info("drum kit %s skipped: its instruments do not cover KD, SD and HH", path)
+            return []
         return [KitSource("hydrogen", str(path), _hydrogen_name(path), path.name)]
     found: list[KitSource] = []
     has_audio = False
@@ -194,14 +214,8 @@ def _read_source(source: KitSource, sample_rate: int) -> SampleKit:
         return read_sfz_kit(source.path, sample_rate=sample_rate)
     if source.kind == "folder":
         return read_folder_kit(source.path, sample_rate=sample_rate)
-    return _read_sf2_file(source.path, sample_rate)[source.program]
-
-
-@functools.lru_cache(maxsize=8)
-def _read_sf2_file(path: str, sample_rate: int) -> dict[int, SampleKit]:
-    programs = [p for p, _ in sf2_drum_presets(path)]
-    return dict(zip(programs, read_sf2_kits(path, programs=programs, sample_rate=sample_rate),
-                    strict=True))
+    (kit,) = read_sf2_kits(source.path, programs=[source.program], sample_rate=sample_rate)
+    return kit
 
 
 def load_kits(sources: Iterable[KitSource], *, sample_rate: int) -> list[SampleKit]:
@@ -226,9 +240,12 @@ def load_kits(sources: Iterable[KitSource], *, sample_rate: int) -> list[SampleK
     return kits
 
 
-def split_kits(kits: Sequence[SampleKit], *, seed: int, valid_fraction: float = 0.15,
-               test_fraction: float = 0.15) -> dict[str, list[SampleKit]]:
+def split_kits(kits: Sequence[_K], *, seed: int, valid_fraction: float = 0.15,
+               test_fraction: float = 0.15) -> dict[str, list[_K]]:
     """Assign whole kit families to ``train`` / ``valid`` / ``test`` (disjoint families).
+
+    ``kits`` are :class:`KitSource` or loaded kits (anything with a ``family``), so that kits
+    can be split before they are read.
 
     Families are shuffled with ``seed``; test and valid get ``round(fraction x families)`` of them
     (at least one each when there are three families or more), train the rest. With two
@@ -252,7 +269,7 @@ def split_kits(kits: Sequence[SampleKit], *, seed: int, valid_fraction: float = 
         n_test, n_valid = (1 if n == 2 else 0), 0
     split_of = {f: "test" for f in order[:n_test]}
     split_of.update({f: "valid" for f in order[n_test:n_test + n_valid]})
-    out: dict[str, list[SampleKit]] = {"train": [], "valid": [], "test": []}
+    out: dict[str, list[_K]] = {"train": [], "valid": [], "test": []}
     for kit in kits:
         out[split_of.get(kit.family, "train")].append(kit)
     return out

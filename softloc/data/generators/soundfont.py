@@ -11,6 +11,7 @@ headers, without the synthesiser.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import struct
@@ -76,7 +77,8 @@ def sf2_drum_presets(path: str | os.PathLike) -> list[tuple[int, str]]:
     preset headers (no synthesiser needed).
 
     Presets named ``"<name of an earlier preset> <number>"`` (``Standard 3``) are variants that
-    reuse the samples of that preset and are left out.
+    reuse the samples of that preset and are left out, as are the GM/GS sound-effect sets
+    (``SFX``), which hold no drums.
 
     Raises:
         FileNotFoundError: no such file.
@@ -90,10 +92,22 @@ def sf2_drum_presets(path: str | os.PathLike) -> list[tuple[int, str]]:
         if bank != 128 or any(p == program for p, _ in out):
             continue
         base = re.sub(r"\s+\d+$", "", name)
-        if base != name and any(n == base for _, n in out):
+        if (base != name and any(n == base for _, n in out)) or re.search(r"(?i)\bsfx\b", name):
             continue
         out.append((program, name))
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded_synth(path: str, sample_rate: int):
+    """A synthesiser with the SoundFont loaded (kept for the next presets of the same file)."""
+    tsf = _tinysoundfont()
+    synth = tsf.Synth(samplerate=sample_rate)
+    try:
+        sfid = synth.sfload(path)
+    except Exception as e:  # noqa: BLE001 - tinysoundfont raises plain Exceptions
+        raise ValueError(f"{path}: cannot load the SoundFont ({e})") from None
+    return synth, sfid
 
 
 def read_sf2_kits(path: str | os.PathLike, *, programs: list[int] | tuple[int, ...],
@@ -108,13 +122,8 @@ def read_sf2_kits(path: str | os.PathLike, *, programs: list[int] | tuple[int, .
         ImportError: tinysoundfont is not installed.
         ValueError: not a SoundFont, or no such drum preset.
     """
-    tsf = _tinysoundfont()
     path = Path(path)
-    synth = tsf.Synth(samplerate=int(sample_rate))
-    try:
-        sfid = synth.sfload(str(path))
-    except Exception as e:  # noqa: BLE001 - tinysoundfont raises plain Exceptions
-        raise ValueError(f"{path}: cannot load the SoundFont ({e})") from None
+    synth, sfid = _loaded_synth(str(path), int(sample_rate))
     kits = []
     for program in programs:
         try:
