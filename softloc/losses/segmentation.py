@@ -134,7 +134,8 @@ def _check_class_targets(fn: str, targets: object, shape: torch.Size) -> torch.T
 
 
 def _check_distance(fn: str, distance: object) -> str:
-    _check_distance(fn, distance)
+    if distance not in _DISTANCES:
+        raise ValueError(f"{fn}: `distance` must be one of {_DISTANCES}, got {distance!r}")
     return str(distance)
 
 
