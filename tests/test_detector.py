@@ -103,7 +103,11 @@ def test_detect_accepts_path_and_array_and_returns_sorted_labelled_events(tmp_pa
     times = [t for t, _, _ in from_path]
     assert times == sorted(times)
     assert {lab for _, lab, _ in from_path} <= {"HH", "KD", "SD"}
-    assert all(0.0 <= s <= 1.0 for _, _, s in from_path)
+    # scores are the peak p(t) of each event: a value of the detector's probabilities
+    probs = det.probabilities(tmp_path / "a.wav")
+    fr, labels = det.frame_rate, list(det.classes)
+    for t, lab, score in from_path:
+        assert score == pytest.approx(probs[labels.index(lab), round(t * fr)], rel=1e-9)
 
 
 def test_detect_resamples_array_input():
