@@ -5,7 +5,7 @@ Conventions:
       mono and resamples with soxr.
     * Frame ``i`` is centred on sample ``i * hop_length`` (the signal is zero-padded by
       ``n_fft // 2`` on both sides), so its time stamp is ``i / frame_rate`` seconds, which is
-      :func:`softloc.decode.frames_to_seconds` with ``time_offset_s=0``. A signal of ``n`` samples
+      :func:`softloc.timebase.frames_to_seconds` with ``time_offset_s=0``. A signal of ``n`` samples
       gives ``1 + n // hop_length`` frames (:func:`num_frames`).
     * The cached quantity is the **power** mel spectrogram ``(batch, n_mels, time)``: power of
       independent sources is roughly additive, so two training windows can be mixed by summing

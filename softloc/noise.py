@@ -122,7 +122,7 @@ class NormalNoise(NoiseModel):
 class RoundedNormalNoise(NoiseModel):
     """Frame-grid noise ⌊N(0, σ²)⌉ in frames (SoftLoc §5.2; golf and time-series originals).
 
-    Each event is first snapped to its nearest frame (:func:`softloc.decode.seconds_to_frames`),
+    Each event is first snapped to its nearest frame (:func:`softloc.timebase.seconds_to_frames`),
     then moved by a whole number of frames ``round(N(0, σ²))``; results lie on the grid
     ``i / frame_rate`` and are clipped to frames ``0 .. floor(duration_s · frame_rate)``.
 
