@@ -114,10 +114,15 @@ def test_load_mnist_keeps_the_split_and_scales_to_unit_range(tmp_path, gz, dotte
 
 
 def test_load_mnist_resizes_on_request(tmp_path):
-    _write_mnist(tmp_path)
+    from PIL import Image  # antialiased bilinear resizing as PIL defines it, independently
+
+    arrays = _write_mnist(tmp_path)
     ds = load_mnist(tmp_path, digit_px=14)
     assert ds.train_images.shape == (5, 14, 14)
-    assert 0.0 <= ds.train_images.min() and ds.train_images.max() <= 1.0
+    for got, raw in zip(ds.train_images, arrays["train-images-idx3-ubyte"], strict=True):
+        image = Image.fromarray((raw / 255.0).astype(np.float32), mode="F")
+        expected = np.asarray(image.resize((14, 14), Image.BILINEAR))
+        np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
 def test_load_mnist_reports_missing_and_malformed_files(tmp_path):
