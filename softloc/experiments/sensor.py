@@ -1,0 +1,394 @@
+"""Event detection in sensor time series with misaligned labels (SoftLoc §5.2, Table 3).
+
+:func:`run_sensor` runs the paper's protocol on a time-series dataset in the generic layout
+(``ROOT/signals``, ``annotations``, ``subjects.csv``; the built-in puffMarker-like generator
+:mod:`softloc.data.generators.puffs` when no dataset is given): leave-one-subject-out folds,
+repeated over seeds; the training labels of each fold misaligned in whole steps with a rounded
+normal ``⌊N(0, σ²)⌉`` (:class:`softloc.noise.RoundedNormalNoise`) or a binary ``B(−δ, δ)``
+(:class:`softloc.noise.BinaryNoise`) noise; one model per method:
+
+* ``lrm``: LR-M (Adams & Marlin 2017, :class:`softloc.models.lrm.LRM`) with a noise window of
+  ``max(1, ceil(3 σ))`` steps (normal) or ``δ`` steps (binary), plain logistic regression at 0;
+* ``bce``: the FC-LSTM (:class:`softloc.models.sensor.FCLSTM`) trained with frame-wise
+  cross-entropy (the paper's CE);
+* ``softloc``: the same network trained with L_SoftLoc (SoftLoc eq. 4-5).
+
+The networks train in the one LightningModule :class:`softloc.training.EventModule` with the
+loss of :func:`softloc.losses.registry.build_loss`, on windows of ``window_steps`` steps cut at
+every start (the original: 50 steps, stride 1). Features are normalised per subject
+(median / IQR over all of the subject's sessions, no labels involved). The held-out subject's
+sessions are scored whole with clean labels: F1 with exact alignment (a detected step must be
+an annotated step: tolerance 0, the paper's metric) and F1 within ``tolerance_steps``.
+
+Output (``out``)::
+
+    OUT/results.csv   one row per finished run (columns :data:`RESULT_COLUMNS`), rewritten
+                      atomically after every run; a rerun skips the rows already there
+    OUT/data/         the generated dataset when ``config.data`` is None
+
+:func:`summarize` gives mean and std over folds and seeds per (method, noise, level);
+:func:`format_table` prints the Table 3 layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from softloc._checks import check_choice, check_int, check_real, check_unit_float
+from softloc._io import atomic_write_text
+from softloc.data.generators.puffs import generate_puff_dataset
+from softloc.data.layout import read_annotation_file
+from softloc.data.signals import channel_stats, normalize_channels, read_signal
+from softloc.data.subjects import leave_one_subject_out, read_subjects_csv
+from softloc.metrics import onset_scores
+from softloc.models.lrm import LRM
+from softloc.models.sensor import FCLSTM
+from softloc.noise import BinaryNoise, RoundedNormalNoise, perturb_events
+
+__all__ = ["METHODS", "NOISES", "RESULT_COLUMNS", "SensorConfig", "format_table", "run_sensor",
+           "summarize"]
+
+#: Methods of Table 3.
+METHODS = ("lrm", "bce", "softloc")
+#: Misalignment distributions: rounded normal ⌊N(0, σ²)⌉ and binary B(−δ, δ), in steps.
+NOISES = ("normal", "binary")
+#: Columns of ``results.csv``.
+RESULT_COLUMNS = ("method", "noise", "level", "seed", "fold", "f1", "precision", "recall",
+                  "f1_tol", "n_ref", "n_est")
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """Settings of :func:`run_sensor`.
+
+    Attributes:
+        data: dataset folder in the generic layout with ``signals/``; None: generate the
+            puffMarker-like data into ``OUT/data`` (``n_subjects``, ``sessions_per_subject``,
+            ``cycles_per_session``).
+        label: the event class to detect.
+        methods: among :data:`METHODS`.
+        noises: among :data:`NOISES`.
+        levels: σ (normal) or δ (binary) in steps (paper: 0..4; binary skips 0).
+        seeds: repetitions (paper: 10), seeds 0..seeds-1.
+        folds: indices of the leave-one-subject-out folds to run (None: all).
+        window_steps: training window length in steps (original: 50).
+        window_stride: steps between training window starts (original: 1).
+        softness_steps: σ of L_SLL in steps (original: 3).
+        alpha: weight of the count term of L_SoftLoc (constant).
+        k_max: top count bin.
+        max_steps, batch_size, learning_rate: Adam training of the FC-LSTM.
+        threshold_bce, threshold_softloc, threshold_lrm: decision thresholds on p(t) (the
+            original: argmax for CE, i.e. 0.5, and 0.2 for SoftLoc).
+        tolerance_steps: tolerance of the second F1, in steps.
+        lrm_l2, lrm_context: LR-M settings.
+    """
+
+    data: str | None = None
+    n_subjects: int = 6
+    sessions_per_subject: int = 5
+    cycles_per_session: int = 700
+    label: str = "puff"
+    methods: tuple[str, ...] = METHODS
+    noises: tuple[str, ...] = NOISES
+    levels: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: int = 1
+    folds: tuple[int, ...] | None = None
+    window_steps: int = 50
+    window_stride: int = 1
+    softness_steps: float = 3.0
+    alpha: float = 0.1
+    k_max: int = 30
+    max_steps: int = 1500
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    threshold_bce: float = 0.5
+    threshold_softloc: float = 0.2
+    threshold_lrm: float = 0.5
+    tolerance_steps: int = 1
+    lrm_l2: float = 1.0
+    lrm_context: int = 0
+
+    def __post_init__(self) -> None:
+        fn = "SensorConfig"
+        for m in self.methods:
+            check_choice(fn, "methods", m, METHODS)
+        for n in self.noises:
+            check_choice(fn, "noises", n, NOISES)
+        if not self.methods or not self.noises or not self.levels:
+            raise ValueError(f"{fn}: `methods`, `noises` and `levels` need at least one value")
+        for level in self.levels:
+            check_int(fn, "levels", level, minimum=0)
+        for name in ("n_subjects", "sessions_per_subject", "seeds", "window_steps",
+                     "window_stride", "k_max", "max_steps", "batch_size"):
+            check_int(fn, name, getattr(self, name), minimum=1)
+        check_int(fn, "cycles_per_session", self.cycles_per_session, minimum=20)
+        check_int(fn, "tolerance_steps", self.tolerance_steps, minimum=0)
+        check_real(fn, "softness_steps", self.softness_steps, positive=True)
+        check_real(fn, "learning_rate", self.learning_rate, positive=True)
+        for name in ("alpha", "threshold_bce", "threshold_softloc", "threshold_lrm"):
+            check_unit_float(fn, name, getattr(self, name))
+
+
+@dataclass
+class _Data:
+    """Normalised sessions: features (F, T), clean event steps, subject, the step rate."""
+
+    x: dict[str, np.ndarray]
+    steps: dict[str, np.ndarray]
+    subjects: dict[str, str]
+    rate_hz: float
+
+
+def _load(root: Path, label: str) -> _Data:
+    subjects = read_subjects_csv(root / "subjects.csv")
+    raw, steps, rates = {}, {}, set()
+    for stem in sorted(subjects):
+        sig = read_signal(root / "signals" / f"{stem}.npy")
+        rates.add(sig.rate_hz)
+        raw[stem] = sig.data
+        ev = read_annotation_file(root / "annotations" / f"{stem}.txt")
+        frames = np.rint(np.array([t for t, lab in ev if lab == label]) * sig.rate_hz)
+        steps[stem] = np.unique(frames.astype(np.int64))
+    if len(rates) != 1:
+        raise ValueError(f"run_sensor: {root}: every signal must have one step rate, found "
+                         f"{sorted(rates)}")
+    x = {}
+    for subj in sorted(set(subjects.values())):
+        stems = [s for s in subjects if subjects[s] == subj]
+        stats = channel_stats(np.concatenate([raw[s] for s in stems], axis=1), method="robust")
+        x.update({s: normalize_channels(raw[s], stats=stats) for s in stems})
+    return _Data(x, steps, subjects, rates.pop())
+
+
+def _noisy_steps(data: _Data, stems: Sequence[str], noise: str, level: int,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    rate = data.rate_hz
+    model = (RoundedNormalNoise(float(level), rate) if noise == "normal"
+             else BinaryNoise(level / rate))
+    out = {}
+    for s in stems:
+        n = data.x[s].shape[1]
+        times, _ = perturb_events(data.steps[s] / rate, model=model, duration_s=(n - 1) / rate,
+                                  seed=rng)
+        out[s] = np.clip(np.rint(times * rate).astype(np.int64), 0, n - 1)
+    return out
+
+
+def _windows(data: _Data, labels: Mapping[str, np.ndarray], width: int,
+             stride: int) -> dict[str, torch.Tensor]:
+    """Windows of ``width`` steps every ``stride`` steps (zero-padded at the end)."""
+    xs, ys, lengths = [], [], []
+    for s, steps in labels.items():
+        x = data.x[s]
+        n = x.shape[1]
+        target = np.zeros(n, np.float32)
+        np.add.at(target, steps, 1.0)
+        target = np.minimum(target, 1.0)
+        for a in range(0, n, stride):
+            b = min(n, a + width)
+            xw = np.zeros((x.shape[0], width), np.float32)
+            yw = np.zeros(width, np.float32)
+            xw[:, : b - a] = x[:, a:b]
+            yw[: b - a] = target[a:b]
+            xs.append(xw)
+            ys.append(yw)
+            lengths.append(b - a)
+    targets = torch.from_numpy(np.stack(ys))[:, None]  # (N, T) -> (N, 1, T)
+    return {"inputs": torch.from_numpy(np.stack(xs)), "targets": targets,
+            "counts": targets.sum(-1), "lengths": torch.tensor(lengths)}
+
+
+def _train_net(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarray],
+               method: str, seed: int) -> FCLSTM:
+    import lightning as L
+
+    from softloc.config import LossConfig
+    from softloc.losses.registry import build_loss
+    from softloc.training import EventModule, OptimSettings
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    torch.manual_seed(seed)
+    windows = _windows(data, labels, config.window_steps, config.window_stride)
+    n_features = windows["inputs"].shape[1]
+    model = FCLSTM(n_features, 1)
+    softness_ms = 1000.0 * config.softness_steps / data.rate_hz
+    loss = build_loss(LossConfig(name=method, k_max=config.k_max, softness_ms=softness_ms,
+                                 alpha_min=config.alpha, alpha_max=config.alpha,
+                                 alpha_start_step=0, alpha_ramp_steps=1),
+                      frame_rate=data.rate_hz, max_steps=config.max_steps)
+    module = EventModule(model, loss, optim=OptimSettings(config.learning_rate,
+                                                          config.max_steps, "constant"))
+    n = windows["inputs"].shape[0]
+    loader = torch.utils.data.DataLoader(
+        range(n), batch_size=config.batch_size, shuffle=True, drop_last=n > config.batch_size,
+        generator=torch.Generator().manual_seed(seed),
+        collate_fn=lambda idx: {k: v[idx] for k, v in windows.items()})
+    clip = 5.0 if method == "softloc" else None  # the original clipped SoftLoc, not CE
+    trainer = L.Trainer(max_steps=config.max_steps, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=False, num_sanity_val_steps=0, limit_val_batches=0,
+                        gradient_clip_val=clip)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*val_dataloader.*")
+        trainer.fit(module, train_dataloaders=loader)
+    return model.eval()
+
+
+def _lrm(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarray], noise: str,
+         level: int) -> LRM:
+    shift = 0 if level == 0 else (max(1, math.ceil(3 * level)) if noise == "normal" else level)
+    model = LRM(max_shift=shift, noise_sd=float(level) if noise == "normal" and level else None,
+                l2=config.lrm_l2, context=config.lrm_context)
+    return model.fit([data.x[s] for s in labels], [labels[s] for s in labels])
+
+
+def _score(config: SensorConfig, data: _Data, stems: Sequence[str], method: str,
+           predict) -> dict[str, Any]:
+    thr = {"bce": config.threshold_bce, "softloc": config.threshold_softloc,
+           "lrm": config.threshold_lrm}[method]
+    tp = fp = fn = tp_tol = 0
+    for s in stems:
+        est = np.flatnonzero(predict(data.x[s]) > thr)
+        ref = data.steps[s]
+        exact = onset_scores(ref / data.rate_hz, est / data.rate_hz, tolerance_s=0.0)
+        tol = onset_scores(ref / data.rate_hz, est / data.rate_hz,
+                           tolerance_s=(config.tolerance_steps + 0.01) / data.rate_hz)
+        tp, fp, fn = tp + exact["tp"], fp + exact["fp"], fn + exact["fn"]
+        tp_tol += tol["tp"]
+    n_ref, n_est = tp + fn, tp + fp
+    return {"f1": 2 * tp / max(1, n_ref + n_est), "precision": tp / n_est if n_est else math.nan,
+            "recall": tp / n_ref if n_ref else math.nan,
+            "f1_tol": 2 * tp_tol / max(1, n_ref + n_est), "n_ref": n_ref, "n_est": n_est}
+
+
+def _net_predict(model: FCLSTM):
+    @torch.no_grad()
+    def predict(x: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(model(torch.from_numpy(x)[None]))[0, 0].numpy()
+    return predict
+
+
+def _runs(config: SensorConfig, n_folds: int) -> list[tuple[str, str, int, int, int]]:
+    folds = config.folds if config.folds is not None else tuple(range(n_folds))
+    bad = sorted(set(folds) - set(range(n_folds)))
+    if bad:
+        raise ValueError(f"run_sensor: folds {bad} do not exist ({n_folds} subjects)")
+    return [(m, noise, level, seed, fold) for noise in config.noises for level in config.levels
+            if not (noise == "binary" and level == 0) for seed in range(config.seeds)
+            for fold in folds for m in config.methods]
+
+
+def _key(row: Mapping[str, Any]) -> tuple:
+    return (row["method"], row["noise"], int(row["level"]), int(row["seed"]), int(row["fold"]))
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for n, row in enumerate(rows, start=2):
+        if set(RESULT_COLUMNS) - set(row):
+            raise ValueError(f"{path}:{n}: expected the columns {RESULT_COLUMNS}")
+    return rows
+
+
+def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row[k] for k in RESULT_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+def run_sensor(config: SensorConfig, out: str | Path) -> list[dict[str, Any]]:
+    """Run every (method, noise, level, seed, fold) not yet in ``OUT/results.csv``.
+
+    Args:
+        config: the study (:class:`SensorConfig`).
+        out: output folder (created); ``results.csv`` there is resumed.
+
+    Returns:
+        every row of ``results.csv`` (as written), finished runs included.
+
+    Raises:
+        ValueError: a fold that does not exist, a malformed ``results.csv`` or dataset.
+    """
+    fn = "run_sensor"
+    if not isinstance(config, SensorConfig):
+        raise TypeError(f"{fn}: `config` must be a SensorConfig, got {type(config).__name__}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(config.data) if config.data is not None else out / "data"
+    if config.data is None and not (root / "subjects.csv").is_file():
+        generate_puff_dataset(root, n_subjects=config.n_subjects,
+                              sessions_per_subject=config.sessions_per_subject,
+                              cycles_per_session=config.cycles_per_session, seed=0)
+    data = _load(root, config.label)
+    folds = leave_one_subject_out(data.subjects)
+    path = out / "results.csv"
+    rows = _read_rows(path)
+    done = {_key(r) for r in rows}
+    for method, noise, level, seed, k in _runs(config, len(folds)):
+        row: dict[str, Any] = {"method": method, "noise": noise, "level": level, "seed": seed,
+                               "fold": k}
+        if _key(row) in done:
+            continue
+        rng = np.random.default_rng([seed, k, level, NOISES.index(noise)])
+        labels = _noisy_steps(data, folds[k].train + folds[k].valid, noise, level, rng)
+        if method == "lrm":
+            predict = _lrm(config, data, labels, noise, level).predict_proba
+        else:
+            predict = _net_predict(_train_net(config, data, labels, method, seed))
+        row.update(_score(config, data, folds[k].test, method, predict))
+        rows.append(row)
+        done.add(_key(row))
+        _write_rows(path, rows)
+    return rows
+
+
+def summarize(rows: Sequence[Mapping[str, Any]], *, score: str = "f1") -> list[dict[str, Any]]:
+    """Mean and population std of ``score`` over folds and seeds per (method, noise, level).
+
+    Returns:
+        one dict per group with ``method``, ``noise``, ``level``, ``n``, ``mean``, ``std``,
+        sorted by noise, method (order of :data:`METHODS`) and level.
+    """
+    check_choice("summarize", "score", score, ("f1", "precision", "recall", "f1_tol"))
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["noise"], int(r["level"])), []).append(float(r[score]))
+    out = [{"method": m, "noise": n, "level": lv, "n": len(v), "mean": float(np.nanmean(v)),
+            "std": float(np.nanstd(v))} for (m, n, lv), v in groups.items()]
+    order = {m: i for i, m in enumerate(METHODS)}
+    out.sort(key=lambda e: (NOISES.index(e["noise"]), order[e["method"]], e["level"]))
+    return out
+
+
+def format_table(summary: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown table in the layout of SoftLoc Table 3: F1 ×100, mean (std), per level."""
+    levels = sorted({int(e["level"]) for e in summary})
+    lines = ["| noise | method | " + " | ".join(f"σ,δ = {lv}" for lv in levels) + " |",
+             "|---|---|" + "---|" * len(levels)]
+    cells: dict[tuple[str, str], dict[int, str]] = {}
+    for e in summary:
+        cells.setdefault((e["noise"], e["method"]), {})[int(e["level"])] = \
+            f"{100 * e['mean']:.1f} ({100 * e['std']:.1f})"
+    for (noise, method), c in cells.items():
+        label = "N" if noise == "normal" else "B"
+        lines.append(f"| {label} | {method} | " + " | ".join(c.get(lv, "—") for lv in levels)
+                     + " |")
+    return "\n".join(lines) + "\n"

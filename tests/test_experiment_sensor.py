@@ -1,0 +1,69 @@
+"""softloc.experiments.sensor: the SoftLoc §5.2 protocol end to end on tiny generated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from softloc.data.layout import read_annotation_file
+from softloc.data.subjects import read_subjects_csv
+from softloc.experiments.sensor import (
+    RESULT_COLUMNS,
+    SensorConfig,
+    format_table,
+    run_sensor,
+    summarize,
+)
+
+TINY = dict(n_subjects=3, sessions_per_subject=1, cycles_per_session=60, folds=(0,),
+            levels=(0, 1), max_steps=3, window_steps=20, window_stride=10, batch_size=4)
+
+
+def test_every_run_is_written_once_and_a_rerun_resumes(tmp_path):
+    rows = run_sensor(SensorConfig(**TINY), tmp_path)
+    # normal: levels 0, 1; binary: level 1 only (B(-0, 0) is no noise) -> 3 x 3 methods
+    assert len(rows) == 9
+    assert {(r["noise"], r["level"]) for r in rows} == {("normal", 0), ("normal", 1),
+                                                        ("binary", 1)}
+    text = (tmp_path / "results.csv").read_text()
+    assert text.splitlines()[0] == ",".join(RESULT_COLUMNS)
+    # n_ref is the number of events of the held-out subject (fold 0 = the first subject)
+    subjects = read_subjects_csv(tmp_path / "data" / "subjects.csv")
+    first = sorted(set(subjects.values()))[0]
+    n_puffs = sum(len(read_annotation_file(tmp_path / "data" / "annotations" / f"{s}.txt"))
+                  for s, p in subjects.items() if p == first)
+    assert all(int(r["n_ref"]) == n_puffs for r in rows)
+    for r in rows:
+        assert 0.0 <= float(r["f1"]) <= float(r["f1_tol"]) <= 1.0
+    again = run_sensor(SensorConfig(**TINY), tmp_path)
+    assert len(again) == 9 and (tmp_path / "results.csv").read_text() == text
+
+
+def test_lrm_detects_puffs_of_an_unseen_subject_with_clean_labels(tmp_path):
+    cfg = SensorConfig(n_subjects=3, sessions_per_subject=2, cycles_per_session=300,
+                       methods=("lrm",), noises=("normal",), levels=(0,), folds=(0, 1, 2))
+    rows = run_sensor(cfg, tmp_path)
+    assert len(rows) == 3
+    assert np.mean([float(r["f1"]) for r in rows]) > 0.7
+
+
+def test_summary_and_table_follow_table_3():
+    rows = [{"method": m, "noise": "normal", "level": lv, "seed": 0, "fold": k,
+             "f1": f, "precision": 1.0, "recall": 1.0, "f1_tol": f, "n_ref": 1, "n_est": 1}
+            for m, lv, k, f in [("lrm", 0, 0, 0.8), ("lrm", 0, 1, 0.6), ("softloc", 0, 0, 0.9),
+                                ("softloc", 2, 0, 0.7)]]
+    summary = summarize(rows)
+    lrm = next(e for e in summary if e["method"] == "lrm")
+    assert lrm["n"] == 2 and lrm["mean"] == pytest.approx(0.7) and lrm["std"] == pytest.approx(0.1)
+    table = format_table(summary)
+    assert "| N | lrm | 70.0 (10.0) | — |" in table
+    assert "| N | softloc | 90.0 (0.0) | 70.0 (0.0) |" in table
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="methods"):
+        SensorConfig(methods=("svm",))
+    with pytest.raises(ValueError, match="levels"):
+        SensorConfig(levels=(-1,))
+    with pytest.raises(TypeError, match="SensorConfig"):
+        run_sensor({"levels": (0,)}, "x")
