@@ -106,6 +106,14 @@ def test_backing_music_is_tonal_unit_rms_and_seeded():
     assert flatness < 0.05
 
 
+@pytest.mark.parametrize("n,bpm", [(1, 90.0), (8726, 120.0), (20 * SR + 123, None),
+                                   (3 * SR - 7, 177.0)])
+def test_backing_music_of_any_length(n, bpm):
+    for seed in range(4):
+        m = backing_music(n, rng=np.random.default_rng(seed), sample_rate=SR, bpm=bpm)
+        assert m.shape == (n,) and np.all(np.isfinite(m))
+
+
 def test_mix_at_ratio_sets_the_rms_ratio():
     a = _sine(100.0, amp=0.3)
     b = noise_floor(a.size, rng=np.random.default_rng(5), sample_rate=SR)

@@ -231,7 +231,7 @@ def backing_music(n_samples: int, *, rng: np.random.Generator, sample_rate: int,
     scale = _MAJOR if rng.random() < 0.6 else _MINOR
     root = 48 + int(rng.integers(12))  # C3..B3
     prog = _PROGRESSIONS[int(rng.integers(len(_PROGRESSIONS)))]
-    out = np.zeros(n + 4 * beat)
+    out = np.zeros(n + 6 * beat)  # the last bar's notes ring past the end
     bass_every = int(rng.choice([1, 2]))
     arp = rng.random() < 0.5
     pad_h, pad_roll = int(rng.integers(4, 10)), float(rng.uniform(1.0, 2.0))
