@@ -122,3 +122,22 @@ def test_fclstm_learns_a_feature_rule_with_bce():
 def test_validation_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("name, args, shape", [
+    ("signal-crnn", {"n_channels": 1, "n_classes": 1, "strides": [3, 2, 3, 1],
+                     "kernel_sizes": [9, 9, 9, 5], "conv_channels": [16, 32, 32, 32],
+                     "gru_units": 0}, (2, 1, 3600)),
+    ("fc-lstm", {"n_features": 37, "n_classes": 1}, (2, 37, 50)),
+])
+def test_models_rebuild_from_their_registry_name_and_args(name, args, shape):
+    from softloc.models.build import build_model, model_spec
+
+    torch.manual_seed(3)
+    net = build_model(name, **args).eval()
+    spec_name, spec_args = model_spec(net)
+    again = build_model(spec_name, **spec_args).eval()
+    again.load_state_dict(net.state_dict())
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), net(x))

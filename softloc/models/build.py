@@ -38,6 +38,8 @@ MODEL_REGISTRY: dict[str, str] = {
     "crnn": "softloc.models.crnn:CRNN",
     "per-class-crnn": "softloc.models.crnn:PerClassCRNN",
     "digits": "softloc.models.digits:DigitDetector",
+    "fc-lstm": "softloc.models.sensor:FCLSTM",
+    "signal-crnn": "softloc.models.sensor:SignalCRNN",
 }
 
 # The attribute under which build_model stores (name, args) on the network.
