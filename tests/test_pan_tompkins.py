@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from softloc.metrics import onset_scores
-from softloc.models.pan_tompkins import pan_tompkins, qrs_energy
+from softloc.models.pan_tompkins import locate_r_peaks, pan_tompkins, qrs_energy
 
 MITBIH = Path("/work/shared/data/mitbih")
 _alt = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mitbih"
@@ -82,6 +82,16 @@ def test_integrated_energy_peaks_at_the_qrs():
     at_beats = energy[np.round(beats * 360).astype(int)]
     between = energy[np.round((beats[:-1] + 0.45) * 360).astype(int)]  # after T, before P
     assert at_beats.min() > 5 * between.max() and at_beats.min() > 100 * np.median(between)
+
+
+def test_locate_r_peaks_moves_rough_times_onto_the_r_waves():
+    x, beats = _synthetic_ecg(7)
+    rough = beats + np.random.default_rng(0).uniform(-0.04, 0.04, beats.size)
+    located = locate_r_peaks(x, 360.0, rough, window_s=0.075)
+    assert located.size == beats.size
+    assert np.abs(located / 360.0 - beats).max() < 0.004
+    with pytest.raises(ValueError, match="`times_s` must be finite"):
+        locate_r_peaks(x, 360.0, np.array([np.nan]))
 
 
 def test_input_validation():

@@ -47,7 +47,7 @@ import scipy.signal as sps
 
 from softloc._checks import check_real
 
-__all__ = ["PanTompkinsResult", "pan_tompkins", "qrs_energy"]
+__all__ = ["PanTompkinsResult", "locate_r_peaks", "pan_tompkins", "qrs_energy"]
 
 # A QRS peak enters the running signal-peak estimate SPKI capped at this multiple of SPKI.
 _SPKI_CAP = 4.0
@@ -199,10 +199,40 @@ def pan_tompkins(x: np.ndarray, rate_hz: float, *, refractory_s: float = 0.2,
     slope_max = np.array([abs_slope[max(0, p - half):p + half + 1].max() for p in peaks])
     qrs = _classify(peaks, integrated[peaks], slope_max, rate, int(2 * rate), search_back)
     qrs_peaks = np.sort(peaks[qrs]).astype(np.int64)
+    samples = locate_r_peaks(x, rate, qrs_peaks / rate, window_s=locate)
+    return PanTompkinsResult(samples / rate, samples, integrated, qrs_peaks)
+
+
+def locate_r_peaks(x: np.ndarray, rate_hz: float, times_s: np.ndarray, *,
+                   window_s: float = 0.075) -> np.ndarray:
+    """The R peak near each approximate beat time: the largest absolute deflection.
+
+    The ECG is band-passed to 0.5-40 Hz (zero phase; baseline wander and high-frequency noise
+    removed) and, within ``+-window_s`` of each time, the sample of largest absolute value is
+    taken. Pan–Tompkins uses it on its integrated-signal peaks; it also refines the beat times of
+    a learned detector whose frames are coarse (it needs no labels).
+
+    Args:
+        x: one ECG lead ``(samples,)`` or ``(1, samples)``, at least 2 s.
+        rate_hz: sampling rate in Hz (>= 100).
+        times_s: approximate beat times in seconds ``(n,)``.
+        window_s: half-width of the search window in seconds (>= 0).
+
+    Returns:
+        sorted unique int64 sample indices of the R peaks (beats that land on the same peak
+        merge).
+
+    Raises:
+        TypeError, ValueError: bad ``x``, ``rate_hz``, ``window_s`` or non-finite times.
+    """
+    fn = "locate_r_peaks"
+    x, rate = _check_ecg(fn, x, rate_hz)
+    w = int(round(check_real(fn, "window_s", window_s, minimum=0.0, unit=" seconds") * rate))
+    t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    if not np.isfinite(t).all():
+        raise ValueError(f"{fn}: `times_s` must be finite seconds")
     sos = sps.butter(2, [0.5, min(40.0, 0.45 * rate)], btype="bandpass", fs=rate, output="sos")
     clean = np.abs(sps.sosfiltfilt(sos, x))
-    w = int(round(locate * rate))
-    samples = np.array([max(0, p - w) + int(np.argmax(clean[max(0, p - w):p + w + 1]))
-                        for p in qrs_peaks], dtype=np.int64)
-    samples = np.unique(samples)
-    return PanTompkinsResult(samples / rate, samples, integrated, qrs_peaks)
+    centres = np.clip(np.rint(t * rate).astype(np.int64), 0, x.size - 1)
+    out = [max(0, c - w) + int(np.argmax(clean[max(0, c - w):c + w + 1])) for c in centres]
+    return np.unique(np.asarray(out, dtype=np.int64))
