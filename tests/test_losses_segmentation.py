@@ -24,9 +24,9 @@ def _batch(b=3, c=4, t=30, seed=0, dtype=torch.float64):
 
 
 def _naive_sll(logits, targets, lengths, sigma):
-    """float64 numpy/scipy: Σ_c (Φ∗p_c − Φ∗y_c)² per valid frame, mean over valid frames."""
+    """float64 numpy/scipy: Σ_t (Φ∗p_c − Φ∗y_c)² over valid frames, mean over (item, class)."""
     probs = torch.softmax(logits.double(), dim=1).numpy()
-    total, n = 0.0, 0
+    total = 0.0
     for i in range(probs.shape[0]):
         n_i = int(lengths[i])
         p = probs[i, :, :n_i]
@@ -35,8 +35,7 @@ def _naive_sll(logits, targets, lengths, sigma):
             p = gaussian_filter1d(p, sigma, axis=1, mode="constant", truncate=4.0)
             y = gaussian_filter1d(y, sigma, axis=1, mode="constant", truncate=4.0)
         total += float(((p - y) ** 2).sum())
-        n += n_i
-    return total / n
+    return total / (probs.shape[0] * probs.shape[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,18 +85,22 @@ def test_sll_matches_scipy_gaussian_filter(sigma):
 def test_sll_at_zero_softness_is_the_brier_score():
     logits, targets = _batch()
     probs = torch.softmax(logits, 1)
-    brier = ((probs - F.one_hot(targets, 4).movedim(-1, 1)) ** 2).sum(1).mean()
-    torch.testing.assert_close(seg.class_soft_localization_loss(logits, targets, 0.0), brier)
+    brier = ((probs - F.one_hot(targets, 4).movedim(-1, 1)) ** 2).sum(1)  # (B, T) per frame
+    got = seg.class_soft_localization_loss(logits, targets, 0.0, reduction="none").sum(1)
+    torch.testing.assert_close(got, brier)
+    # "mean": rows summed over time, averaged over (batch, class)
+    torch.testing.assert_close(seg.class_soft_localization_loss(logits, targets, 0.0),
+                               brier.sum() / (3 * 4))
 
 
 def test_sll_log_distance_at_zero_softness_is_classwise_bce_and_bounds_ce():
     logits, targets = _batch()
     probs = torch.softmax(logits, 1)
     onehot = F.one_hot(targets, 4).movedim(-1, 1).double()
-    bce = F.binary_cross_entropy(probs, onehot, reduction="none").sum(1).mean()
-    got = seg.class_soft_localization_loss(logits, targets, 0.0, distance="log")
+    bce = F.binary_cross_entropy(probs, onehot, reduction="sum")
+    got = seg.class_soft_localization_loss(logits, targets, 0.0, distance="log", reduction="sum")
     torch.testing.assert_close(got, bce)
-    assert float(got) >= float(seg.frame_cross_entropy(logits, targets))
+    assert float(got) >= float(seg.frame_cross_entropy(logits, targets, reduction="sum"))
 
 
 def test_sll_vanishes_as_softness_grows():
@@ -125,8 +128,8 @@ def test_sll_of_a_padded_item_equals_the_item_alone():
                                                reduction="none")
     alone = seg.class_soft_localization_loss(logits[1:, :, :23], targets[1:, :23], 3.0,
                                              reduction="none")
-    torch.testing.assert_close(batched[1, :23], alone[0])
-    assert float(batched[1, 23:].abs().sum()) == 0.0
+    torch.testing.assert_close(batched[1, :, :23], alone[0])
+    assert float(batched[1, :, 23:].abs().sum()) == 0.0
 
 
 # --------------------------------------------------------------------------------------------

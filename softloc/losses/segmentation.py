@@ -17,8 +17,8 @@ Losses:
 * :func:`frame_cross_entropy`: −log p_{y(t)}(t), mean over valid frames; the loss of ED-TCN and
   MS-TCN (Lea et al. 2017; Farha & Gall 2019 eq. 4).
 * :func:`class_soft_localization_loss`: L_SLL of SoftLoc eq. 2 on class distributions,
-  Σ_c (Φ_σ ∗ p_c − Φ_σ ∗ y_c)² per frame, mean over valid frames: every class channel of the
-  prediction and of the one-hot labels is smoothed in time with the same Gaussian, so a
+  Σ_t (Φ_σ ∗ p_c − Φ_σ ∗ y_c)² per (batch, class) row, mean over rows: every class channel of
+  the prediction and of the one-hot labels is smoothed in time with the same Gaussian, so a
   boundary predicted a few seconds away from a (possibly misaligned) labelled boundary costs
   little. Limits: σ = 0 gives the Brier score Σ_c (p_c − y_c)²; σ -> ∞ gives 0 (SoftLoc eq. 6).
   With ``distance="log"`` and σ = 0 it is Σ_c BCE(p_c, y_c) = CE + Σ_{c≠y} −log(1 − p_c)
@@ -237,9 +237,9 @@ def _one_hot(y: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tenso
     return F.one_hot(y, n_classes).to(dtype).movedim(-1, 1)  # (B, T) -> (B, C, T)
 
 
-def _sll_per_frame(z: torch.Tensor, y: torch.Tensor, sigma, lengths, distance: str,
-                   truncate: float) -> torch.Tensor:
-    """(S, B, T) Σ_c L(Φ∗p_c, Φ∗y_c), zero on padding."""
+def _sll_elem(z: torch.Tensor, y: torch.Tensor, sigma, lengths, distance: str,
+              truncate: float) -> torch.Tensor:
+    """(S, B, C, T) L(Φ∗p_c(t), Φ∗y_c(t)), zero on padding."""
     s, b, c, t = z.shape
     probs = torch.softmax(z, dim=2).reshape(s * b, c, t)  # (S, B, C, T) -> (S*B, C, T)
     onehot = _one_hot(y, c, probs.dtype).repeat(s, 1, 1)  # (B, C, T) -> (S*B, C, T)
@@ -248,7 +248,12 @@ def _sll_per_frame(z: torch.Tensor, y: torch.Tensor, sigma, lengths, distance: s
         sigma = sigma.repeat(s)
     elem = soft_localization_loss(probs, onehot, sigma, lengths=rep, reduction="none",
                                   distance=distance, truncate=truncate)  # (S*B, C, T)
-    return elem.sum(1).reshape(s, b, t)  # (S*B, C, T) -> (S, B, T)
+    return elem.reshape(s, b, c, t)
+
+
+def _sll_rows(elem: torch.Tensor) -> torch.Tensor:
+    """Mean over (batch, class) rows of the sum over time, summed over stages."""
+    return elem.sum(dim=(0, 3)).mean()  # (S, B, C, T) -> (B, C) -> scalar
 
 
 def class_soft_localization_loss(
@@ -265,25 +270,27 @@ def class_soft_localization_loss(
 
     Every class channel of p(t) = softmax(logits) and of the one-hot labels is smoothed with
     the same normalised Gaussian Φ_σ (zero padding beyond the valid frames,
-    :func:`softloc.losses.soft_localization_loss`); the loss of frame t is
-    Σ_c L(Φ∗p_c(t), Φ∗y_c(t)).
+    :func:`softloc.losses.soft_localization_loss`) and compared point-wise:
+    L(Φ∗p_c(t), Φ∗y_c(t)). As the event SoftLoc loss (its ``"mean"`` reduction), each
+    (batch, class) row is *summed* over time and the rows are averaged, so L_SLL and L_MC (one
+    value per row) are on the same per-sequence scale in :func:`segmentation_softloc_loss`.
 
     Args:
         logits: class scores ``(batch, class, time)`` or ``(stage, batch, class, time)``.
         targets: class indices ``(batch, time)``.
         sigma: softness in frames (>= 0; ``inf`` gives 0), or ``(batch,)`` per item.
         lengths: valid frames per item.
-        reduction: ``"mean"`` over valid frames (summed over stages), ``"sum"``, ``"none"``
-            (``(batch, time)``).
+        reduction: ``"mean"`` (mean over (batch, class) rows of the sum over valid frames,
+            summed over stages), ``"sum"`` or ``"none"`` (``(batch, class, time)``).
         distance: ``"squared"`` (default, as every SoftLoc experiment) or ``"log"``
             (−log(1 − |·|), SoftLoc eq. 5).
         truncate: kernel radius in standard deviations.
 
     Returns:
-        A scalar, or ``(batch, time)``.
+        A scalar, or ``(batch, class, time)``.
 
-    Limits (tested): σ = 0 is the Brier score mean_t Σ_c (p_c − y_c)²; with ``distance="log"``
-    it is mean_t Σ_c BCE(p_c, y_c); σ -> ∞ gives 0.
+    Limits (tested): σ = 0 gives the Brier score Σ_c (p_c − y_c)² of each frame; with
+    ``distance="log"`` Σ_c BCE(p_c, y_c); σ -> ∞ gives 0.
     """
     fn = "class_soft_localization_loss"
     z = _check_logits(fn, logits)
@@ -293,8 +300,10 @@ def class_soft_localization_loss(
     check_reduction(fn, reduction, _REDUCTIONS)
     _check_distance(fn, distance)
     truncate = check_real(fn, "truncate", truncate, positive=True)
-    per = _sll_per_frame(z, y, sigma, lengths, distance, truncate)
-    return _reduce_frames(per, lengths, reduction)
+    elem = _sll_elem(z, y, sigma, lengths, distance, truncate)
+    if reduction == "none":
+        return elem.sum(0)
+    return elem.sum() if reduction == "sum" else _sll_rows(elem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,7 +429,7 @@ def segmentation_softloc_loss(
 ) -> torch.Tensor:
     """L_SoftLoc = (1 − α)·L_SLL + α·L_MC for action segmentation (SoftLoc eq. 4, §5.3).
 
-    L_SLL is :func:`class_soft_localization_loss` (mean over valid frames), L_MC is
+    L_SLL is :func:`class_soft_localization_loss` (mean over rows), L_MC is
     :func:`segment_count_loss` (mean over (batch, class) rows) with target counts from
     ``targets`` (:func:`segment_counts`) unless ``counts`` is given. The term whose weight is 0
     is not computed. Limits: α = 0 is L_SLL; σ -> ∞ leaves α·L_MC (SoftLoc eq. 6).
@@ -455,8 +464,7 @@ def segmentation_softloc_loss(
 def _softloc(z, y, sigma, alpha, k_max, counts, lengths, distance, truncate) -> torch.Tensor:
     total = z.new_zeros(())
     if alpha < 1:
-        sll = _reduce_frames(_sll_per_frame(z, y, sigma, lengths, distance, truncate), lengths,
-                             "mean")
+        sll = _sll_rows(_sll_elem(z, y, sigma, lengths, distance, truncate))
         total = total + (1 - alpha) * sll
     if alpha > 0:
         if counts is None:
@@ -588,8 +596,8 @@ class SegmentationSLLLoss(_SegmentationLoss):
                 step: int = 0) -> torch.Tensor:
         """Mean loss of the batch; ``counts`` and ``step`` are unused."""
         z, y = self._inputs(logits, targets, lengths)
-        per = _sll_per_frame(z, y, self.sigma, lengths, self.distance, self.truncate)
-        return _reduce_frames(per, lengths, "mean") + self._smoothing(z, lengths)
+        elem = _sll_elem(z, y, self.sigma, lengths, self.distance, self.truncate)
+        return _sll_rows(elem) + self._smoothing(z, lengths)
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma:g}, distance={self.distance!r}, " + super().extra_repr()
