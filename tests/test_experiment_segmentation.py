@@ -55,6 +55,15 @@ def test_rows_for_every_run_and_resume_skips_finished_runs(tiny_root, tmp_path):
     assert (rows[2]["loss"], float(rows[2]["shift_s"])) == ("ce", 0.0)
 
 
+def test_a_resumed_study_must_keep_its_settings(tiny_root, tmp_path):
+    config = _config(tiny_root, losses=("ce",), boundary_noise="normal:2s")
+    run_segmentation(config, tmp_path)
+    with pytest.raises(ValueError, match=r"study.json was written with other settings "
+                                         r"\(\['epochs'\]"):
+        run_segmentation(_config(tiny_root, losses=("ce",), boundary_noise="normal:2s",
+                                 epochs=2), tmp_path)
+
+
 def test_missing_fold_is_an_error(tiny_root, tmp_path):
     with pytest.raises(ValueError, match=r"run_segmentation: folds \[7\] not in"):
         run_segmentation(_config(tiny_root, splits=(7,)), tmp_path)
@@ -67,6 +76,8 @@ def test_config_validation():
         SegmentationConfig(shifts_s=(-5.0,))
     with pytest.raises(ValueError, match=r"SegmentationConfig: `alpha` must lie in \[0, 1\]"):
         SegmentationConfig(alpha=2.0)
+    with pytest.raises(ValueError, match=r"parse_noise: cannot parse 'gauss:1s'"):
+        SegmentationConfig(boundary_noise="gauss:1s")
 
 
 def _row(loss, shift, seed, softness, f1):

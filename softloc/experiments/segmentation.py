@@ -19,6 +19,7 @@ Output (``out``)::
     OUT/results.csv   one row per finished run: loss, shift_s, seed, split, f1_10, f1_25,
                       f1_50, edit, accuracy, softness_s (rewritten atomically after every
                       run; a rerun skips the rows already there, so a killed run resumes)
+    OUT/study.json    the settings that change results; a rerun must keep them
     OUT/data/         the generated dataset when ``config.data`` is None
 
 Summaries for the paper's Table 4 and Fig. 10: :func:`summarize` (mean and std over seeds and
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import warnings
@@ -58,7 +60,8 @@ from softloc.losses.segmentation import (
 )
 from softloc.metrics.segments import evaluate_dataset
 from softloc.models.tcn import EDTCN
-from softloc.segment_noise import random_shift
+from softloc.noise import parse_noise
+from softloc.segment_noise import perturb_boundaries, random_shift
 
 __all__ = [
     "LOSSES",
@@ -98,6 +101,9 @@ class SegmentationConfig:
         filters, kernel_size, dropout: ED-TCN settings (Lea et al.: (64, 96), dropout 0.3).
         epochs, batch_size, learning_rate: Adam training.
         smoothing_weight: λ of MS-TCN's T-MSE term added to every loss (0 = off).
+        boundary_noise: optional noise spec of :func:`softloc.noise.parse_noise` (e.g.
+            ``"normal:2s"``, ``"skew-normal:-2:2s"``) moving every boundary of the training
+            labels independently, after the shift.
         ignore_background: leave the class named ``background`` out of F1 and edit.
     """
 
@@ -118,6 +124,7 @@ class SegmentationConfig:
     batch_size: int = 4
     learning_rate: float = 1e-2
     smoothing_weight: float = 0.0
+    boundary_noise: str | None = None
     ignore_background: bool = False
 
     def __post_init__(self) -> None:
@@ -139,6 +146,8 @@ class SegmentationConfig:
         check_int(fn, "batch_size", self.batch_size, minimum=1)
         check_real(fn, "learning_rate", self.learning_rate, positive=True)
         check_unit_float(fn, "alpha", self.alpha)
+        if self.boundary_noise is not None:
+            parse_noise(self.boundary_noise, frame_rate=self.fps)
 
 
 def _runs(config: SegmentationConfig, splits: Sequence[int]) -> list[tuple]:
@@ -254,10 +263,40 @@ def _score(config: SegmentationConfig, model: EDTCN, test: MSTCNDataset) -> dict
     return {k: float(scores[k]) for k in _SCORES}
 
 
-def _shifted_labels(dataset: MSTCNDataset, shift_s: float, seed: int, split: int):
+def _misaligned_labels(config: SegmentationConfig, dataset: MSTCNDataset, shift_s: float,
+                       seed: int, split: int) -> list[np.ndarray]:
+    """Training labels shifted by ±δ per video, then boundary noise; the same for every loss."""
     rng = np.random.default_rng([seed, split, round(shift_s * 1000)])
-    return [random_shift(v.labels, shift_s, frame_rate=dataset.frame_rate, seed=rng)[0]
-            for v in dataset.videos]
+    rate = dataset.frame_rate
+    labels = [random_shift(v.labels, shift_s, frame_rate=rate, seed=rng)[0]
+              for v in dataset.videos]
+    if config.boundary_noise is not None:
+        model = parse_noise(config.boundary_noise, frame_rate=rate)
+        labels = [perturb_boundaries(y, model=model, frame_rate=rate, seed=rng) for y in labels]
+    return labels
+
+
+#: Settings that change results: a resumed study must keep them (``OUT/study.json``).
+_FIXED = ("data", "fps", "subsample", "alpha", "k_max", "filters", "kernel_size", "dropout",
+          "epochs", "batch_size", "learning_rate", "smoothing_weight", "boundary_noise",
+          "ignore_background")
+
+
+def _check_study(config: SegmentationConfig, out: Path) -> None:
+    """Write ``OUT/study.json``, or check a resumed study against it."""
+    fixed = {k: getattr(config, k) for k in _FIXED}
+    fixed = json.loads(json.dumps(fixed))  # tuples -> lists, as read back
+    path = out / "study.json"
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(k for k in _FIXED if before.get(k) != fixed[k])
+        if changed:
+            raise ValueError(
+                f"run_segmentation: {path} was written with other settings ({changed}: "
+                f"{[before.get(k) for k in changed]}); use another output folder"
+            )
+        return
+    atomic_write_text(path, json.dumps(fixed, indent=2) + "\n")
 
 
 def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[str, Any]]:
@@ -287,6 +326,7 @@ def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[s
     if missing or not splits:
         raise ValueError(f"{fn}: folds {missing or splits} not in {root / 'splits'} "
                          f"(found {available})")
+    _check_study(config, out)
     path = out / "results.csv"
     rows = _read_rows(path)
     done = {_key(r) for r in rows}
@@ -301,7 +341,7 @@ def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[s
             cache[split] = (load_mstcn(root, subset="train", **kw),
                             load_mstcn(root, subset="test", **kw))
         train, test = cache[split]
-        labels = _shifted_labels(train, shift, seed, split)
+        labels = _misaligned_labels(config, train, shift, seed, split)
         model = _train(config, train, labels, loss, 0.0 if math.isnan(softness) else softness,
                        seed)
         row.update(_score(config, model, test))
