@@ -8,9 +8,12 @@ and trainer), ``inference`` (decoding and its calibration), and ``classes``.
 Conventions: a configuration is plain data. It is read from / written to YAML with
 :func:`load_config` / :func:`save_config`, presets are YAML files shipped in ``softloc/presets/``
 (:func:`load_preset`), and single values are changed by dotted path with :func:`apply_overrides`
-(``"train.learning_rate=1e-3"``). Unknown keys and values of the wrong type are errors that name the
-key (and the file), never silently ignored. Keys missing from a YAML file take the dataclass
-defaults, which are the ``drums`` preset's values.
+(``"train.learning_rate=1e-3"``). Unknown keys, values of the wrong type and values out of range
+(a batch size of 0, a NaN learning rate, a threshold of 2 ...) are errors that name the key (and
+the file) when the configuration is built, before any work, never silently ignored. Keys missing
+from a YAML file are layered on a base configuration: the dataclass defaults, which are the
+``drums`` preset's values (``tests/test_config.py`` checks that), or the preset given as
+``load_config(path, base="demo")``.
 
 The resolved configuration is stored in every run folder and inside the model file, so a run
 rebuilds its model alone (``softloc.inference.Detector.load``). Files written before a section
@@ -20,6 +23,7 @@ existed (e.g. ``supervision``) load with that section's defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -31,7 +35,9 @@ from typing import Any
 import yaml
 
 from softloc._io import atomic_write_text
+from softloc.data.augment import AugmentSettings
 from softloc.features import FrontEndConfig
+from softloc.losses._core import DISTANCES
 from softloc.losses.registry import LOSS_NAMES, canonical_loss_name
 
 __all__ = [
@@ -43,7 +49,11 @@ __all__ = [
     "InferenceConfig",
     "RunConfig",
     "CALIBRATION_SOURCES",
+    "ConfigError",
     "LABEL_MODES",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "PRECISIONS",
     "LOSS_NAMES",
     "available_presets",
     "load_preset",
@@ -52,6 +62,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "apply_overrides",
+    "parse_devices",
 ]
 
 
@@ -61,6 +72,16 @@ def _loss_name(name: str) -> str:
         return canonical_loss_name(name)
     except ValueError:
         raise ValueError(f"`loss.name` must be one of {LOSS_NAMES}, got {name!r}") from None
+
+
+def _require(ok: bool, key: str, expected: str, got: object) -> None:
+    """A ValueError naming the dotted ``key`` unless ``ok``."""
+    if not ok:
+        raise ValueError(f"`{key}` must be {expected}, got {got!r}")
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,11 @@ class ModelConfig:
         per_class: one network per class (the papers) instead of one multi-class network.
         input_scale: constant factor on the log-mel/delta features (dB); 1.0 = as computed, 2.0
             = the official 20*log10; 0.05 (dB/20) keeps the high learning rates stable.
+        exact_prior: make LoCo eq. 15 hold at initialisation: before training, shift each
+            class's output bias so that its mean logit over the first training batch is the
+            eq. 15 bias (``softloc.training.recipe``); the N(0, 1) head weights of the official
+            code otherwise add a random offset of several logits per class. ``false`` = the
+            official code's bias only.
     """
 
     conv_filters: tuple[int, ...] = (8, 16, 16, 16, 16, 16)
@@ -91,6 +117,22 @@ class ModelConfig:
     prior_omega: float = 0.64
     per_class: bool = False
     input_scale: float = 0.05
+    exact_prior: bool = True
+
+    def __post_init__(self) -> None:
+        _require(bool(self.conv_filters) and all(f >= 1 for f in self.conv_filters),
+                 "model.conv_filters", "a non-empty list of channel counts >= 1",
+                 list(self.conv_filters))
+        _require(len(self.pool_sizes) == len(self.conv_filters)
+                 and all(p >= 1 for p in self.pool_sizes), "model.pool_sizes",
+                 f"{len(self.conv_filters)} pool sizes >= 1 (one per conv layer)",
+                 list(self.pool_sizes))
+        for key in ("kernel_time", "kernel_freq", "lstm_units", "hidden_units"):
+            _require(getattr(self, key) >= 1, f"model.{key}", "an integer >= 1",
+                     getattr(self, key))
+        _require(0 < self.prior_omega < 1, "model.prior_omega", "in (0, 1)", self.prior_omega)
+        _require(_finite(self.input_scale) and self.input_scale > 0, "model.input_scale",
+                 "a finite number > 0", self.input_scale)
 
 
 @dataclass(frozen=True)
@@ -100,17 +142,30 @@ class LossConfig:
     Attributes:
         name: one of ``LOSS_NAMES`` (``softloc.losses.registry`` says what each one needs
             and trains on): ``loco`` (counts only, LoCo eq. 7), ``softloc`` (timestamps with
-            softness, SoftLoc eq. 5), ``bce`` (exact timestamps, frame-wise binary cross-entropy,
+            softness, SoftLoc eq. 4), ``bce`` (exact timestamps, frame-wise binary cross-entropy,
             the fully supervised reference), ``smoothed-bce`` (cross-entropy against a peak-1
             Gaussian heat map of the labels), ``one-sided`` (labels smoothed only, SoftLoc
             baseline), ``bootstrap`` (bootstrapping baseline) ... Underscores are accepted and
             stored as hyphens.
         k_max: top (absorbing) count bin; drums used 23 bins (k_max = 22).
-        softness_ms: sigma of the SoftLoc Gaussian in milliseconds.
-        alpha_min: SoftLoc weight of the count term before/at the start of the ramp.
-        alpha_max: SoftLoc weight of the count term at the end of the ramp.
-        alpha_start_step: optimiser step where the alpha ramp starts.
-        alpha_ramp_steps: steps over which alpha rises (slope = 1 / alpha_ramp_steps, clipped).
+        softness_ms: sigma of the SoftLoc Gaussian in milliseconds, >= 0. ``0`` with
+            ``distance: log`` and α = 0 is the frame-wise cross-entropy (SoftLoc eq. 5);
+            ``.inf`` (YAML) / ``inf`` leaves α·L_MC, LoCo's count loss (SoftLoc eq. 6).
+        distance: the point-wise measure of L_SLL: ``squared`` (all SoftLoc experiments) or
+            ``log``, −log(1 − |Φ∗p − Φ∗y|) (SoftLoc eq. 5).
+        alpha_min: SoftLoc weight α of the count term before/at the start of the ramp.
+        alpha_max: α at the end of the ramp (α = clip((step − start) / ramp, min, max), eq. 4).
+        alpha_start_fraction: where the ramp starts, as a fraction of ``train.max_steps``
+            (``null``: ``alpha_start_step``). The drums value 0.2 and ``alpha_ramp_fraction``
+            2/3 are the paper's 30 000 and 100 000 of 150 000 steps (α 0.2 until a third of the
+            run, 0.9 from four fifths on), so the schedule has the same shape at any run length.
+        alpha_ramp_fraction: steps over which α rises by 1, as a fraction of ``train.max_steps``
+            (``null``: ``alpha_ramp_steps``).
+        alpha_start_step: the ramp start in absolute optimiser steps, used when
+            ``alpha_start_fraction`` is null (the paper's drums value: 30 000).
+        alpha_ramp_steps: the ramp length in absolute steps, used when ``alpha_ramp_fraction``
+            is null (the paper: 100 000).
+        bootstrap_beta: β of the soft bootstrapping baseline (Reed et al. 2014), in [0, 1].
         reduction: reduction of the time-summing losses (``softloc``, ``one_sided``):
             ``classes`` (the original: sum over batch and time / classes, so the localisation term
             keeps its weight against the count term) or ``mean`` (per row, batch-size free).
@@ -119,18 +174,39 @@ class LossConfig:
     name: str = "loco"
     k_max: int = 22
     softness_ms: float = 100.0
+    distance: str = "squared"
     alpha_min: float = 0.2
     alpha_max: float = 0.9
+    alpha_start_fraction: float | None = 0.2
+    alpha_ramp_fraction: float | None = 0.6667
     alpha_start_step: int = 30000
     alpha_ramp_steps: int = 100000
+    bootstrap_beta: float = 0.95
     reduction: str = "classes"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _loss_name(self.name))
-        if self.reduction not in ("classes", "mean"):
-            raise ValueError(
-                f"LossConfig: `reduction` must be 'classes' or 'mean', got {self.reduction!r}"
-            )
+        _require(self.reduction in ("classes", "mean"), "loss.reduction", "'classes' or 'mean'",
+                 self.reduction)
+        _require(self.distance in DISTANCES, "loss.distance", f"one of {DISTANCES}",
+                 self.distance)
+        _require(self.k_max >= 1, "loss.k_max", "an integer >= 1", self.k_max)
+        _require(self.softness_ms >= 0, "loss.softness_ms",
+                 "a number >= 0 (inf = counts only)", self.softness_ms)
+        for key in ("alpha_min", "alpha_max", "bootstrap_beta"):
+            _require(0 <= getattr(self, key) <= 1, f"loss.{key}", "in [0, 1]",
+                     getattr(self, key))
+        _require(self.alpha_min <= self.alpha_max, "loss.alpha_min",
+                 f"<= loss.alpha_max ({self.alpha_max})", self.alpha_min)
+        start, ramp = self.alpha_start_fraction, self.alpha_ramp_fraction
+        _require(start is None or 0 <= start <= 1, "loss.alpha_start_fraction",
+                 "null or in [0, 1]", start)
+        _require(ramp is None or 0 < ramp <= 1, "loss.alpha_ramp_fraction",
+                 "null or in (0, 1]", ramp)
+        _require(self.alpha_start_step >= 0, "loss.alpha_start_step", "an integer >= 0",
+                 self.alpha_start_step)
+        _require(self.alpha_ramp_steps >= 1, "loss.alpha_ramp_steps", "an integer >= 1",
+                 self.alpha_ramp_steps)
 
 
 #: Supervision modes (``supervision.labels``).
@@ -151,8 +227,9 @@ class SupervisionConfig:
             validation labels.
         softness_csv: per-file softness table (``file,softness_ms``); ``None`` = the dataset's
             ``softness.csv`` when there is one.
-        label_noise: perturb the training timestamps, e.g. ``"normal:100ms"``
-            (``softloc.noise``); ``None`` = as annotated.
+        label_noise: perturb the training AND validation timestamps, e.g. ``"normal:100ms"``
+            (``softloc.noise``), so that nothing before the test sees a clean label;
+            ``None`` = as annotated.
     """
 
     labels: str = "counts"
@@ -182,10 +259,19 @@ class DataConfig:
         stack_prob: probability of summing a second window into a training window (extract
             stacking; counts and targets add).
         variable_length: randomly shorten training windows (LoCo §4.5).
-        valid_fraction: share of stems used for validation when ``splits/`` is absent.
+        valid_fraction: share of stems used for validation when ``splits/`` is absent, and the
+            share of the training stems carved out (seeded by ``train.seed``, announced and
+            recorded in ``RUN/metrics.json``) when ``splits/`` has no ``valid.txt``.
         test_fraction: share of stems used for test when ``splits/`` is absent.
         batch_size: training batch size.
         num_workers: DataLoader worker processes (0 = in the main process).
+        augment_renditions: audio-augmented renditions per training file (0 = none): each is
+            the whole file through ``augment`` (``softloc.data.augment.augment_window``),
+            computed once per (file, seed, index) and cached; training windows are drawn from
+            the rate-factor versions and the renditions alike (``softloc.data.windows``).
+        augment: the augmentation chain of the renditions (``AugmentSettings``: rate
+            U[7/8, 9/8), time-stretch, pitch, EQ, gain, noise, reverb, each with its
+            probability).
     """
 
     window_s: float = 1.5
@@ -197,32 +283,89 @@ class DataConfig:
     test_fraction: float = 0.15
     batch_size: int = 32
     num_workers: int = 0
+    augment_renditions: int = 0
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+    def __post_init__(self) -> None:
+        for key in ("window_s", "hop_s"):
+            v = getattr(self, key)
+            _require(_finite(v) and v > 0, f"data.{key}", "a finite number of seconds > 0", v)
+        _require(bool(self.rate_factors) and all(_finite(f) and f > 0 for f in self.rate_factors),
+                 "data.rate_factors", "a non-empty list of factors > 0",
+                 list(self.rate_factors))
+        _require(0 <= self.stack_prob <= 1, "data.stack_prob", "in [0, 1]", self.stack_prob)
+        for key in ("valid_fraction", "test_fraction"):
+            _require(0 <= getattr(self, key) < 1, f"data.{key}", "in [0, 1)", getattr(self, key))
+        _require(self.valid_fraction + self.test_fraction < 1, "data.valid_fraction",
+                 f"< 1 - data.test_fraction ({1 - self.test_fraction:g})", self.valid_fraction)
+        _require(self.batch_size >= 1, "data.batch_size", "an integer >= 1", self.batch_size)
+        _require(self.num_workers >= 0, "data.num_workers", "an integer >= 0", self.num_workers)
+
+
+#: Optimisers of ``train.optimizer``.
+OPTIMIZERS = ("adam", "adamw")
+#: Learning-rate schedules of ``train.lr_schedule``.
+LR_SCHEDULES = ("constant", "cosine")
+#: Lightning precisions accepted by ``train.precision``.
+PRECISIONS = ("32-true", "64-true", "16-true", "bf16-true", "16-mixed", "bf16-mixed",
+              "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
+
+
+def parse_devices(devices: str) -> int | str | list[int]:
+    """Lightning's ``devices`` from ``train.devices``: ``"2"`` -> 2, ``"0,1"`` -> [0, 1],
+    ``"auto"`` -> ``"auto"``, ``"-1"`` -> -1 (all).
+
+    Raises:
+        ValueError: anything else (``"foo"``, ``"0"``, ``"1,a"``), naming ``train.devices``.
+    """
+    text = str(devices).strip()
+    expected = "'auto', a count >= 1, -1 (all) or a list of device indices like '0,1'"
+    if text == "auto":
+        return text
+    if "," in text:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        _require(bool(parts) and all(p.isdigit() for p in parts), "train.devices", expected,
+                 devices)
+        return [int(p) for p in parts]
+    _require(text.isdigit() and int(text) >= 1 or text == "-1", "train.devices", expected,
+             devices)
+    return int(text)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and the Lightning trainer.
+    """Optimisation and the Lightning trainer (the recipe: ``softloc.training.module``).
 
     Attributes:
-        learning_rate: Adam learning rate. The paper used 1e-4 for 150k steps; the presets use a
-            larger rate and far fewer steps so that training fits in minutes on a CPU.
+        learning_rate: peak learning rate. The paper used Adam at 1e-4 for 150k steps; the
+            presets use a larger rate and far fewer steps so that training fits in minutes on a
+            CPU.
         max_steps: optimiser steps.
+        optimizer: ``adamw`` (Adam with decoupled weight decay on the weight matrices; biases
+            and the output prior are not decayed) or ``adam`` (the papers).
+        weight_decay: AdamW's decoupled weight decay (ignored by ``adam``).
+        warmup_steps: linear learning-rate warm-up from ``learning_rate / warmup_steps`` to
+            ``learning_rate`` over the first steps (0 = none), in absolute steps so that a
+            resumed or extended run keeps it.
         lr_schedule: ``constant`` (the papers) or ``cosine`` (decay to 5% of the rate at
             ``max_steps``; sharpens the count-trained outputs at the end of short schedules).
-        grad_clip_norm: global gradient-norm clip (10 in the official code).
-        val_every_n_steps: validation (and checkpoint selection) interval in steps.
-        seed: seed of everything (data sampling, initialisation).
+        grad_clip_norm: global gradient-norm clip (10 in the official code; 0 = off).
+        val_every_n_steps: validation (and checkpoint) interval in steps.
+        seed: seed of everything (data order, augmentation, initialisation, validation carve).
         accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto`` ...).
-        devices: Lightning devices (``"1"``, ``"2"``, ``"auto"``).
+        devices: Lightning devices (``"1"``, ``"2"``, ``"0,1"``, ``"auto"``).
         num_nodes: nodes for multi-node DDP.
         strategy: Lightning strategy (``auto``, ``ddp`` ...).
-        precision: Lightning precision (``32-true``, ``bf16-mixed`` ...).
+        precision: Lightning precision (``32-true``, ``bf16-mixed`` ...; :data:`PRECISIONS`).
         num_threads: torch CPU threads (0 = torch's default).
     """
 
-    learning_rate: float = 1e-2
-    max_steps: int = 800
-    lr_schedule: str = "constant"
+    learning_rate: float = 5e-3
+    max_steps: int = 1200
+    optimizer: str = "adamw"
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    lr_schedule: str = "cosine"
     grad_clip_norm: float = 10.0
     val_every_n_steps: int = 200
     seed: int = 0
@@ -234,11 +377,28 @@ class TrainConfig:
     num_threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(
-                f"TrainConfig: `lr_schedule` must be 'constant' or 'cosine', "
-                f"got {self.lr_schedule!r}"
-            )
+        _require(self.lr_schedule in LR_SCHEDULES, "train.lr_schedule", f"one of {LR_SCHEDULES}",
+                 self.lr_schedule)
+        _require(self.optimizer in OPTIMIZERS, "train.optimizer", f"one of {OPTIMIZERS}",
+                 self.optimizer)
+        _require(_finite(self.learning_rate) and self.learning_rate > 0, "train.learning_rate",
+                 "a finite number > 0", self.learning_rate)
+        _require(_finite(self.weight_decay) and self.weight_decay >= 0, "train.weight_decay",
+                 "a finite number >= 0", self.weight_decay)
+        _require(self.max_steps >= 1, "train.max_steps", "an integer >= 1", self.max_steps)
+        _require(self.warmup_steps >= 0, "train.warmup_steps", "an integer >= 0",
+                 self.warmup_steps)
+        _require(_finite(self.grad_clip_norm) and self.grad_clip_norm >= 0,
+                 "train.grad_clip_norm", "a finite number >= 0 (0 = off)", self.grad_clip_norm)
+        _require(self.val_every_n_steps >= 1, "train.val_every_n_steps", "an integer >= 1",
+                 self.val_every_n_steps)
+        _require(0 <= self.seed < 2**32, "train.seed", "an integer in [0, 2**32)", self.seed)
+        _require(self.num_nodes >= 1, "train.num_nodes", "an integer >= 1", self.num_nodes)
+        _require(self.num_threads >= 0, "train.num_threads", "an integer >= 0 (0 = default)",
+                 self.num_threads)
+        _require(str(self.precision) in PRECISIONS, "train.precision", f"one of {PRECISIONS}",
+                 self.precision)
+        parse_devices(self.devices)
 
 
 #: Accepted values of ``inference.calibrate_with``.
@@ -250,25 +410,40 @@ class InferenceConfig:
     """Whole-file detection (fact sheet §5).
 
     Attributes:
-        threshold: event threshold on p(t) (0.4 for drums in the official code).
+        threshold: event threshold on p(t), in (0, 1) (0.4 for drums in the official code).
         hop_s: hop between the overlapping inference windows.
         time_offset_s: added to every detected time; calibrated on validation data after
             training when timestamps are available (``calibrate_offset``).
         min_distance_s: minimum distance between two events of one class (peak picking).
         tta_factors: extra sample-rate factors for test-time augmentation (empty = off).
         calibrate_offset: estimate per-class time offsets on validation annotations after
-            training (when the validation files have timestamps).
+            training (when the thresholds are calibrated on timestamps).
         calibrate_threshold: choose per-class thresholds on the validation files: maximising F1
-            against their timestamps, or, with counts only, minimising the count error of the
-            detections in the counts.csv windows.
-        calibrate_with: ``"auto"`` (timestamps when the validation files have them, else
-            counts), ``"timestamps"`` or ``"counts"`` (thresholds only; a count carries no time,
-            so offsets stay as they are).
+            against their timestamps, or, from counts, minimising the count error of the
+            detections in the validation count windows.
+        calibrate_with: ``"auto"`` (``softloc.inference.calibrate.calibration_source``: counts
+            whenever the validation timestamps may be noisy — count-trained runs, label noise,
+            SoftLoc/LoCo losses — else timestamps), ``"timestamps"`` or ``"counts"``
+            (thresholds only; a count carries no time, so offsets stay as they are).
         batch_size: windows per forward pass (8: the CRNN's activations stay in cache).
         class_offsets_s: per-class offsets added on top of ``time_offset_s`` (empty = none);
             written by the calibration.
         class_thresholds: per-class thresholds replacing ``threshold`` (empty = ``threshold``);
             written by the calibration.
+        decoder: ``threshold`` (one event per run of p(t) above the threshold, at its peak) or
+            ``clean`` (the official code's cleaning rule on the windows' trigger density;
+            ``softloc.inference.ensemble``).
+        tta_ensemble: how the ``tta_factors`` copies are combined: ``mean`` (p(t) mapped back
+            and averaged) or ``nw`` (the official Nadaraya–Watson ensembling of the copies'
+            triggers with greedy extraction).
+        nw_bandwidth_s: NW kernel bandwidth (25 ms = the original 5 frames at 200 frames/s).
+        nw_min_mass_per_copy: ensemble mass an NW event must exceed, per copy (the original
+            drums: 0.25 over 7 copies).
+        nw_suppression_s: half-width of the triggers cleared around an NW event (45 ms = 9
+            frames).
+        clean_window_s: forward window of the cleaning rule (45 ms = 9 frames).
+        clean_min_mass_s: trigger density the cleaning window must hold, in seconds of full
+            agreement (2.5 ms = the original 0.5 frames at 200 frames/s).
     """
 
     threshold: float = 0.4
@@ -282,6 +457,13 @@ class InferenceConfig:
     batch_size: int = 8
     class_offsets_s: tuple[float, ...] = ()
     class_thresholds: tuple[float, ...] = ()
+    decoder: str = "threshold"
+    tta_ensemble: str = "mean"
+    nw_bandwidth_s: float = 0.025
+    nw_min_mass_per_copy: float = 0.036
+    nw_suppression_s: float = 0.045
+    clean_window_s: float = 0.045
+    clean_min_mass_s: float = 0.0025
 
     def __post_init__(self) -> None:
         if self.calibrate_with not in CALIBRATION_SOURCES:
@@ -289,6 +471,32 @@ class InferenceConfig:
                 f"InferenceConfig: `calibrate_with` must be one of {CALIBRATION_SOURCES}, "
                 f"got {self.calibrate_with!r}"
             )
+        if self.decoder not in ("threshold", "clean") or self.tta_ensemble not in ("mean", "nw"):
+            raise ValueError(
+                f"InferenceConfig: `decoder` must be 'threshold' or 'clean' and `tta_ensemble` "
+                f"'mean' or 'nw', got {self.decoder!r} and {self.tta_ensemble!r}"
+            )
+        for key in ("nw_bandwidth_s", "nw_min_mass_per_copy", "nw_suppression_s",
+                    "clean_window_s", "clean_min_mass_s"):
+            value = getattr(self, key)
+            if not (value > 0 and value < float("inf")):
+                raise ValueError(f"InferenceConfig: `{key}` must be a finite number > 0, got "
+                                 f"{value!r}")
+        _require(0 < self.threshold < 1, "inference.threshold", "in (0, 1)", self.threshold)
+        _require(all(0 < t < 1 for t in self.class_thresholds), "inference.class_thresholds",
+                 "thresholds in (0, 1)", list(self.class_thresholds))
+        _require(_finite(self.hop_s) and self.hop_s > 0, "inference.hop_s",
+                 "a finite number of seconds > 0", self.hop_s)
+        _require(_finite(self.time_offset_s) and all(_finite(o) for o in self.class_offsets_s),
+                 "inference.time_offset_s", "finite offsets in seconds",
+                 [self.time_offset_s, *self.class_offsets_s])
+        _require(_finite(self.min_distance_s) and self.min_distance_s >= 0,
+                 "inference.min_distance_s", "a finite number of seconds >= 0",
+                 self.min_distance_s)
+        _require(all(_finite(f) and f > 0 for f in self.tta_factors), "inference.tta_factors",
+                 "factors > 0", list(self.tta_factors))
+        _require(self.batch_size >= 1, "inference.batch_size", "an integer >= 1",
+                 self.batch_size)
 
 
 @dataclass(frozen=True)
@@ -307,6 +515,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     classes: tuple[str, ...] = ()
+
 
 
 # ---------------------------------------------------------------- dict <-> dataclass
@@ -382,15 +591,59 @@ def _from_dict(cls: type, data: dict, prefix: str = "") -> Any:
         raise ConfigError(f"invalid `{prefix.rstrip('.') or cls.__name__}`: {err}") from err
 
 
-def config_from_dict(data: dict) -> RunConfig:
-    """A :class:`RunConfig` from nested plain data; missing keys take the defaults.
+def _layered(base: dict, data: dict) -> dict:
+    """``base`` with ``data``'s values put over it, section by section (mappings merge)."""
+    out = dict(base)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _layered(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _base_dict(base: RunConfig | str | None) -> dict:
+    if base is None:
+        return {}
+    if isinstance(base, str):
+        return config_to_dict(load_preset(base))
+    if isinstance(base, RunConfig):
+        return config_to_dict(base)
+    raise TypeError(
+        f"config_from_dict: `base` must be a RunConfig, a preset name or None, got "
+        f"{type(base).__name__}"
+    )
+
+
+def config_from_dict(data: dict, *, base: RunConfig | str | None = None) -> RunConfig:
+    """A :class:`RunConfig` from nested plain data; missing keys are taken from ``base``.
+
+    Args:
+        data: nested mappings (a parsed YAML file).
+        base: what missing keys take: ``None`` = the dataclass defaults (= the ``drums``
+            preset), a preset name (``"demo"``) or a :class:`RunConfig`.
 
     Raises:
-        ValueError: unknown key or wrong value type; the message names the dotted key.
+        ValueError: unknown key, wrong value type or a value out of range; the message names
+            the dotted key.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config_from_dict: expected a mapping, got {type(data).__name__}")
-    return _from_dict(RunConfig, data)
+    _check_keys(RunConfig, data)
+    return _from_dict(RunConfig, _layered(_base_dict(base), data))
+
+
+def _check_keys(cls: type, data: dict, prefix: str = "") -> None:
+    """Unknown keys of ``data`` are errors (before layering hides nothing, names the key)."""
+    names = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown key `{prefix}{key}`; expected one of: {', '.join(sorted(names))}"
+            )
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_keys(hints[key], value, f"{prefix}{key}.")
 
 
 def config_to_dict(config: Any) -> dict:
@@ -406,8 +659,19 @@ def config_to_dict(config: Any) -> dict:
     return plain(config)
 
 
-def load_config(path: str | os.PathLike) -> RunConfig:
-    """Read a YAML run configuration; errors name the file and the key."""
+def load_config(path: str | os.PathLike, *, base: RunConfig | str | None = None) -> RunConfig:
+    """Read a YAML run configuration; keys it lacks are taken from ``base``.
+
+    Args:
+        path: the YAML file.
+        base: ``None`` (the dataclass defaults, which are the ``drums`` preset), a preset name
+            such as ``"demo"`` (what ``softloc train --config FILE --preset demo`` layers on), or
+            a :class:`RunConfig`.
+
+    Raises:
+        ValueError: an unreadable file, invalid YAML, an unknown key or a bad value; the
+            message names the file and the key.
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -416,7 +680,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from err
     try:
-        return config_from_dict(data)
+        return config_from_dict(data, base=base)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
 

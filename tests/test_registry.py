@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -42,7 +43,8 @@ DECODERS = {"threshold", "peaks", "peaks-normalized", "mass-peaks"}
 
 def _config(name: str, **changes) -> LossConfig:
     base = LossConfig(name=name, k_max=6, softness_ms=50.0, alpha_min=0.2, alpha_max=0.9,
-                      alpha_start_step=100, alpha_ramp_steps=400, reduction="classes")
+                      alpha_start_step=100, alpha_ramp_steps=400, reduction="classes",
+                      alpha_start_fraction=None, alpha_ramp_fraction=None)
     return dataclasses.replace(base, **changes)
 
 
@@ -132,34 +134,15 @@ def test_softloc_schedule_follows_the_step_and_fractions_of_max_steps():
     torch.testing.assert_close(loss(logits, step=400, **kw), value(0.75))
     torch.testing.assert_close(loss(logits, step=10_000, **kw), value(0.9))
     # The ramp given as fractions of the run (the noise study's rescaled drum schedule).
-    frac = _FracConfig(**dataclasses.asdict(_config("softloc")), alpha_start_fraction=0.2,
-                       alpha_ramp_fraction=2 / 3)
+    frac = _config("softloc", alpha_start_fraction=0.2, alpha_ramp_fraction=2 / 3)
     loss = build_loss(frac, frame_rate=RATE, max_steps=300)  # start 60, ramp 200
     torch.testing.assert_close(loss(logits, step=160, **kw), value(0.5))
 
 
-@dataclasses.dataclass(frozen=True)
-class _FracConfig:
-    """LossConfig plus the optional fields build_loss reads when present."""
-
-    name: str
-    k_max: int
-    softness_ms: float
-    alpha_min: float
-    alpha_max: float
-    alpha_start_step: int
-    alpha_ramp_steps: int
-    reduction: str
-    alpha_start_fraction: float | None = None
-    alpha_ramp_fraction: float | None = None
-    distance: str = "squared"
-    bootstrap_beta: float = 0.95
-
-
 def test_optional_settings_distance_beta_and_limits_of_the_softness():
     logits, targets, counts, lengths = _batch()
-    fields = dataclasses.asdict(_config("softloc", softness_ms=0.0))
-    log = build_loss(_FracConfig(**fields, distance="log"), frame_rate=RATE, max_steps=STEPS)
+    log = build_loss(_config("softloc", softness_ms=0.0, distance="log"), frame_rate=RATE,
+                     max_steps=STEPS)
     torch.testing.assert_close(
         log(logits, targets=targets, counts=counts, lengths=lengths, step=0),
         softloc_loss(logits, targets, 0.0, 0.2, 6, lengths=lengths, counts=counts,
@@ -170,7 +153,7 @@ def test_optional_settings_distance_beta_and_limits_of_the_softness():
     got = inf(logits, targets=targets, counts=counts, lengths=lengths, step=0)
     torch.testing.assert_close(got, 0.2 * loco_loss(logits, counts, 6, lengths=lengths,
                                                      logits=True))
-    beta = build_loss(_FracConfig(**dict(fields, name="bootstrap"), bootstrap_beta=0.5),
+    beta = build_loss(_config("bootstrap", softness_ms=0.0, bootstrap_beta=0.5),
                       frame_rate=RATE, max_steps=STEPS)
     torch.testing.assert_close(
         beta(logits, targets=targets, lengths=lengths),
@@ -269,7 +252,8 @@ def test_build_loss_validation(changes, kwargs, exc, match):
     fields = dataclasses.asdict(_config("softloc"))
     fields.update(changes)
     with pytest.raises(exc, match=match):
-        build_loss(_FracConfig(**fields), **{"frame_rate": RATE, "max_steps": STEPS, **kwargs})
+        # a namespace: LossConfig itself rejects these values when it is built
+        build_loss(SimpleNamespace(**fields), **{"frame_rate": RATE, "max_steps": STEPS, **kwargs})
 
 
 def test_docstring_examples_run():

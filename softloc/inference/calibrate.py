@@ -12,8 +12,12 @@ use,
   best reproduce the counts of the validation ``counts.csv`` windows (a count says nothing about
   time, so offsets stay as they are).
 
-Which one runs is ``inference.calibrate_with`` (``auto``: timestamps when the validation files
-have them, else counts); ``inference.calibrate_offset`` / ``calibrate_threshold`` switch the two
+Which one runs is :func:`calibration_source`: ``inference.calibrate_with``, where ``auto`` means
+counts whenever the validation timestamps may be noisy or are not the run's labels (a run trained
+on counts, a run with ``supervision.label_noise``, the count-aware SoftLoc/LoCo losses, whose
+users declare their timestamps uncertain by a softness or do not need them at all), else
+timestamps; a label noise never changes a count, so a ``--label-noise`` run never sees a clean
+label before the test. ``inference.calibrate_offset`` / ``calibrate_threshold`` switch the two
 settings. Every function returns the new configuration and a plain-data summary (what
 ``RUN/metrics.json`` stores under ``"calibration"``).
 
@@ -36,8 +40,10 @@ from softloc.inference.detector import Detector
 from softloc.metrics import match_onsets
 
 __all__ = [
+    "COUNT_AWARE_LOSSES",
     "THRESHOLD_GRID",
     "calibrate",
+    "calibration_source",
     "calibrate_from_counts",
     "calibrate_from_timestamps",
     "calibrate_time_offset",
@@ -50,6 +56,33 @@ _OFFSET_SEARCH_S = 0.1
 _F1_TOLERANCE_S = 0.05
 
 Event = tuple[float, str]
+
+#: Losses whose p(t) is trained to reproduce the counts (LoCo eq. 7, SoftLoc eq. 4).
+COUNT_AWARE_LOSSES = ("loco", "mc", "softloc")
+
+
+def calibration_source(config: RunConfig) -> str:
+    """``"timestamps"`` or ``"counts"``: which validation labels calibrate the decoder of a run.
+
+    ``inference.calibrate_with`` when it is not ``auto``. ``auto`` is ``counts`` when the
+    validation timestamps may be noisy or are not what the run trains on: counts supervision,
+    ``supervision.label_noise`` (which moves events but never changes a count), the LoCo/MC
+    losses, and SoftLoc with a softness > 0 (the user declares the timestamps uncertain by
+    that much); else ``timestamps`` (the frame-wise baselines, SoftLoc at softness 0).
+
+    Example:
+        >>> from softloc.config import RunConfig
+        >>> calibration_source(RunConfig())  # drums: LoCo from counts
+        'counts'
+    """
+    inf, sup, loss = config.inference, config.supervision, config.loss
+    if inf.calibrate_with != "auto":
+        return inf.calibrate_with
+    if sup.labels == "counts" or sup.label_noise is not None:
+        return "counts"
+    if loss.name in COUNT_AWARE_LOSSES and not (loss.name == "softloc" and loss.softness_ms == 0):
+        return "counts"
+    return "timestamps"
 
 
 def calibrate_time_offset(
@@ -88,9 +121,9 @@ def calibrate(
     """Calibrate ``detector``'s decoding on validation data, as its configuration says.
 
     Args:
-        detector: the trained detector; its ``config.inference`` says what to calibrate and
-            from which labels (``calibrate_offset``, ``calibrate_threshold``,
-            ``calibrate_with``).
+        detector: the trained detector; its ``config.inference`` says what to calibrate
+            (``calibrate_offset``, ``calibrate_threshold``) and :func:`calibration_source` from
+            which labels.
         features: validation stem -> network input ``(n_features, frames)``.
         events: validation stem -> ``[(time_s, label)]`` (timestamps; ``None`` = none).
         count_windows: validation stem -> count windows (``counts.csv``).
@@ -105,7 +138,8 @@ def calibrate(
         return config, {"source": "none (disabled)"}
     events = events or {}
     annotated = {s: list(events[s] or []) for s in features if events.get(s) is not None}
-    if inf.calibrate_with == "counts" or (inf.calibrate_with == "auto" and not annotated):
+    source = calibration_source(config)
+    if source == "counts" or (inf.calibrate_with == "auto" and not annotated):
         return calibrate_from_counts(detector, features, count_windows or {})
     if not annotated:
         return config, {"source": "none (no validation timestamps)"}

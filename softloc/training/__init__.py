@@ -1,9 +1,12 @@
 """Training on PyTorch Lightning: one module for every task, data loaders, the run folder.
 
-* ``module``: :class:`EventModule` (network + injected loss + Adam), :class:`OptimSettings`;
-* ``loaders``: dataset -> features -> supervision -> window datasets -> loaders (audio runs);
+* ``module``: :class:`EventModule` (network + injected loss + optimiser recipe),
+  :class:`OptimSettings` (Adam/AdamW, linear warm-up, constant/cosine schedule);
+* ``recipe``: :func:`match_output_prior` (LoCo eq. 15 made exact at initialisation);
+* ``loaders``: dataset -> features -> supervision -> window datasets -> loaders (audio runs;
+  batches are a function of the seed and the step, :class:`StepSampler`);
 * ``fit``: :func:`fit` / :func:`train` write a run folder (resume, checkpoints, calibration,
-  ``model.pt``, ``metrics.json``).
+  ``model.pt``, ``metrics.json``); :class:`TrainingInterrupted` on Ctrl-C.
 
 The networks (``softloc.models``) and inference (``softloc.inference``) never import this package.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 from softloc.training.fit import (
     RUNTIME_FIELDS,
+    TrainingInterrupted,
     TrainResult,
     file_f1_validator,
     fit,
@@ -19,29 +23,44 @@ from softloc.training.fit import (
     train,
 )
 from softloc.training.loaders import (
+    StepSampler,
     TrainingData,
+    carve_validation,
     check_supervision,
     collate_batch,
     make_loaders,
     noisy_index,
     prepare_training_data,
 )
-from softloc.training.module import EventModule, OptimSettings, cosine_factor
+from softloc.training.module import (
+    EventModule,
+    OptimSettings,
+    cosine_factor,
+    parameter_groups,
+    warmup_factor,
+)
+from softloc.training.recipe import match_output_prior
 
 __all__ = [
     "RUNTIME_FIELDS",
     "EventModule",
     "OptimSettings",
+    "StepSampler",
     "TrainResult",
     "TrainingData",
+    "TrainingInterrupted",
+    "carve_validation",
     "check_supervision",
     "collate_batch",
     "cosine_factor",
     "file_f1_validator",
     "fit",
     "make_loaders",
+    "match_output_prior",
     "noisy_index",
+    "parameter_groups",
     "parse_devices",
     "prepare_training_data",
     "train",
+    "warmup_factor",
 ]

@@ -5,22 +5,31 @@ A training *run* is a folder ``RUN`` that holds everything needed to reproduce a
     RUN/config.yaml        the resolved run configuration (classes, supervision, calibration)
     RUN/model.pt           best weights, network name and arguments, config
                            (softloc.inference.model_file; what Detector.load reads)
-    RUN/metrics.json       validation scores, steps, wall time, calibration, versions
-    RUN/checkpoints/       Lightning checkpoints: best.ckpt (by validation score), last.ckpt
+    RUN/metrics.json       validation scores, steps, wall time, split, calibration, versions
+    RUN/checkpoints/       best.ckpt (by validation score) and last.ckpt (written at every
+                           validation and at the last step: what --resume continues)
     RUN/logs/csv/          metrics.csv (CSVLogger; a resumed run logs to csv-resume-N/)
     RUN/logs/tensorboard/  TensorBoard event files
 
-Steps of :func:`fit`: check the run folder (new, or ``resume``: the saved configuration must be
-the same except for the runtime fields), build the loss (``softloc.losses.registry``) and check
-the supervision against it, prepare data and loaders (``softloc.training.loaders``), train the
-network from the configuration (``softloc.models``) in an :class:`~softloc.training.EventModule`
-with Lightning, reload the best checkpoint, calibrate thresholds and offsets on the validation
-files (``softloc.inference.calibrate``), and write ``config.yaml``, ``model.pt`` and
-``metrics.json``.
+Steps of :func:`fit`: check everything that can be checked without reading data (the
+configuration validates itself when it is built; the run folder, the loss, the supervision, the
+network), create the run folder, prepare data and loaders (``softloc.training.loaders``), make
+LoCo eq. 15 exact on the first batch (``softloc.training.recipe``), train an
+:class:`~softloc.training.EventModule` with Lightning, reload the best checkpoint, calibrate the
+decoder on the validation files (``softloc.inference.calibrate``), and write ``config.yaml``,
+``model.pt`` and ``metrics.json``. A failure before training starts removes the run folder it
+created.
 
-Checkpoint selection uses validation F1 on whole validation files when they have timestamps and
-the run trains on timestamps, else the exact-count rate of the validation windows (counts-only
-supervision never looks at timestamps).
+Resuming (``resume=True``) continues ``RUN/checkpoints/last.ckpt`` (loaded with
+``weights_only=True``, and only from the run's own folder: paths stored inside a checkpoint are
+never followed). The batches are a function of the seed and the step
+(:class:`~softloc.training.loaders.StepSampler`), so a run killed at any point and resumed ends
+with the weights of the uninterrupted run. Ctrl-C raises :class:`TrainingInterrupted`, which
+names the run folder to resume.
+
+Checkpoint selection uses validation F1 on whole validation files when the run calibrates on
+timestamps (``softloc.inference.calibrate.calibration_source``), else the exact-count rate of the
+validation windows (counts never change under label noise).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,32 +51,51 @@ import lightning as L
 import torch
 import yaml
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
 from softloc._io import atomic_save, atomic_write_text, provenance
 from softloc._version import __version__
-from softloc.config import RunConfig, SupervisionConfig, load_config, save_config
+from softloc.config import (
+    RunConfig,
+    SupervisionConfig,
+    load_config,
+    parse_devices,
+    save_config,
+)
 from softloc.inference.calibrate import calibrate
 from softloc.inference.detector import Detector
 from softloc.inference.model_file import MODEL_FILE, save_model_file
 from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
-from softloc.models.build import model_from_config
+from softloc.models.build import model_from_config, window_frames
+from softloc.models.heads import prior_output_bias
 from softloc.training.loaders import (
     TrainingData,
     check_supervision,
+    collate_batch,
     make_loaders,
     prepare_training_data,
 )
 from softloc.training.module import EventModule, OptimSettings
+from softloc.training.recipe import match_output_prior
 
-__all__ = ["RUNTIME_FIELDS", "TrainResult", "file_f1_validator", "fit", "parse_devices", "train"]
+__all__ = [
+    "RUNTIME_FIELDS",
+    "TrainResult",
+    "TrainingInterrupted",
+    "file_f1_validator",
+    "fit",
+    "parse_devices",
+    "train",
+]
 
 #: ``train.*`` fields a resumed run may change (everything else must equal the saved config).
 RUNTIME_FIELDS = ("max_steps", "num_threads", "accelerator", "devices", "num_nodes", "strategy")
+
+_log = logging.getLogger("softloc.training")
 
 
 @dataclass(frozen=True)
@@ -83,22 +113,87 @@ class TrainResult:
     metrics: dict
 
 
-class _AtomicCheckpointIO(TorchCheckpointIO):
-    """Checkpoints are published atomically (``softloc._io``): a crash never leaves half a file."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by Ctrl-C (SIGINT); ``run_dir`` can be resumed.
+
+    A ``KeyboardInterrupt``, so code that does not catch it stops as on any Ctrl-C; the CLI
+    catches it, prints the message and exits with status 130.
+
+    Attributes:
+        run_dir: the run folder.
+        step: the step of ``RUN/checkpoints/last.ckpt`` (0: none yet, a resume starts over).
+    """
+
+    def __init__(self, run_dir: Path, step: int) -> None:
+        self.run_dir, self.step = Path(run_dir), int(step)
+        where = (f"last checkpoint at step {step}" if step else "no checkpoint yet")
+        super().__init__(f"training interrupted ({where}); continue with `softloc train "
+                         f"--resume --out {run_dir} ...` (fit(..., resume=True))")
+
+
+class _RunCheckpointIO(TorchCheckpointIO):
+    """Checkpoints published atomically (a crash never leaves half a file) and read with
+    ``weights_only=True`` only: a checkpoint can hold tensors and plain data, never code."""
 
     def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
         atomic_save(Path(path), lambda f: torch.save(checkpoint, f))
 
+    def load_checkpoint(self, path: Any, map_location: Any = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        return _load_checkpoint(Path(path))
 
-def parse_devices(devices: str) -> int | str | list[int]:
-    """Lightning's ``devices`` from ``train.devices``: ``"2"`` -> 2, ``"0,1"`` -> [0, 1],
-    ``"auto"`` -> ``"auto"``."""
-    text = str(devices).strip()
-    if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
-        return int(text)
-    if "," in text:
-        return [int(x) for x in text.split(",") if x.strip()]
-    return text
+
+def _load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint loaded with ``weights_only=True``; errors name the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ...
+        raise ValueError(
+            f"{path}: not a softloc checkpoint that loads with weights_only=True "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+        ) from None
+
+
+class _RunFolderCheckpoint(ModelCheckpoint):
+    """A ModelCheckpoint whose restored state points into its own folder: the paths stored in a
+    checkpoint (of a copied or moved run folder) are re-rooted, never followed."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        own = str(self.dirpath)
+
+        def here(p: Any) -> Any:
+            return str(Path(own) / Path(p).name) if isinstance(p, str) and p else p
+
+        state = dict(state_dict, dirpath=own)
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                state[key] = here(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {here(k): v for k, v in state["best_k_models"].items()}
+        super().load_state_dict(state)
+
+
+class _LastCheckpoint(_RunFolderCheckpoint):
+    """``last.ckpt`` at every validation (every ``every_n_steps`` without validation) and at
+    the last step, whether or not the score improved."""
+
+    def __init__(self, dirpath: Path, *, every_n_steps: int, has_val: bool) -> None:
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1,
+                         enable_version_counter=False, save_on_train_epoch_end=False,
+                         every_n_train_steps=None if has_val else every_n_steps)
+        self._every, self._has_val = every_n_steps, has_val
+        self.interrupted = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
+        super().on_train_batch_end(trainer, *args, **kwargs)
+        step = trainer.global_step
+        validates_now = self._has_val and step % self._every == 0
+        if step >= (trainer.max_steps or 0) and not validates_now \
+                and self._last_global_step_saved != step:
+            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        self.interrupted = isinstance(exception, KeyboardInterrupt)
 
 
 def _check_run_dir(out_dir: Path, resume: bool) -> None:
@@ -109,6 +204,8 @@ def _check_run_dir(out_dir: Path, resume: bool) -> None:
                 "`softloc train`"
             )
         return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir}: exists and is not a folder; choose another --out")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(
             f"{out_dir}: run folder exists and is not empty; choose a new --out or pass --resume"
@@ -135,6 +232,29 @@ def _resume_config(config: RunConfig, out_dir: Path) -> RunConfig:
     return config
 
 
+def _resume_step(out_dir: Path, config: RunConfig) -> int:
+    """Steps done by the run's ``last.ckpt`` (0 without one); refuses a ``max_steps`` that
+    would not train further, so that a finished run's outputs are never rewritten."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        _log.warning("train: %s has no checkpoints/last.ckpt; training starts over", out_dir)
+        return 0
+    done = int(_load_checkpoint(last).get("global_step", 0))
+    if config.train.max_steps <= done:
+        raise ValueError(
+            f"train: {out_dir} has done {done} steps and train.max_steps is "
+            f"{config.train.max_steps}; nothing to resume (pass --max-steps N with N > {done} "
+            "to train further)"
+        )
+    return done
+
+
+def _check_before_work(config: RunConfig) -> None:
+    """Checks that need no data: the network builds from the configuration (sizes, pools)."""
+    model_from_config(config if config.classes else replace(config, classes=("_",)))
+    window_frames(config)
+
+
 def file_f1_validator(
     config: RunConfig, valid_files: Sequence[tuple[str, torch.Tensor, list]]
 ) -> Callable[[nn.Module], dict[str, float]]:
@@ -158,7 +278,7 @@ def file_f1_validator(
     return validate
 
 
-def _make_trainer(config: RunConfig, out_dir: Path, checkpoint: ModelCheckpoint, *,
+def _make_trainer(config: RunConfig, out_dir: Path, callbacks: list[Callback], *,
                   has_val: bool, val_batches: bool, resume: bool, progress: bool) -> L.Trainer:
     t = config.train
     loggers = [
@@ -175,15 +295,15 @@ def _make_trainer(config: RunConfig, out_dir: Path, checkpoint: ModelCheckpoint,
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,  # type: ignore[arg-type]
-        gradient_clip_val=t.grad_clip_norm,
+        gradient_clip_val=t.grad_clip_norm or None,
         gradient_clip_algorithm="norm",
         val_check_interval=min(t.val_every_n_steps, t.max_steps) if has_val else None,
         check_val_every_n_epoch=None if has_val else 1,
         limit_val_batches=1.0 if val_batches else 0,
         num_sanity_val_steps=0,
-        callbacks=[checkpoint],
+        callbacks=callbacks,
         logger=loggers,
-        plugins=[_AtomicCheckpointIO()],
+        plugins=[_RunCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
         log_every_n_steps=min(50, t.max_steps),
@@ -201,53 +321,117 @@ def _csv_version(logs: Path, resume: bool) -> str:
     return f"csv-resume-{n}"
 
 
-def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, resume: bool,
-                progress: bool) -> tuple[L.Trainer, ModelCheckpoint]:
-    """Run Lightning; returns the trainer and the checkpoint callback (best / last)."""
-    train_loader, valid_loader = make_loaders(data)
+def _first_batch(loader: DataLoader) -> dict[str, torch.Tensor]:
+    """Step 0's batch, drawn without touching the loader's iterator or any global RNG."""
+    sampler, dataset = loader.sampler, loader.dataset
+    items = [dataset[(0, i)] for i in sampler.step_indices(0).tolist()]  # type: ignore[attr-defined]
+    return collate_batch(items)
+
+
+def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start_step: int,
+                resume: bool, progress: bool) -> tuple[L.Trainer, _LastCheckpoint]:
+    """Run Lightning; returns the trainer and the last-checkpoint callback."""
+    train_loader, valid_loader = make_loaders(data, start_step=start_step)
+    if not resume and data.config.model.exact_prior:
+        bias = prior_output_bias(window_frames(data.config), data.config.model.prior_omega)
+        match_output_prior(module.model, _first_batch(train_loader), output_bias=bias)
     ckpt_dir = out_dir / "checkpoints"
     has_val = valid_loader is not None or bool(data.valid_files)
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best",
-                                 monitor="val/score" if has_val else None, mode="max",
-                                 save_top_k=1, save_last=True, enable_version_counter=False)
-    trainer = _make_trainer(data.config, out_dir, checkpoint, has_val=has_val,
+    every = min(data.config.train.val_every_n_steps, data.config.train.max_steps)
+    last = _LastCheckpoint(ckpt_dir, every_n_steps=every, has_val=has_val)
+    callbacks: list[Callback] = [last]
+    if has_val:
+        callbacks.insert(0, _RunFolderCheckpoint(
+            dirpath=ckpt_dir, filename="best", monitor="val/score", mode="max", save_top_k=1,
+            enable_version_counter=False, save_on_train_epoch_end=False))
+    trainer = _make_trainer(data.config, out_dir, callbacks, has_val=has_val,
                             val_batches=valid_loader is not None, resume=resume,
                             progress=progress)
-    last = ckpt_dir / "last.ckpt"
+    if valid_loader is None and data.valid_files:
+        # F1 on whole files only: one empty batch so that validation runs at all
+        valid_loader = DataLoader([{}], batch_size=1,  # type: ignore[arg-type]
+                                  collate_fn=lambda b: b[0])
+    ckpt = ckpt_dir / "last.ckpt" if start_step > 0 else None
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*val_dataloader.*")
-        if valid_loader is None and data.valid_files:
-            # F1 on whole files only: one empty batch so that validation runs at all
-            valid_loader = DataLoader([{}], batch_size=1,  # type: ignore[arg-type]
-                                      collate_fn=lambda b: b[0])
-        trainer.fit(module, train_loader, valid_loader,
-                    ckpt_path=last if resume and last.is_file() else None)
-    return trainer, checkpoint
+        for message in (".*does not have many workers.*", ".*val_dataloader.*",
+                        ".*Checkpoint directory .* exists and is not empty.*",
+                        ".*dirpath has changed.*"):
+            warnings.filterwarnings("ignore", message=message)
+        _run_interruptible(trainer, module, train_loader, valid_loader, ckpt, last, out_dir)
+    return trainer, last
+
+
+def _run_interruptible(trainer: L.Trainer, module: EventModule, train_loader: DataLoader,
+                       valid_loader: DataLoader | None, ckpt: Path | None,
+                       last: _LastCheckpoint, out_dir: Path) -> None:
+    """``trainer.fit``; Lightning turns Ctrl-C into ``sys.exit(1)`` after a graceful shutdown:
+    that becomes :class:`TrainingInterrupted` (and the Ctrl-C handler is restored)."""
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        trainer.fit(module, train_loader, valid_loader, ckpt_path=ckpt, weights_only=True)
+    except SystemExit:
+        if not last.interrupted:
+            raise
+        step = 0
+        if (out_dir / "checkpoints" / "last.ckpt").is_file():
+            step = int(_load_checkpoint(out_dir / "checkpoints" / "last.ckpt")["global_step"])
+        raise TrainingInterrupted(out_dir, step) from None
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _write_metrics(out_dir: Path, config: RunConfig, data: TrainingData, trainer: L.Trainer,
-                   checkpoint: ModelCheckpoint, best_path: str, calibration: dict,
+                   best_path: Path, best_score: float | None, calibration: dict,
                    t_start: float) -> dict:
-    best = checkpoint.best_model_score
     metrics = {
         "softloc_version": __version__,
         "labels": config.supervision.labels,
         "loss": config.loss.name,
         "label_noise": config.supervision.label_noise,
         "steps": int(trainer.global_step),
-        "best_checkpoint": Path(best_path).name,
-        "best_val_score": None if best is None else float(best),
+        "best_checkpoint": best_path.name,
+        "best_val_score": best_score,
         "val_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
         "calibration": calibration,
+        "split": data.split_note,
         "train_stems": len(data.train_stems),
         "valid_stems": len(data.valid_stems),
+        "valid_files": list(data.valid_stems),
         "wall_time_s": round(time.perf_counter() - t_start, 1),
         "torch_threads": torch.get_num_threads(),
         "versions": provenance(),
     }
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _best_checkpoint(out_dir: Path, trainer: L.Trainer) -> tuple[Path, float | None]:
+    """The run's own best.ckpt (else last.ckpt) and its score; never a path read from a
+    checkpoint."""
+    ckpt_dir = out_dir / "checkpoints"
+    for cb in trainer.callbacks:  # type: ignore[attr-defined]
+        if isinstance(cb, _RunFolderCheckpoint) and not isinstance(cb, _LastCheckpoint):
+            score = cb.best_model_score
+            if (ckpt_dir / "best.ckpt").is_file():
+                return ckpt_dir / "best.ckpt", None if score is None else float(score)
+    return ckpt_dir / "last.ckpt", None
+
+
+def _prepare(config: RunConfig, loss: Any, data_root: Any, out_dir: Path, *, sources: Any,
+             use_plan: bool, cache: Path) -> tuple[TrainingData, EventModule]:
+    """Data, the saved configuration and the module (the network initialised from the seed)."""
+    data = prepare_training_data(config, data_root, sources=sources, use_plan=use_plan,
+                                 cache_dir=cache)
+    config = data.config
+    save_config(config, out_dir / "config.yaml")
+    validator = file_f1_validator(config, data.valid_files) if data.valid_files else None
+    L.seed_everything(config.train.seed, workers=True, verbose=False)  # the initialisation
+    module = EventModule(model_from_config(config), loss,
+                         optim=OptimSettings.from_config(config.train),
+                         count_k_max=config.loss.k_max, validator=validator)
+    return data, module
 
 
 def fit(
@@ -268,45 +452,56 @@ def fit(
         out_dir: run folder to create (must be new or empty, unless ``resume``).
         resume: continue ``out_dir/checkpoints/last.ckpt``; ``config`` must equal the run's saved
             ``config.yaml`` except for ``train.{max_steps, num_threads, accelerator, devices,
-            num_nodes, strategy}``.
+            num_nodes, strategy}``, and ``train.max_steps`` must exceed the steps done.
         progress: show Lightning's progress bar.
-        cache_dir: feature cache (default ``out_dir/cache``, deleted after training).
+        cache_dir: feature cache (default ``out_dir/cache``, deleted after training when this
+            call created it).
 
     Returns:
         a :class:`TrainResult`.
 
     Raises:
-        ValueError: supervision that the loss or the dataset cannot serve, a changed
-            configuration on resume.
+        ValueError: supervision that the loss or the dataset cannot serve, a network the
+            configuration cannot build, a changed configuration or nothing to do on resume, a
+            checkpoint that does not load with ``weights_only=True``.
         FileExistsError: ``out_dir`` exists and is not empty (and not ``resume``).
         FileNotFoundError: no dataset / nothing to resume.
+        TrainingInterrupted: Ctrl-C during training (the run can be resumed).
     """
     out_dir = Path(out_dir)
     _check_run_dir(out_dir, resume)
     if resume:
         config = _resume_config(config, out_dir)
-    fr = config.features.frame_rate
-    loss = build_loss(config.loss, frame_rate=fr, max_steps=config.train.max_steps)
+    start_step = _resume_step(out_dir, config) if resume else 0
+    loss = build_loss(config.loss, frame_rate=config.features.frame_rate,
+                      max_steps=config.train.max_steps)
     sources, use_plan = check_supervision(config, data_root, requires=frozenset(loss.requires))
+    _check_before_work(config)
+    if not Path(data_root).is_dir():
+        raise FileNotFoundError(f"train: {data_root}: dataset folder not found")
     t_start = time.perf_counter()
-    L.seed_everything(config.train.seed, workers=True, verbose=False)
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)
     cache = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
-    data = prepare_training_data(config, data_root, sources=sources, use_plan=use_plan,
-                                 cache_dir=cache)
-    config = data.config
+    own_cache = cache_dir is None and not cache.exists()
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / "config.yaml")
-    validator = file_f1_validator(config, data.valid_files) if data.valid_files else None
-    module = EventModule(model_from_config(config), loss,
-                         optim=OptimSettings.from_config(config.train),
-                         count_k_max=config.loss.k_max, validator=validator)
-    trainer, checkpoint = _fit_module(module, data, out_dir, resume=resume, progress=progress)
-    best_path = checkpoint.best_model_path or str(out_dir / "checkpoints" / "last.ckpt")
+    try:
+        data, module = _prepare(config, loss, data_root, out_dir, sources=sources,
+                                use_plan=use_plan, cache=cache)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        elif own_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+        raise
+    config = data.config
+    trainer, _ = _fit_module(module, data, out_dir, start_step=start_step, resume=resume,
+                             progress=progress)
     if trainer.global_rank != 0:
         return TrainResult(out_dir, config, {})
-    ckpt = torch.load(best_path, map_location="cpu", weights_only=False)
+    best_path, best_score = _best_checkpoint(out_dir, trainer)
+    ckpt = _load_checkpoint(best_path)
     module.on_load_checkpoint(ckpt)
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().eval()
@@ -315,13 +510,13 @@ def fit(
         Detector(model, config),
         {s: torch.as_tensor(data.store.get(s, 1.0)) for s in valid},
         events={s: data.index.events.get(s) for s in valid},
-        count_windows={s: data.index.count_windows.get(s, []) for s in valid},
+        count_windows=data.valid_counts,
     )
     save_config(config, out_dir / "config.yaml")
     save_model_file(out_dir / MODEL_FILE, model, config)
-    metrics = _write_metrics(out_dir, config, data, trainer, checkpoint, best_path, calibration,
-                             t_start)
-    if cache_dir is None:
+    metrics = _write_metrics(out_dir, config, data, trainer, best_path, best_score,
+                             calibration, t_start)
+    if own_cache:
         shutil.rmtree(cache, ignore_errors=True)
     return TrainResult(out_dir, config, metrics)
 
@@ -347,7 +542,7 @@ def train(
         annotations: one folder or several, each ``"DIR"`` or ``"DIR:SOFTNESS_MS"``
             (``supervision.annotations``).
         softness_csv: per-file softness table (``supervision.softness_csv``).
-        label_noise: perturb training timestamps, e.g. ``"normal:100ms"``
+        label_noise: perturb training and validation timestamps, e.g. ``"normal:100ms"``
             (``supervision.label_noise``).
         config, data_root, out_dir, resume, progress, cache_dir: as in :func:`fit`.
 

@@ -5,8 +5,10 @@ From a dataset folder (``softloc.data.layout``) and a run configuration to the t
 
 1. :func:`check_supervision`: the run's label settings (``config.supervision``) against its
    loss, before any file is read;
-2. :func:`prepare_training_data`: load and split the dataset, check that every training file has
-   the labels the mode needs, perturb training timestamps (``supervision.label_noise``), compute
+2. :func:`prepare_training_data`: load and split the dataset (without ``splits/valid.txt`` a
+   seeded share of the training files becomes the validation set, announced in the log), check
+   that every training file has the labels the mode needs, perturb the training AND validation
+   timestamps (``supervision.label_noise``: nothing before the test sees a clean label), compute
    or load the cached power mels, and build the window datasets:
 
    * ``counts``: the ``counts.csv`` windows (LoCo);
@@ -14,8 +16,10 @@ From a dataset folder (``softloc.data.layout``) and a run configuration to the t
    * ``mixed`` / several annotators / per-file softness: one window set per label source and
      softness (``softloc.data.supervision``), count-only files with softness ``inf``;
 
-3. :func:`make_loaders`: a seeded sampler drawing ``max_steps * batch_size`` training windows
-   with replacement, and a validation loader.
+3. :func:`make_loaders`: the training loader, whose batch of optimiser step ``s`` is a function
+   of ``(train.seed, s)`` alone (:class:`StepSampler`: windows drawn with replacement, and the
+   window's augmentation drawn for that step), so a run resumed at step ``s`` sees exactly the
+   batches the uninterrupted run would have seen; and a validation loader.
 
 Batches (:func:`collate_batch`) are what ``softloc.training.EventModule`` and the losses read:
 ``"inputs"`` power mel ``(batch, n_mels, time)``, ``"lengths"`` ``(batch,)``, ``"counts"``
@@ -35,9 +39,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, default_collate
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, default_collate
 
 from softloc.config import RunConfig
+from softloc.data.formats import CountWindow
 from softloc.data.layout import DatasetIndex, load_dataset
 from softloc.data.supervision import (
     SOFTNESS_CSV,
@@ -46,12 +51,15 @@ from softloc.data.supervision import (
     plan_supervision,
     supervised_windows,
 )
-from softloc.data.windows import FeatureStore, WindowDataset, prepare_features
+from softloc.data.windows import FeatureStore, WindowDataset, min_time_factor, prepare_features
+from softloc.inference.calibrate import calibration_source
 from softloc.noise import parse_noise, perturb_events
 from softloc.timebase import ms_to_frames, padded_window_frames
 
 __all__ = [
+    "StepSampler",
     "TrainingData",
+    "carve_validation",
     "check_supervision",
     "collate_batch",
     "make_loaders",
@@ -60,6 +68,7 @@ __all__ = [
 ]
 
 _FN = "train"
+_log = logging.getLogger("softloc.training")
 
 
 def check_supervision(
@@ -141,15 +150,23 @@ class TrainingData:
 
     Attributes:
         config: the configuration with ``classes`` filled from the dataset.
-        index: the dataset (clean labels: validation and calibration use it).
+        index: the labels the run may see: the dataset, with the training and validation
+            timestamps perturbed when ``supervision.label_noise`` is set (validation, checkpoint
+            selection and calibration use it; only the test split stays clean).
         train_stems, valid_stems: the split.
         store: power mels of the training and validation files.
         train_set: training windows.
         valid_set: validation windows, or ``None``.
         valid_files: ``[(stem, mel (n_mels, frames), events)]`` whole validation files scored by
-            F1 during training: only when the run trains on timestamps and every validation file
-            has them (a counts-only run never looks at timestamps).
+            F1 during training: only when the run's calibration source is ``timestamps``
+            (``softloc.inference.calibrate.calibration_source``) and every validation file has
+            them; else checkpoints are selected on the validation counts.
+        valid_counts: validation stem -> count windows for the calibration from counts
+            (``counts.csv``; without it, windows of ``data.window_s`` counted from the
+            validation events).
         plan_summary: the supervision plan, one line per window group ("" without a plan).
+        split_note: where the validation split comes from (``splits/valid.txt``, a seeded
+            split, or carved from train).
     """
 
     config: RunConfig
@@ -160,7 +177,9 @@ class TrainingData:
     train_set: Dataset
     valid_set: Dataset | None
     valid_files: list[tuple[str, torch.Tensor, list[tuple[float, str]]]]
+    valid_counts: dict[str, list[CountWindow]]
     plan_summary: str = ""
+    split_note: str = ""
 
 
 def _load_index(config: RunConfig, data_root: Any, folder: str) -> DatasetIndex:
@@ -173,6 +192,44 @@ def _load_index(config: RunConfig, data_root: Any, folder: str) -> DatasetIndex:
         split_fractions=(1.0 - d.valid_fraction - d.test_fraction, d.valid_fraction,
                          d.test_fraction),
     )
+
+
+def carve_validation(train_stems: list[str], fraction: float, *, seed: int
+                     ) -> tuple[list[str], list[str]]:
+    """Split ``train_stems`` into ``(train, valid)``: ``round(fraction * n)`` stems (at least
+    one, at most ``n - 1``) drawn with ``numpy.random.default_rng(seed)``, each list sorted.
+
+    Returns ``(train_stems, [])`` when there are fewer than 2 stems or ``fraction`` is 0.
+
+    Example:
+        >>> carve_validation(["a", "b", "c", "d"], 0.25, seed=0)[1]
+        ['b']
+    """
+    stems = sorted(train_stems)
+    if len(stems) < 2 or fraction <= 0:
+        return stems, []
+    n = min(len(stems) - 1, max(1, round(fraction * len(stems))))
+    picked = set(np.random.default_rng(seed).choice(len(stems), size=n, replace=False).tolist())
+    return ([s for i, s in enumerate(stems) if i not in picked],
+            [s for i, s in enumerate(stems) if i in picked])
+
+
+def _split(config: RunConfig, index: DatasetIndex) -> tuple[list[str], list[str], str]:
+    """Train and validation stems; carve a validation set out of train when there is none."""
+    train, valid = list(index.splits["train"]), list(index.splits["valid"])
+    if valid:
+        source = "splits/valid.txt" if index.split_source == "splits/" else index.split_source
+        return train, valid, f"validation from {source}"
+    seed, fraction = config.train.seed, config.data.valid_fraction
+    train, valid = carve_validation(train, fraction, seed=seed)
+    if not valid:
+        note = "no validation files (no splits/valid.txt and too few training files to carve)"
+        _log.warning("%s: %s; no checkpoint selection and no calibration", _FN, note)
+        return train, valid, note
+    note = (f"validation carved from train: {len(valid)} of {len(train) + len(valid)} files "
+            f"(data.valid_fraction={fraction:g}, seed {seed}), no splits/valid.txt")
+    _log.warning("%s: %s; they are listed in metrics.json", _FN, note)
+    return train, valid, note
 
 
 def _check_train_labels(config: RunConfig, index: DatasetIndex, stems: list[str],
@@ -200,23 +257,49 @@ def _check_train_labels(config: RunConfig, index: DatasetIndex, stems: list[str]
 def _validation(config: RunConfig, index: DatasetIndex, store: FeatureStore, stems: list[str],
                 max_frames: int) -> tuple[WindowDataset | None, list]:
     """Validation windows and the whole validation files scored by F1."""
+    annotated = bool(stems) and all(index.has_events(s) for s in stems)
+    has_counts = bool(stems) and all(index.count_windows.get(s) for s in stems)
     labels = config.supervision.labels
-    annotated = all(index.has_events(s) for s in stems)
-    valid_labels = ("onsets" if annotated else "counts") if labels == "mixed" else labels
+    use_counts = labels == "counts" or (labels == "mixed" and not annotated)
+    mode = "counts" if (use_counts and has_counts) or not annotated else "onsets"
     valid_set = None
-    if stems:
-        has_counts = all(index.count_windows.get(s) for s in stems)
-        mode = valid_labels if valid_labels == "onsets" or has_counts else "onsets"
-        if mode == "counts" or annotated:
-            d = config.data
-            valid_set = WindowDataset(index, store, stems=stems, labels=mode, window_s=d.window_s,
-                                      hop_s=d.hop_s, max_frames=max_frames, augment=False,
-                                      seed=config.train.seed)
+    if stems and (annotated or has_counts):
+        d = config.data
+        valid_set = WindowDataset(index, store, stems=stems, labels=mode, window_s=d.window_s,
+                                  hop_s=d.hop_s, max_frames=max_frames, augment=False,
+                                  seed=config.train.seed)
     files = []
-    if valid_labels == "onsets" and annotated:
+    if annotated and not use_counts and calibration_source(config) == "timestamps":
         files = [(s, torch.as_tensor(store.get(s, 1.0)), list(index.events[s] or []))
                  for s in stems]
     return valid_set, files
+
+
+def _count_windows(config: RunConfig, index: DatasetIndex, stems: list[str]
+                   ) -> dict[str, list[CountWindow]]:
+    """Validation count windows: ``counts.csv`` (counts, which label noise does not change), or
+    consecutive windows of ``data.window_s`` counted from the file's events."""
+    out: dict[str, list[CountWindow]] = {}
+    step = config.data.window_s
+    for stem in stems:
+        if index.count_windows.get(stem):
+            out[stem] = list(index.count_windows[stem])
+            continue
+        events = index.events.get(stem)
+        if events is None:
+            continue
+        n = max(1, math.ceil(float(index.durations_s[stem]) / step))
+        counts = np.zeros((n, len(config.classes)), dtype=np.int64)
+        column = {c: j for j, c in enumerate(config.classes)}
+        for t, lab in events:
+            if lab in column:
+                counts[min(n - 1, max(0, int(t // step))), column[lab]] += 1
+        windows = [CountWindow(stem, k * step if k else -math.inf,
+                               (k + 1) * step if k < n - 1 else math.inf,
+                               dict(zip(config.classes, counts[k].tolist(), strict=True)))
+                   for k in range(n)]
+        out[stem] = windows
+    return out
 
 
 def prepare_training_data(
@@ -242,16 +325,20 @@ def prepare_training_data(
     index = _load_index(config, data_root, sources[0].folder)
     if not config.classes:
         config = replace(config, classes=tuple(index.classes))
-    train_stems, valid_stems = list(index.splits["train"]), list(index.splits["valid"])
+    train_stems, valid_stems, split_note = _split(config, index)
     _check_train_labels(config, index, train_stems, sources[0].folder, data_root)
     sup, d, fr = config.supervision, config.data, config.features.frame_rate
-    train_index = index
     if sup.label_noise is not None:
-        train_index = noisy_index(index, train_stems, sup.label_noise, seed=config.train.seed)
-    store = prepare_features(train_index, config.features, cache_dir=cache_dir,
+        # training AND validation timestamps: nothing before the test sees a clean label
+        index = noisy_index(index, train_stems + valid_stems, sup.label_noise,
+                            seed=config.train.seed)
+    store = prepare_features(index, config.features, cache_dir=cache_dir,
                              stems=train_stems + valid_stems,
-                             rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})))
-    max_frames = padded_window_frames(d.window_s, fr, min_rate_factor=min(d.rate_factors))
+                             rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})),
+                             augment=d.augment, renditions=d.augment_renditions,
+                             augment_stems=train_stems, seed=config.train.seed)
+    max_frames = padded_window_frames(d.window_s, fr, min_rate_factor=min_time_factor(
+        d.rate_factors, d.augment, renditions=d.augment_renditions))
 
     def windows(g_index: DatasetIndex, stems: list, mode: str, sigma_frames: float) -> Dataset:
         return WindowDataset(g_index, store, stems=stems, labels=mode, window_s=d.window_s,
@@ -267,14 +354,22 @@ def prepare_training_data(
             classes=config.classes,
         )
         summary = plan.summary()
-        logging.getLogger(__name__).info("training labels:\n%s", summary)
+        _log.info("training labels:\n%s", summary)
         train_set: Dataset = supervised_windows(plan, windows)
     else:
-        sigma = ms_to_frames(config.loss.softness_ms, fr) if sup.labels == "onsets" else math.inf
-        train_set = windows(train_index, train_stems, sup.labels, sigma)
+        train_set = windows(index, train_stems, sup.labels, _sigma_frames(config))
     valid_set, valid_files = _validation(config, index, store, valid_stems, max_frames)
     return TrainingData(config, index, train_stems, valid_stems, store, train_set, valid_set,
-                        valid_files, summary)
+                        valid_files, _count_windows(config, index, valid_stems), summary,
+                        split_note)
+
+
+def _sigma_frames(config: RunConfig) -> float:
+    """The softness of onsets-mode items in frames (inf for counts, and for softness inf)."""
+    softness = config.loss.softness_ms
+    if config.supervision.labels != "onsets" or math.isinf(softness):
+        return math.inf
+    return ms_to_frames(softness, config.features.frame_rate)
 
 
 def collate_batch(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -293,14 +388,86 @@ def collate_batch(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
     return batch
 
 
-def make_loaders(data: TrainingData) -> tuple[DataLoader, DataLoader | None]:
-    """The training loader (``max_steps * batch_size`` windows drawn with replacement, seeded)
-    and the validation loader (``None`` without validation windows)."""
+class StepSampler(Sampler):
+    """Training draws as a function of ``(seed, step)``: ``(step, window)`` keys, step by step.
+
+    The windows of optimiser step ``s`` are ``batch_size`` indices drawn with replacement by
+    ``numpy.random.default_rng([seed, s])``; iteration runs over steps ``start_step`` ..
+    ``max_steps - 1``. ``len`` is ``max_steps * batch_size`` whatever ``start_step`` is, so that
+    the loader's length is the run's (Lightning counts a resumed epoch from the steps done).
+
+    Args:
+        n_items: windows in the training set (>= 1).
+        batch_size: windows per step.
+        max_steps: steps of the run.
+        seed: the run's seed.
+        start_step: first step to draw (a resumed run's completed steps).
+    """
+
+    def __init__(self, n_items: int, *, batch_size: int, max_steps: int, seed: int,
+                 start_step: int = 0) -> None:
+        if n_items < 1:
+            raise ValueError(f"StepSampler: the training set is empty (n_items={n_items})")
+        self.n_items, self.batch_size, self.max_steps = n_items, batch_size, max_steps
+        self.seed, self.start_step = seed, start_step
+
+    def __len__(self) -> int:
+        return self.max_steps * self.batch_size
+
+    def step_indices(self, step: int) -> np.ndarray:
+        """The window indices of step ``step``."""
+        return np.random.default_rng([self.seed, step]).integers(0, self.n_items, self.batch_size)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for step in range(self.start_step, self.max_steps):
+            for i in self.step_indices(step).tolist():
+                yield step, i
+
+
+def _window_sets(dataset: Dataset) -> list[Any]:
+    if isinstance(dataset, ConcatDataset):
+        return [w for d in dataset.datasets for w in _window_sets(d)]
+    return [dataset] if hasattr(dataset, "set_epoch") else []
+
+
+class _StepDraws(Dataset):
+    """``dataset[(step, i)]``: window ``i`` with the augmentation drawn for ``step`` (the
+    window datasets' ``set_epoch(step)``), so that every draw is a function of its step."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self._sets = _window_sets(dataset)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        step, i = key
+        for windows in self._sets:
+            windows.set_epoch(step)
+        return self.dataset[i]
+
+
+class _StepLoader(DataLoader):
+    """The training loader; its state for Lightning's checkpoints is empty, since its draws
+    are a function of the seed and the step (resuming sets ``StepSampler.start_step``)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass
+
+
+def make_loaders(data: TrainingData, *, start_step: int = 0
+                 ) -> tuple[DataLoader, DataLoader | None]:
+    """The training loader (:class:`StepSampler` from ``start_step`` on) and the validation
+    loader (``None`` without validation windows)."""
     d, t = data.config.data, data.config.train
-    sampler = RandomSampler(data.train_set, replacement=True,  # type: ignore[arg-type]
-                            num_samples=t.max_steps * d.batch_size)
-    train_loader = DataLoader(
-        data.train_set,
+    sampler = StepSampler(len(data.train_set), batch_size=d.batch_size,  # type: ignore[arg-type]
+                          max_steps=t.max_steps, seed=t.seed, start_step=start_step)
+    train_loader = _StepLoader(
+        _StepDraws(data.train_set),
         batch_size=d.batch_size,
         sampler=sampler,
         collate_fn=collate_batch,

@@ -1,4 +1,5 @@
-"""The one LightningModule of softloc: a network, an injected loss, Adam (asteroid's ``System``).
+"""The one LightningModule of softloc: a network, an injected loss, the optimiser recipe
+(asteroid's ``System``).
 
 :class:`EventModule` knows nothing about audio, digits or sensors, nor about loss names: the
 network maps ``batch["inputs"]`` (and ``batch["lengths"]``) to LOGITS ``(batch, class, time)``,
@@ -33,41 +34,93 @@ from torch import nn
 from softloc.counting import count_distribution
 from softloc.losses.registry import EventLoss
 
-__all__ = ["EventModule", "OptimSettings", "cosine_factor"]
+__all__ = ["EventModule", "OptimSettings", "cosine_factor", "parameter_groups", "warmup_factor"]
 
 #: Learning-rate schedules of :class:`OptimSettings`.
 LR_SCHEDULES = ("constant", "cosine")
+#: Optimisers of :class:`OptimSettings`.
+OPTIMIZERS = ("adam", "adamw")
 
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """Adam and its learning-rate schedule.
+    """The optimiser and its learning-rate schedule (the training recipe).
+
+    The learning rate at optimiser step ``s`` (counted from 0) is
+    ``learning_rate * warmup_factor(s) * schedule_factor(s)``: a linear warm-up over the first
+    ``warmup_steps`` steps (:func:`warmup_factor`), then ``constant`` or ``cosine`` decay to
+    5% at ``max_steps`` (:func:`cosine_factor`).
 
     Attributes:
-        learning_rate: Adam learning rate.
+        learning_rate: peak learning rate (finite, > 0).
         max_steps: optimiser steps of the run (the cosine schedule ends there).
-        lr_schedule: ``constant`` or ``cosine`` (:func:`cosine_factor`).
+        lr_schedule: ``constant`` or ``cosine``.
+        optimizer: ``adam`` (the papers) or ``adamw`` (decoupled weight decay on weight
+            matrices and kernels only: biases, including the LoCo eq. 15 output prior, and
+            other 1-D parameters are not decayed).
+        weight_decay: AdamW's decoupled weight decay (ignored by ``adam``).
+        warmup_steps: steps of linear warm-up (0 = none).
+
+    The defaults are the papers' plain Adam; :meth:`from_config` gives a run configuration's
+    recipe (``softloc.config.TrainConfig``: AdamW, warm-up, cosine by default).
     """
 
     learning_rate: float = 1e-2
     max_steps: int = 800
     lr_schedule: str = "constant"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
+        fn = "OptimSettings"
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(
-                f"OptimSettings: `lr_schedule` must be one of {LR_SCHEDULES}, "
-                f"got {self.lr_schedule!r}"
+                f"{fn}: `lr_schedule` must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}"
             )
-        if not self.learning_rate > 0:
+        if self.optimizer not in OPTIMIZERS:
             raise ValueError(
-                f"OptimSettings: `learning_rate` must be > 0, got {self.learning_rate}"
+                f"{fn}: `optimizer` must be one of {OPTIMIZERS}, got {self.optimizer!r}"
+            )
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(
+                f"{fn}: `learning_rate` must be a finite number > 0, got {self.learning_rate}"
+            )
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(
+                f"{fn}: `weight_decay` must be a finite number >= 0, got {self.weight_decay}"
+            )
+        if self.max_steps < 1 or self.warmup_steps < 0:
+            raise ValueError(
+                f"{fn}: need `max_steps` >= 1 and `warmup_steps` >= 0, got {self.max_steps} "
+                f"and {self.warmup_steps}"
             )
 
     @classmethod
     def from_config(cls, train: Any) -> OptimSettings:
-        """The settings of a ``softloc.config.TrainConfig``."""
-        return cls(float(train.learning_rate), int(train.max_steps), str(train.lr_schedule))
+        """The recipe of a ``softloc.config.TrainConfig``."""
+        return cls(float(train.learning_rate), int(train.max_steps), str(train.lr_schedule),
+                   optimizer=str(train.optimizer), weight_decay=float(train.weight_decay),
+                   warmup_steps=int(train.warmup_steps))
+
+    def lr_factor(self, step: int) -> float:
+        """The factor on ``learning_rate`` at optimiser step ``step`` (warm-up x schedule)."""
+        factor = warmup_factor(step, self.warmup_steps)
+        if self.lr_schedule == "cosine":
+            factor *= cosine_factor(step, self.max_steps)
+        return factor
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear warm-up: ``(step + 1) / warmup_steps`` for the first steps, then 1.
+
+    Example:
+        >>> [warmup_factor(s, 4) for s in range(5)]
+        [0.25, 0.5, 0.75, 1.0, 1.0]
+    """
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
 
 
 def cosine_factor(step: int, max_steps: int, *, floor: float = 0.05) -> float:
@@ -81,6 +134,16 @@ def cosine_factor(step: int, max_steps: int, *, floor: float = 0.05) -> float:
     """
     progress = min(step / max(max_steps, 1), 1.0)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight matrices and kernels (``ndim >= 2``) decayed, biases and other
+    1-D parameters (the LoCo eq. 15 output prior among them) not."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    keep = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": keep, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 class EventModule(L.LightningModule):
@@ -197,13 +260,16 @@ class EventModule(L.LightningModule):
             state.setdefault(key, value)
 
     def configure_optimizers(self) -> Any:
-        optimizer = torch.optim.Adam(self.model.parameters(), lr=self.optim.learning_rate)
-        if self.optim.lr_schedule == "constant":
+        o = self.optim
+        if o.optimizer == "adamw":
+            optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+                parameter_groups(self.model, o.weight_decay), lr=o.learning_rate)
+        else:
+            optimizer = torch.optim.Adam(self.model.parameters(), lr=o.learning_rate)
+        if o.lr_schedule == "constant" and o.warmup_steps == 0:
             return optimizer
-        max_steps = self.optim.max_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: cosine_factor(step, max_steps)
-        )
+        # a plain function: LambdaLR's state dict then stores no object of ours
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: o.lr_factor(step))
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -1,0 +1,75 @@
+"""Initialisation steps of the training recipe that need data: the exact LoCo eq. 15 prior.
+
+LoCo §5.2 initialises the pre-sigmoid predictions to the bias of eq. 15,
+``b = log((1 - ω^(1/T)) / ω^(1/T))``, so that the initial count distribution of a window of ``T``
+frames puts mass ω on "no event" and the first count losses are moderate. The paper adds ``b``
+to predictions assumed to be near 0 at initialisation; with the official code's N(0, 1) head
+weights they are not: each class starts ``b`` plus a random offset of a few logits (seen on the
+drum CRNN: from −3.6 to +5.8 around ``b`` = −5.8 over six seeds, i.e. expected counts per window
+from 0.01 to 75), which is what the first updates then have to undo.
+
+:func:`match_output_prior` makes eq. 15 hold exactly: it shifts each class's output bias so that
+the mean initial logit of the class over one training batch equals ``b``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["match_output_prior", "output_layers"]
+
+
+def output_layers(model: nn.Module, n_classes: int) -> list[nn.Linear] | None:
+    """The final ``out`` linear layers of a LoCo head (``softloc.models.heads``), in class order.
+
+    One layer with ``n_classes`` outputs (a multi-class network) or one per class (a per-class
+    network, ``nets.<c>.out``); ``None`` when the model has no such head.
+    """
+    layers = [m for name, m in model.named_modules()
+              if isinstance(m, nn.Linear) and name.split(".")[-1] == "out"]
+    if sum(m.out_features for m in layers) != n_classes or not layers:
+        return None
+    return layers
+
+
+@torch.no_grad()
+def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *, output_bias: float
+                       ) -> list[float] | None:
+    """Shift the output biases so the mean initial logit of every class is ``output_bias``.
+
+    Args:
+        model: the freshly initialised network; ``model(inputs, lengths)`` -> logits
+            ``(batch, class, time)``.
+        batch: one training batch (``"inputs"``, ``"lengths"``).
+        output_bias: the target logit, LoCo eq. 15 (``softloc.models.heads.prior_output_bias``).
+
+    Returns:
+        the per-class shifts applied, or ``None`` (nothing changed) when the model has no LoCo
+        head (:func:`output_layers`).
+    """
+    was_training = model.training
+    model.eval()
+    lengths = batch.get("lengths")
+    logits = model(batch["inputs"], lengths)  # (B, C, T)
+    model.train(was_training)
+    layers = output_layers(model, logits.shape[1])
+    if layers is None:
+        return None
+    steps = torch.arange(logits.shape[-1])
+    if lengths is None:
+        mask = torch.ones(logits.shape[0], logits.shape[-1], dtype=torch.bool)
+    else:
+        mask = steps[None, :] < lengths[:, None]  # (B, T)
+    weights = mask[:, None, :].to(logits.dtype)  # (B, 1, T)
+    mean = (logits * weights).sum((0, 2)) / weights.sum((0, 2)).clamp(min=1)  # (C,)
+    shifts = (output_bias - mean).tolist()
+    c = 0
+    for layer in layers:
+        n = layer.out_features
+        layer.bias.add_(torch.tensor(shifts[c:c + n], dtype=layer.bias.dtype))
+        c += n
+    return [float(s) for s in shifts]
