@@ -1,16 +1,19 @@
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
+from softloc.data.augment import AugmentSettings
 from softloc.data.layout import load_dataset
 from softloc.data.windows import (
     WindowDataset,
     collate,
     default_max_frames,
+    min_time_factor,
     prepare_features,
 )
 from softloc.features import FrontEndConfig, load_audio, mel_power
@@ -248,3 +251,135 @@ def test_errors_name_the_problem(dataset, tmp_path):
                                sigma_frames=0.0)[0]["sigma_frames"]) == 0.0
     with pytest.raises(KeyError, match="no features for stem 'a' at rate factor 0.5"):
         store.get("a", 0.5)
+
+
+# ------------------------------------------------------------------ audio-augmented renditions
+
+# Rate or stretch only (no colour, level or noise), so the clicks stay countable in the mel.
+RATE_ONLY = AugmentSettings(p_rate=1.0, p_eq=0.0, gain_db=(0.0, 0.0), p_noise=0.0, p_reverb=0.0)
+STRETCH_ONLY = replace(RATE_ONLY, p_stretch=1.0, stretch_range=(0.9, 1.1))
+
+
+def _click_frames(mel: np.ndarray) -> np.ndarray:
+    """Frames of the energy maxima of isolated clicks: the argmax of each run of frames above 1%
+    of the peak energy."""
+    energy = np.asarray(mel).sum(axis=0)
+    above = energy > 0.01 * energy.max()
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(int), [0]])))
+    return np.array([lo + int(np.argmax(energy[lo:hi])) for lo, hi in zip(edges[::2], edges[1::2],
+                                                                            strict=True)])
+
+
+@pytest.fixture(scope="module")
+def renditions(dataset):
+    index, _ = dataset
+    return prepare_features(index, CFG, rate_factors=(7 / 8, 1.0, 9 / 8), augment=RATE_ONLY,
+                            renditions=3, augment_stems=["a"], seed=4)
+
+
+def test_renditions_play_the_file_at_their_time_factor(dataset, renditions):
+    index, _ = dataset
+    assert set(renditions.renditions) == {"a"} and len(renditions.renditions["a"]) == 3
+    factors = [f for f, _ in renditions.renditions["a"]]
+    assert all(7 / 8 <= f < 9 / 8 for f in factors) and len(set(factors)) == 3
+    for factor, mel in renditions.renditions["a"]:
+        expected = np.array([round(t * FR / factor) for t, _ in EVENTS["a"]])
+        found = _click_frames(mel)
+        assert len(found) == len(expected)
+        assert np.abs(found - expected).max() <= 1
+
+
+def test_rendition_windows_count_the_clicks_they_hold(dataset, renditions):
+    index, _ = dataset
+    ds = WindowDataset(index, renditions, stems=["a"], labels="counts", augment=True, seed=0)
+    seen = set()
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            _, start, _ = ds.describe(i)
+            item = ds[i]
+            s, n = float(item["rate_factor"]), int(item["length"])
+            seen.add(round(s, 6))
+            full = {round(f, 6): m for f, m in renditions.renditions["a"]}.get(round(s, 6))
+            if full is None:
+                full = renditions.get("a", s)
+            f0 = round(start * FR / s)
+            clicks = _click_frames(full)
+            assert int(item["counts"].sum()) == int(np.sum((clicks >= f0) & (clicks < f0 + n)))
+            np.testing.assert_array_equal(item["mel"][:, :n].numpy(),
+                                          np.asarray(full)[:, f0:f0 + n])
+    assert len(seen) == 6  # 3 rate factors + 3 renditions
+
+
+@pytest.mark.parametrize("settings", [RATE_ONLY, STRETCH_ONLY], ids=["rate", "stretch"])
+def test_rendition_targets_sit_on_the_transformed_clicks(dataset, settings):
+    index, _ = dataset
+    store = prepare_features(index, CFG, rate_factors=(1.0,), augment=settings, renditions=2,
+                             seed=9)
+    ds = WindowDataset(index, store, stems=["a", "b"], labels="onsets", augment=True,
+                       rate_factors=[1.0], seed=1)
+    tol = 1 if settings is RATE_ONLY else 4  # the vocoder spreads a click over ~one 512 FFT
+    n_checked = 0
+    for epoch in range(3):
+        ds.set_epoch(epoch)
+        for i in range(len(ds)):
+            item = ds[i]
+            if float(item["rate_factor"]) == 1.0:
+                continue
+            n = int(item["length"])
+            torch.testing.assert_close(item["targets"].sum(dim=1), item["counts"].float())
+            clicks = _click_frames(item["mel"][:, :n].numpy())
+            targets = torch.nonzero(item["targets"].sum(dim=0)[:n]).flatten().numpy()
+            inner = clicks[(clicks >= tol + 2) & (clicks < n - tol - 2)]
+            for f in inner:  # every click well inside the window is a target, and vice versa
+                assert np.abs(targets - f).min() <= tol
+            for f in targets[(targets >= tol + 2) & (targets < n - tol - 2)]:
+                assert np.abs(clicks - f).min() <= tol
+                n_checked += 1
+    assert n_checked > 20
+
+
+def test_same_seed_gives_the_same_batches_and_another_seed_does_not(dataset):
+    index, _ = dataset
+
+    def batches(seed: int) -> list[dict]:
+        store = prepare_features(index, CFG, rate_factors=(7 / 8, 1.0, 9 / 8),
+                                 augment=AugmentSettings(), renditions=2, seed=seed)
+        ds = WindowDataset(index, store, stems=["a", "b"], labels="counts", augment=True,
+                           stack_prob=0.3, seed=seed)
+        sampler = torch.utils.data.RandomSampler(ds, replacement=True, num_samples=12,
+                                                 generator=torch.Generator().manual_seed(seed))
+        return list(torch.utils.data.DataLoader(ds, batch_size=4, sampler=sampler,
+                                                collate_fn=collate))
+
+    first, again, other = batches(3), batches(3), batches(4)
+    for b1, b2 in zip(first, again, strict=True):
+        for key in b1:
+            assert torch.equal(b1[key], b2[key]), key
+    assert any(not torch.equal(b1["mel"], b3["mel"]) for b1, b3 in zip(first, other, strict=True))
+
+
+def test_rendition_cache_is_reused_and_keyed_by_seed_and_settings(dataset, tmp_path):
+    index, _ = dataset
+    kw = dict(stems=["b"], rate_factors=[1.0], augment=RATE_ONLY, renditions=2)
+    first = prepare_features(index, CFG, cache_dir=tmp_path, seed=1, **kw)
+    again = prepare_features(index, CFG, cache_dir=tmp_path, seed=1, **kw)
+    assert (first.n_computed, again.n_computed, again.n_cached) == (3, 0, 3)
+    for (f1, m1), (f2, m2) in zip(first.renditions["b"], again.renditions["b"], strict=True):
+        assert f1 == f2 and np.array_equal(m1, m2)
+    other = prepare_features(index, CFG, cache_dir=tmp_path, seed=2, **kw)
+    assert other.n_computed == 2 and other.renditions["b"][0][0] != first.renditions["b"][0][0]
+
+
+def test_min_time_factor_bounds_every_version_and_errors_name_the_problem(dataset):
+    index, _ = dataset
+    assert min_time_factor([0.9, 1.0]) == 0.9
+    assert min_time_factor([1.0], RATE_ONLY, renditions=2) == 7 / 8
+    assert min_time_factor([1.0], RATE_ONLY, renditions=0) == 1.0
+    assert min_time_factor([1.0], STRETCH_ONLY, renditions=1) == 0.9
+    with pytest.raises(ValueError, match="`renditions` must be an int >= 0"):
+        prepare_features(index, CFG, renditions=-1)
+    with pytest.raises(ValueError, match="`augment_stems` must be among `stems`"):
+        prepare_features(index, CFG, stems=["a"], renditions=1, augment_stems=["b"])
+    with pytest.raises(TypeError, match="`augment` must be an AugmentSettings"):
+        prepare_features(index, CFG, renditions=1, augment={"p_rate": 1.0})

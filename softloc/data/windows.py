@@ -1,6 +1,15 @@
 """Training windows: cached power-mel features per file and rate factor, and a torch Dataset.
 
 Conventions:
+    * A *version* of a training file is its power mel at one time factor: the file itself at a
+      rate factor of ``rate_factors``, or one of ``renditions`` audio-augmented copies
+      (:func:`softloc.data.augment.augment_window` applied to the whole file: a rate change
+      drawn from U[7/8, 9/8) or a time-stretch, pitch, EQ, reverb, gain, noise). Each version has
+      one *time factor* ``s`` (original time = version time x ``s``), so windows, counts and
+      frame targets of every version follow the same mapping below. Renditions are computed once
+      per (file, seed, index, settings) and cached like the other features: the audio work costs
+      ``renditions`` x the front end once, not once per window (cheap on 2 cores), and window
+      draws stay deterministic per (seed, epoch, item).
     * A *rate factor* ``s`` plays a file ``s`` times faster (tempo and pitch together): the audio
       is read as if sampled at ``sr * s`` and resampled to ``sr`` with soxr, so an event at ``t``
       seconds of the original sits at ``t / s`` seconds, i.e. at frame ``round(t * frame_rate / s)``
@@ -19,8 +28,9 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +38,19 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from softloc._io import atomic_save
+from softloc.data.augment import AugmentSettings, augment_window
 from softloc.data.layout import DatasetIndex
 from softloc.features import FrontEndConfig, load_audio, mel_power, resample
 from softloc.timebase import n_inner_windows, padded_window_frames
 
-__all__ = ["FeatureStore", "WindowDataset", "collate", "default_max_frames", "prepare_features"]
+__all__ = [
+    "FeatureStore",
+    "WindowDataset",
+    "collate",
+    "default_max_frames",
+    "min_time_factor",
+    "prepare_features",
+]
 
 # Bump when the cached quantity changes meaning, so old caches are not reused.
 _CACHE_VERSION = 1
@@ -51,6 +69,9 @@ class FeatureStore:
     seconds_computing: float = 0.0
     n_computed: int = 0
     n_cached: int = 0
+    #: stem -> ``[(time_factor, mel)]``: the audio-augmented renditions of the file.
+    renditions: dict[str, list[tuple[float, np.ndarray]]] = field(default_factory=dict,
+                                                                   repr=False)
 
     @property
     def frame_rate(self) -> float:
@@ -78,6 +99,39 @@ def _cache_key(path: Path, cfg: FrontEndConfig, factor: float) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def _rendition_key(path: Path, cfg: FrontEndConfig, settings: AugmentSettings, seed: int,
+                   k: int) -> str:
+    st = path.stat()
+    blob = json.dumps({"v": _CACHE_VERSION, "cfg": cfg.to_dict(), "augment": asdict(settings),
+                       "seed": int(seed), "k": int(k), "path": str(path.resolve()),
+                       "size": st.st_size, "mtime_ns": st.st_mtime_ns}, sort_keys=True)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def _rendition_rng(seed: int, stem: str, k: int) -> np.random.Generator:
+    """The generator of rendition ``k`` of ``stem``: a function of (seed, stem, k) only."""
+    return np.random.default_rng([int(seed), zlib.crc32(stem.encode()), int(k)])
+
+
+def min_time_factor(rate_factors: Sequence[float], augment: AugmentSettings | None = None, *,
+                    renditions: int = 0) -> float:
+    """The smallest time factor a training window can have (it sets the padded length).
+
+    Args:
+        rate_factors: the precomputed rate factors.
+        augment: the rendition settings (their rate / stretch lower bounds count when the step
+            can happen and ``renditions > 0``).
+        renditions: renditions per file.
+    """
+    lows = [float(f) for f in rate_factors]
+    if augment is not None and renditions > 0:
+        if augment.p_stretch > 0:
+            lows.append(float(augment.stretch_range[0]))
+        if augment.p_stretch < 1 and augment.p_rate > 0:
+            lows.append(float(augment.rate_range[0]))
+    return min(lows)
+
+
 def _check_factors(fn: str, rate_factors: Sequence[float]) -> tuple[float, ...]:
     factors = tuple(float(f) for f in rate_factors)
     if not factors or any(not (0.5 <= f <= 2.0) for f in factors):
@@ -91,8 +145,12 @@ def _check_factors(fn: str, rate_factors: Sequence[float]) -> tuple[float, ...]:
 def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
                      cache_dir: str | os.PathLike | None = None,
                      stems: Sequence[str] | None = None,
-                     rate_factors: Sequence[float] = (1.0,)) -> FeatureStore:
-    """Compute (or load from the cache) the power mel of every stem at every rate factor.
+                     rate_factors: Sequence[float] = (1.0,),
+                     augment: AugmentSettings | None = None, renditions: int = 0,
+                     augment_stems: Sequence[str] | None = None,
+                     seed: int = 0) -> FeatureStore:
+    """Compute (or load from the cache) the power mel of every stem at every rate factor, and of
+    ``renditions`` audio-augmented renditions of each of ``augment_stems``.
 
     Args:
         index: the dataset (:func:`softloc.data.load_dataset`).
@@ -103,12 +161,21 @@ def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
         stems: which stems (default: all of ``index.stems``).
         rate_factors: playback-rate factors to precompute (default ``(1.0,)``; e.g.
             ``(7/8, 15/16, 1, 17/16, 9/8)`` for the SoftLoc drum augmentation).
+        augment: the augmentation chain of the renditions (default
+            :class:`~softloc.data.augment.AugmentSettings`: rate U[7/8, 9/8) plus colour).
+        renditions: augmented renditions per stem of ``augment_stems`` (default 0: none).
+            Rendition ``k`` of a stem is :func:`~softloc.data.augment.augment_window` of the
+            whole file with a generator seeded by ``(seed, crc32(stem), k)``, so it does not
+            depend on which other stems are prepared.
+        augment_stems: the stems to augment (default ``stems``; pass the training split).
+        seed: seed of the renditions.
 
     Returns:
         a :class:`FeatureStore`.
 
     Raises:
-        ValueError: unknown stems or bad factors; audio errors name the file.
+        ValueError: unknown stems, bad factors or a negative ``renditions``; audio errors name
+            the file.
     """
     fn = "prepare_features"
     if not isinstance(cfg, FrontEndConfig):
@@ -118,6 +185,16 @@ def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
     unknown = sorted(set(stems) - set(index.stems))
     if unknown:
         raise ValueError(f"{fn}: unknown stems {unknown[:5]}; expected stems of {index.root}")
+    if isinstance(renditions, bool) or not isinstance(renditions, int) or renditions < 0:
+        raise ValueError(f"{fn}: `renditions` must be an int >= 0, got {renditions!r}")
+    settings = AugmentSettings() if augment is None else augment
+    if not isinstance(settings, AugmentSettings):
+        raise TypeError(f"{fn}: `augment` must be an AugmentSettings, got "
+                        f"{type(settings).__name__}")
+    to_augment = set(stems if augment_stems is None else augment_stems) if renditions else set()
+    if to_augment - set(stems):
+        raise ValueError(f"{fn}: `augment_stems` must be among `stems`; not: "
+                         f"{sorted(to_augment - set(stems))[:5]}")
     cache = Path(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
@@ -142,8 +219,40 @@ def prepare_features(index: DatasetIndex, cfg: FrontEndConfig, *,
                 atomic_save(target, lambda f, mel=mel: np.save(f, mel))
             store.mels[(stem, factor)] = mel
             store.n_computed += 1
+        if stem in to_augment:
+            loaded = [audio]
+
+            def read(path: Path = path, loaded: list = loaded) -> np.ndarray:
+                if loaded[0] is None:
+                    loaded[0] = load_audio(path, cfg.sample_rate)
+                return loaded[0]
+
+            store.renditions[stem] = [_rendition(store, path, stem, k, settings, seed, cache, read)
+                                      for k in range(renditions)]
     store.seconds_computing = time.perf_counter() - t0
     return store
+
+
+def _rendition(store: FeatureStore, path: Path, stem: str, k: int, settings: AugmentSettings,
+               seed: int, cache: Path | None,
+               audio: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    """``(time_factor, mel)`` of rendition ``k`` of ``stem`` (from the cache when there)."""
+    cfg = store.cfg
+    target = None
+    if cache is not None:
+        target = cache / f"{stem}.aug{k}.{_rendition_key(path, cfg, settings, seed, k)}.npz"
+        if target.is_file():
+            with np.load(target) as z:
+                store.n_cached += 1
+                return float(z["time_factor"]), z["mel"]
+    x, _, info = augment_window(audio(), rng=_rendition_rng(seed, stem, k),
+                                sample_rate=cfg.sample_rate, settings=settings)
+    mel = mel_power(x.astype(np.float32), cfg)[0].numpy()
+    factor = float(info["time_factor"])
+    if target is not None:
+        atomic_save(target, lambda f: np.savez(f, mel=mel, time_factor=factor))
+    store.n_computed += 1
+    return factor, mel
 
 
 def default_max_frames(cfg: FrontEndConfig, *, window_s: float = 1.5,
@@ -172,8 +281,10 @@ class WindowDataset(Dataset):
           :meth:`DatasetIndex.with_events` to train on perturbed timestamps).
 
     Augmentation (only when ``augment=True``; deterministic per ``seed``, item and epoch):
-        * a rate factor drawn uniformly from ``rate_factors`` (default: all factors of ``store``;
-          without augmentation factor 1 is used, which must be in the store);
+        * a version of the file drawn uniformly from its rate factors ``rate_factors`` (default:
+          all factors of ``store``; without augmentation factor 1 is used, which must be in the
+          store) and its audio-augmented renditions in ``store`` (:func:`prepare_features`);
+          the window, its counts and its targets follow the version's time factor;
         * ``stack_prob``: probability of mixing in a second random window (power mels summed,
           counts and targets added; SoftLoc extract stacking);
         * onsets mode: the window start jitters by up to ``hop_s / 2`` and the window length is
@@ -187,7 +298,8 @@ class WindowDataset(Dataset):
         ``"targets"``: float32 ``(n_classes, max_frames)``, 1 at each event's frame (2 if two
         events share a frame), zeros when unknown;
         ``"has_targets"``: bool ``()``; ``"sigma_frames"``: float32 ``()`` label softness
-        (``inf`` in counts mode); ``"rate_factor"``: float32 ``()``; ``"index"``: int64 ``()``.
+        (``inf`` in counts mode); ``"rate_factor"``: float32 ``()`` the version's time factor;
+        ``"index"``: int64 ``()``.
 
     Args:
         index: the dataset; its ``classes`` are the class axis.
@@ -196,7 +308,8 @@ class WindowDataset(Dataset):
         labels: ``"counts"`` or ``"onsets"``.
         window_s, hop_s: onsets-mode windows (default 1.5 s every 0.5 s).
         max_frames: padded length (default :func:`default_max_frames` for factor 7/8, or for the
-            smallest factor if that is smaller, so training and validation sets agree).
+            smallest time factor of any version if that is smaller, so training and validation
+            sets agree).
         augment, rate_factors, stack_prob, min_crop_s: see above (``min_crop_s`` default
             ``window_s / 2``).
         variable_length: onsets mode with ``augment``: draw crop lengths (default True); False
@@ -207,7 +320,8 @@ class WindowDataset(Dataset):
 
     Raises:
         ValueError: bad arguments, stems without features or annotations, a count window longer
-            than ``max_frames`` allows, or a class without a count in a counts.csv window.
+            than ``max_frames`` allows at the smallest time factor of its versions, or a class
+            without a count in a counts.csv window.
     """
 
     def __init__(self, index: DatasetIndex, store: FeatureStore, *, stems: Sequence[str],
@@ -253,9 +367,14 @@ class WindowDataset(Dataset):
         self.window_s, self.hop_s, self.min_crop_s = float(window_s), float(hop_s), min_crop_s
         self.augment, self.rate_factors, self.stack_prob = bool(augment), factors, float(stack_prob)
         self.sigma_frames, self.seed, self.epoch = float(sigma_frames), int(seed), 0
+        # stem -> [(time_factor, mel)]: what a window of the stem may be cut from
+        self._versions = {s: [(f, store.get(s, f)) for f in factors]
+                          + (list(store.renditions.get(s, [])) if augment else [])
+                          for s in stems}
+        slowest = {s: min(f for f, _ in v) for s, v in self._versions.items()}
         fr = store.frame_rate
         self.max_frames = (default_max_frames(store.cfg, window_s=window_s,
-                                              min_rate_factor=min(7 / 8, *factors))
+                                              min_rate_factor=min(7 / 8, *slowest.values()))
                            if max_frames is None else int(max_frames))
         if self.max_frames < 1:
             raise ValueError(f"{fn}: `max_frames` must be >= 1, got {max_frames}")
@@ -270,13 +389,13 @@ class WindowDataset(Dataset):
                             f"{fn}: {index.root / 'counts.csv'}:{w.line}: window ({stem}, "
                             f"{w.start_s:g}, {w.end_s:g}) has no count for {absent}; counts.csv "
                             f"must count every class of the model {list(self.classes)}")
-                    n = int(round(w.end_s * fr / min(factors))) - \
-                        int(round(w.start_s * fr / min(factors)))
+                    low = slowest[stem]
+                    n = int(round(w.end_s * fr / low)) - int(round(w.start_s * fr / low))
                     if n > self.max_frames:
                         raise ValueError(
                             f"{fn}: {index.root / 'counts.csv'}:{w.line}: window ({stem}, "
                             f"{w.start_s:g}, {w.end_s:g}) spans {n} frames at rate factor "
-                            f"{min(factors):g}; expected at most max_frames={self.max_frames}")
+                            f"{low:g}; expected at most max_frames={self.max_frames}")
                     items.append(_Item(stem, w.start_s, w.end_s - w.start_s,
                                        tuple(int(w.counts[c]) for c in self.classes)))
             if not items:
@@ -308,8 +427,9 @@ class WindowDataset(Dataset):
 
     def _window(self, i: int, rng: np.random.Generator):
         it = self._items[i]
-        factor = self.rate_factors[int(rng.integers(len(self.rate_factors)))] \
-            if self.augment else 1.0
+        versions = self._versions[it.stem]
+        factor, mel_full = versions[int(rng.integers(len(versions)))] if self.augment \
+            else versions[0]
         start_s, duration_s = it.start_s, it.duration_s
         if self.augment and it.counts is None:
             duration_s = float(rng.uniform(self.min_crop_s, it.duration_s))
@@ -317,7 +437,6 @@ class WindowDataset(Dataset):
             jitter = float(rng.uniform(-self.hop_s / 2, self.hop_s / 2))
             start_s = min(max(0.0, start_s + jitter), max(0.0, file_s - duration_s))
         fr = self.store.frame_rate
-        mel_full = self.store.get(it.stem, factor)
         f0 = int(round(start_s * fr / factor))
         f1 = int(round((start_s + duration_s) * fr / factor))
         length = max(0, min(f1, mel_full.shape[1]) - f0, 0)
