@@ -10,6 +10,12 @@ temporary file is removed on any error.
 
 ``overwrite=False`` refuses to replace an existing file (``FileExistsError`` naming it); the check
 and the rename use ``os.link`` so that two writers racing for the same new name cannot both win.
+An ``OSError`` while writing (disk full, quota, permission) is re-raised naming the target file.
+
+Who writes: :func:`is_rank_zero` tells the one process of a distributed run (torchrun, SLURM,
+Lightning's own launcher) that writes run folders and prints; :func:`folder_lock` holds a lock
+file beside an output folder, so that two commands writing into one folder at the same time do
+not mix their files: the second stops with :class:`FolderLockedError`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,12 +33,15 @@ from typing import IO, Any
 from softloc._version import __version__
 
 __all__ = [
+    "FolderLockedError",
     "atomic_write",
     "atomic_write_text",
     "atomic_write_bytes",
     "atomic_save",
     "save_figure",
     "current_umask",
+    "folder_lock",
+    "is_rank_zero",
     "provenance",
 ]
 
@@ -115,6 +125,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, overwrite: bool = 
             f.flush()
             os.fsync(f.fileno())
         _publish(tmp, path, overwrite=overwrite, mode=file_mode)
+    except OSError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(err, FileExistsError) or err.errno is None or err.filename:
+            raise
+        # ENOSPC and friends come from write()/fsync() without a file name: name the target.
+        raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -148,6 +165,103 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 150,
     with atomic_write(path, "wb", overwrite=overwrite) as f:
         fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
+
+
+# ----------------------------------------------------------------------------- who writes
+
+#: Environment variables that launchers set to a process's rank: torchrun / torch.distributed
+#: (RANK, LOCAL_RANK, GROUP_RANK), SLURM's srun (SLURM_PROCID), Lightning's launcher (NODE_RANK,
+#: LOCAL_RANK), MPI (OMPI_COMM_WORLD_RANK, PMI_RANK).
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID",
+                   "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of a distributed run (or not distributed at all).
+
+    Read from the launchers' environment variables, so it is right before any process group
+    exists: in a process that Lightning's launcher re-runs for rank 1 (``LOCAL_RANK=1``), under
+    torchrun (``RANK``) and under SLURM's ``srun`` (``SLURM_PROCID``). A process is rank 0 when
+    every such variable that is set is 0; a variable that is not an integer is ignored.
+    """
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.lstrip("-").isdigit() and int(value) != 0:
+            return False
+    return True
+
+
+class FolderLockedError(FileExistsError):
+    """Another process holds the lock of an output folder (:func:`folder_lock`)."""
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.softloc-lock"
+
+
+def _holder_is_alive(text: str) -> bool:
+    """Whether the lock file's writer (``pid host ...``) may still run (other host: assume so)."""
+    parts = text.split()
+    if len(parts) < 2 or not parts[0].isdigit():
+        return True
+    if parts[1] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(parts[0]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike, *, command: str = "softloc") -> Iterator[Path]:
+    """Hold the lock of output folder ``folder`` while the body writes into it.
+
+    The lock is a file ``.<folder name>.softloc-lock`` BESIDE the folder (so the folder itself
+    holds only outputs), created with ``O_EXCL`` and holding ``pid host command``; it is removed
+    when the body ends. A lock left by a process that no longer runs on this host (killed with
+    SIGKILL) is taken over.
+
+    Yields:
+        the lock file's path.
+
+    Raises:
+        FolderLockedError: another live process holds the lock (the message names it).
+    """
+    folder = Path(folder)
+    lock = _lock_path(folder)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    stamp = f"{os.getpid()} {socket.gethostname()} {command}\n"
+    for attempt in (0, 1):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            try:
+                holder = lock.read_text(encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                continue  # released between our open() and read: try again
+            if attempt == 0 and not _holder_is_alive(holder):
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()
+                continue
+            pid_host = " ".join(holder.split()[:2]) or "unknown"
+            raise FolderLockedError(
+                f"{folder}: another softloc command is writing here (process {pid_host}: "
+                f"{' '.join(holder.split()[2:]) or '?'}); wait for it to finish, or delete "
+                f"{lock} if that process is gone"
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(stamp)
+        break
+    else:  # pragma: no cover - two stale takeovers in a row
+        raise FolderLockedError(f"{folder}: could not take the lock {lock}")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
 
 
 def provenance() -> dict[str, str]:

@@ -167,3 +167,87 @@ def test_provenance_reports_versions_and_imports_nothing():
     assert not torch_loaded and not sklearn_loaded and "torch" not in prov
     in_process = _io.provenance()
     assert in_process["torch"] == torch.__version__  # already imported here
+
+
+def test_disk_full_names_the_target_and_leaves_no_temp(tmp_path, monkeypatch):
+    import errno
+
+    target = tmp_path / "out.txt"
+    target.write_text("old\n")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info, _io.atomic_write(target) as f:
+        monkeypatch.setattr(f, "write", full)
+        f.write("new\n")
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(target)
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, True),
+        ({"LOCAL_RANK": "0", "NODE_RANK": "0"}, True),
+        ({"LOCAL_RANK": "1"}, False),  # Lightning's launcher re-running the command for rank 1
+        ({"LOCAL_RANK": "0", "NODE_RANK": "1"}, False),  # first process of the second node
+        ({"RANK": "3", "LOCAL_RANK": "1"}, False),  # torchrun
+        ({"SLURM_PROCID": "2"}, False),  # srun
+        ({"SLURM_PROCID": "0"}, True),  # sbatch with one task
+        ({"RANK": "x"}, True),  # not a rank: ignored
+    ],
+)
+def test_rank_zero_follows_every_launchers_variables(monkeypatch, env, expected):
+    for name in _io._RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _io.is_rank_zero() is expected
+
+
+def test_folder_lock_refuses_a_second_holder_and_is_released(tmp_path):
+    out = tmp_path / "detections"
+    with _io.folder_lock(out, command="softloc detect") as lock:
+        assert lock.parent == tmp_path and lock.is_file()
+        assert not out.exists()  # the lock sits beside the folder, not in it
+        with pytest.raises(_io.FolderLockedError, match="another softloc command.*softloc detect"):
+            with _io.folder_lock(out):
+                pass
+    assert not lock.exists()
+    with _io.folder_lock(out):  # free again
+        pass
+
+
+def test_folder_lock_of_a_dead_process_is_taken_over(tmp_path):
+    import socket
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(proc.stdout)
+    out = tmp_path / "run"
+    lock = tmp_path / ".run.softloc-lock"
+    lock.write_text(f"{dead_pid} {socket.gethostname()} softloc train\n")
+    with _io.folder_lock(out):
+        assert lock.read_text().split()[0] == str(os.getpid())
+
+
+def test_folder_lock_held_in_another_process_stops_this_one(tmp_path):
+    out = tmp_path / "x"
+    code = (
+        "import sys, time; from softloc import _io\n"
+        f"with _io.folder_lock({str(out)!r}, command='holder'):\n"
+        "    print('held', flush=True); sys.stdin.readline()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(_io.FolderLockedError, match="holder"), _io.folder_lock(out):
+            pass
+    finally:
+        holder.communicate("\n", timeout=60)
+    with _io.folder_lock(out):
+        pass
