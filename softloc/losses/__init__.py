@@ -8,6 +8,7 @@
   :func:`one_sided_loss`, :func:`bootstrap_loss` and their modules.
 - :mod:`softloc.losses.registry`: :data:`LOSS_NAMES`, :func:`build_loss` (a loss configuration
   -> an :class:`EventLoss` on logits, what the trainer holds).
+- :mod:`softloc.losses.segmentation`: losses of action segmentation (import the submodule).
 
 Conventions: ``probs`` ``(batch, class, time)`` are probabilities p(t) in [0, 1], or logits with
 ``logits=True``; ``targets`` the same shape, 1 at event frames; ``counts`` ``(batch, class)``
