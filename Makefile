@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first: the pinned CPU build installs in seconds here; any other version downloads gigabytes.
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[dev]'
+	# the package with every extra the demo and the tests use (train, plot, experiments, dev);
+	# `pip install softloc` alone is enough to detect and evaluate.
+	$(BIN)/pip install -e '.[train,plot,experiments,dev]'
 	# SoundFont renderer for the built-in drum/piano generators; --no-deps because its only
 	# dependency (pyaudio, for live playback) needs a C toolchain and PortAudio, and is never used.
 	$(BIN)/pip install --no-deps 'tinysoundfont>=0.3'

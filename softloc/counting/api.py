@@ -71,9 +71,34 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
         ('cpu', 'tree')
     """
     check_choice("resolve_backend", "backend", backend, BACKENDS)
+    if backend == "cpu":
+        from softloc._deps import require
+
+        require("numba", extra="train", purpose="the 'cpu' count backend")
     if backend != "auto":
         return backend
-    return "cpu" if torch.device(device).type == "cpu" else "tree"
+    if torch.device(device).type != "cpu":
+        return "tree"
+    return "cpu" if _numba_available() else "tree"
+
+
+_NUMBA: list[bool] = []  # [found], filled on first use
+
+
+def _numba_available() -> bool:
+    """Whether numba is installed (``softloc[train]``); without it ``"auto"`` runs the tree
+    backend on the CPU too, and says so once."""
+    if not _NUMBA:
+        from softloc._deps import available
+
+        _NUMBA.append(available("numba"))
+        if not _NUMBA[0]:
+            import logging
+
+            logging.getLogger("softloc.counting").warning(
+                "softloc: numba is not installed, the count loss runs on the slower 'tree' "
+                "backend (pip install 'softloc[train]' for the fast 'cpu' one)")
+    return _NUMBA[0]
 
 
 def cpu_options() -> dict[str, int]:

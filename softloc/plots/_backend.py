@@ -13,8 +13,11 @@ __all__ = ["pyplot", "save"]
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend (imported on first use)."""
-    import matplotlib
+    """``matplotlib.pyplot`` on the Agg backend (imported on first use; without matplotlib a
+    one-line error names the ``softloc[plot]`` extra)."""
+    from softloc._deps import require
+
+    matplotlib = require("matplotlib", extra="plot", purpose="drawing figures")
 
     if matplotlib.get_backend().lower() != "agg":
         matplotlib.use("Agg")
