@@ -84,6 +84,10 @@ def _finite(x: float) -> bool:
     return math.isfinite(x)
 
 
+#: Sensor networks of ``model.name`` (``softloc.models.sensor``).
+_SENSOR_NETWORKS = ("signal-crnn", "fc-lstm")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """CRNN sizes (fact sheet §3.1; defaults = drums).
@@ -106,6 +110,13 @@ class ModelConfig:
             eq. 15 bias (``softloc.training.recipe``); the N(0, 1) head weights of the official
             code otherwise add a random offset of several logits per class. ``false`` = the
             official code's bias only.
+        name: the network: ``crnn`` (the audio CRNN above; ``per_class`` picks the per-class
+            one) or a sensor network of ``softloc.models.sensor`` (``signal-crnn`` on raw
+            signals, ``fc-lstm`` on feature steps), which is built from ``args`` and reads
+            signal datasets (``ROOT/signals/``; ``softloc.models.sensor.sensor_spec``).
+        args: constructor arguments of a sensor network (``name`` other than ``crnn``), e.g.
+            ``{conv_channels: [16, 32], strides: [3, 6], kernel_sizes: [9, 5], gru_units: 0}``;
+            the CRNN fields above are ignored then.
     """
 
     conv_filters: tuple[int, ...] = (8, 16, 16, 16, 16, 16)
@@ -118,8 +129,14 @@ class ModelConfig:
     per_class: bool = False
     input_scale: float = 0.05
     exact_prior: bool = True
+    name: str = "crnn"
+    args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _require(isinstance(self.args, dict) and all(isinstance(k, str) for k in self.args),
+                 "model.args", "a mapping of argument names to values", self.args)
+        _require(self.name == "crnn" or self.name in _SENSOR_NETWORKS, "model.name",
+                 f"'crnn' or one of {_SENSOR_NETWORKS}", self.name)
         _require(bool(self.conv_filters) and all(f >= 1 for f in self.conv_filters),
                  "model.conv_filters", "a non-empty list of channel counts >= 1",
                  list(self.conv_filters))

@@ -110,7 +110,7 @@ def save_model_file(
     config: RunConfig,
     *,
     extra: Mapping[str, Any] | None = None,
-    input_kind: str = "audio",
+    input_kind: str | None = None,
     overwrite: bool = True,
 ) -> Path:
     """Write ``model`` (built by ``softloc.models.build_model``), ``config`` and ``extra``.
@@ -124,7 +124,8 @@ def save_model_file(
         config: the resolved run configuration.
         extra: other plain data to store (e.g. a task's settings).
         input_kind: what the network reads: a key of
-            ``softloc.inference.detector.INPUT_STAGES`` (default ``"audio"``).
+            ``softloc.inference.detector.INPUT_STAGES`` (default: the network's ``input_kind``
+            attribute, e.g. ``"signal"`` for the sensor networks, else ``"audio"``).
         overwrite: replace an existing file (default True).
 
     Returns:
@@ -141,6 +142,8 @@ def save_model_file(
             f"save_model_file: `config` must be a RunConfig, got {type(config).__name__}"
         )
     name, args = model_spec(model)
+    if input_kind is None:
+        input_kind = str(getattr(model, "input_kind", "audio"))
     extra = dict(extra or {})
     _check_plain(extra, "extra")
     _check_plain(args, "model args")

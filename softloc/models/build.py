@@ -155,10 +155,16 @@ def crnn_spec(config: Any) -> tuple[str, dict[str, Any]]:
 
 
 def model_from_config(config: Any) -> nn.Module:
-    """A freshly initialised audio CRNN (or per-class CRNN) for ``config`` (a ``RunConfig``).
+    """A freshly initialised audio CRNN (or per-class CRNN) for ``config`` (a ``RunConfig``),
+    or the sensor network ``config.model.name`` names (``softloc.models.sensor.sensor_spec``).
 
     Raises:
         ValueError: ``config.classes`` is empty.
     """
+    if getattr(config.model, "name", "crnn") != "crnn":
+        from softloc.models.sensor import sensor_spec
+
+        name, args = sensor_spec(config)
+        return build_model(name, **args)
     name, args = crnn_spec(config)
     return build_model(name, **args)
