@@ -4,6 +4,8 @@
 * ``detector``: :class:`Detector` (input stage -> windows -> network -> p(t) -> events) and the
   file/folder helpers of ``softloc detect``;
 * ``calibrate``: per-class thresholds and time offsets chosen on validation data;
+* ``ensemble``: test-time augmentation with the official Nadaraya–Watson ensembling, and the
+  cleaning decoder (``inference.decoder`` / ``inference.tta_ensemble``);
 * ``images``: the input stage of image networks read along a Hilbert curve (digits runs).
 """
 
@@ -19,6 +21,7 @@ from softloc.inference.calibrate import (
 from softloc.inference.detector import (
     INPUT_STAGES,
     PRETRAINED_DRUMS,
+    SMALL_MODEL_PARAMETERS,
     AudioInput,
     Detector,
     InputStage,
@@ -26,6 +29,14 @@ from softloc.inference.detector import (
     detect_to_folder,
     file_probabilities,
     make_input_stage,
+    window_probabilities,
+)
+from softloc.inference.ensemble import (
+    cleaning_events,
+    ensemble_events,
+    nadaraya_watson_map,
+    nw_ensemble_events,
+    trigger_density,
 )
 from softloc.inference.images import HilbertImageInput, decode_detections, detections_px
 from softloc.inference.model_file import (
@@ -46,6 +57,7 @@ __all__ = [
     "INPUT_STAGES",
     "MODEL_FILE",
     "PRETRAINED_DRUMS",
+    "SMALL_MODEL_PARAMETERS",
     "THRESHOLD_GRID",
     "AudioInput",
     "Detector",
@@ -55,14 +67,20 @@ __all__ = [
     "calibrate_from_counts",
     "calibrate_from_timestamps",
     "calibrate_time_offset",
+    "cleaning_events",
     "collect_audio_inputs",
     "decode_detections",
     "detect_to_folder",
     "detections_px",
+    "ensemble_events",
     "file_probabilities",
     "load_model_file",
     "make_input_stage",
+    "nadaraya_watson_map",
+    "nw_ensemble_events",
     "read_model_file",
     "resolve_model_path",
     "save_model_file",
+    "trigger_density",
+    "window_probabilities",
 ]

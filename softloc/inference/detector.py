@@ -42,8 +42,9 @@ then add ``INPUT_STAGES[kind] = YourStage`` and save the model with
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -67,20 +68,69 @@ __all__ = [
     "INPUT_STAGES",
     "InputStage",
     "PRETRAINED_DRUMS",
+    "SMALL_MODEL_PARAMETERS",
     "collect_audio_inputs",
     "detect_to_folder",
     "file_probabilities",
     "make_input_stage",
+    "window_probabilities",
 ]
 
 #: The drum model shipped with the package (trained by ``softloc.experiments.drums``).
 PRETRAINED_DRUMS = "drums.pt"
+
+#: ``Detector.load(threads="auto")`` runs networks with fewer parameters on one torch thread:
+#: their small convolutions gain little from intra-op threads, and on a busy 2-core machine two
+#: threads made detection 40-80x slower (OpenMP spinning; issue 12).
+SMALL_MODEL_PARAMETERS = 1_000_000
 
 
 # ------------------------------------------------------------------------- windows -> p(t)
 
 
 @torch.no_grad()
+def window_probabilities(
+    model: nn.Module,
+    features: torch.Tensor,
+    *,
+    window_frames: int,
+    hop_frames: int,
+    batch_size: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """p(t) of each overlapping window of a file (before stitching; see
+    :func:`file_probabilities` for the windows).
+
+    Returns:
+        ``(probs, valid)``: float32 ``(n_windows, class, window_frames)`` and the int64 valid
+        frames of each window ``(n_windows,)``.
+    """
+    n_frames = int(features.shape[-1])
+    n_windows = n_covering_windows(n_frames, window_frames, hop_frames)
+    starts = [i * hop_frames for i in range(n_windows)]
+    valid = [min(window_frames, n_frames - s) for s in starts]
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    n_full = sum(v == window_frames for v in valid)
+    outputs = []
+    if n_full:
+        full = features[:, : starts[n_full - 1] + window_frames]
+        full = full.unfold(1, window_frames, hop_frames).permute(1, 0, 2)  # (n_full, F, W) view
+        for b in range(0, n_full, batch_size):
+            x = full[b : b + batch_size].to(device)
+            lengths = torch.full((x.shape[0],), window_frames, device=device)
+            outputs.append(torch.sigmoid(model(x, lengths)).float().cpu())
+    for b in range(n_full, n_windows, batch_size):
+        chunk = []
+        for s, v in zip(starts[b : b + batch_size], valid[b : b + batch_size], strict=True):
+            w = features.new_zeros((features.shape[0], window_frames))
+            w[:, :v] = features[:, s : s + v]
+            chunk.append(w)
+        x = torch.stack(chunk).to(device)  # (B, F, W)
+        lengths = torch.tensor(valid[b : b + batch_size], device=device)
+        outputs.append(torch.sigmoid(model(x, lengths)).float().cpu())
+    return torch.cat(outputs).numpy(), np.asarray(valid, dtype=np.int64)  # (n_windows, C, W)
+
+
 def file_probabilities(
     model: nn.Module,
     features: torch.Tensor,
@@ -107,32 +157,10 @@ def file_probabilities(
     Returns:
         float64 ``(class, frames)``.
     """
-    n_frames = int(features.shape[-1])
-    n_windows = n_covering_windows(n_frames, window_frames, hop_frames)
-    starts = [i * hop_frames for i in range(n_windows)]
-    valid = [min(window_frames, n_frames - s) for s in starts]
-    device = next(model.parameters()).device
-    n_full = sum(v == window_frames for v in valid)
-    outputs = []
-    if n_full:
-        full = features[:, : starts[n_full - 1] + window_frames]
-        full = full.unfold(1, window_frames, hop_frames).permute(1, 0, 2)  # (n_full, F, W) view
-        for b in range(0, n_full, batch_size):
-            x = full[b : b + batch_size].to(device)
-            lengths = torch.full((x.shape[0],), window_frames, device=device)
-            outputs.append(torch.sigmoid(model(x, lengths)).float().cpu())
-    for b in range(n_full, n_windows, batch_size):
-        chunk = []
-        for s, v in zip(starts[b : b + batch_size], valid[b : b + batch_size], strict=True):
-            w = features.new_zeros((features.shape[0], window_frames))
-            w[:, :v] = features[:, s : s + v]
-            chunk.append(w)
-        x = torch.stack(chunk).to(device)  # (B, F, W)
-        lengths = torch.tensor(valid[b : b + batch_size], device=device)
-        outputs.append(torch.sigmoid(model(x, lengths)).float().cpu())
-    probs = torch.cat(outputs)  # (n_windows, C, W)
+    probs, valid = window_probabilities(model, features, window_frames=window_frames,
+                                        hop_frames=hop_frames, batch_size=batch_size)
     return stitch_windows(
-        probs, hop_frames=hop_frames, total_frames=n_frames, valid_frames=np.asarray(valid)
+        probs, hop_frames=hop_frames, total_frames=int(features.shape[-1]), valid_frames=valid
     )
 
 
@@ -179,6 +207,18 @@ class InputStage:
             model, features, window_frames=w, hop_frames=min(hop, w),
             batch_size=cfg.inference.batch_size,
         )
+
+    def window_probabilities(
+        self, model: nn.Module, features: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(probs (n_windows, class, window_frames), valid (n_windows,), hop_frames)``: the
+        windows of :meth:`probabilities` before stitching (for the cleaning decoder)."""
+        cfg = self.config
+        w = duration_frames(cfg.data.window_s, self.frame_rate)
+        hop = min(duration_frames(cfg.inference.hop_s, self.frame_rate), w)
+        probs, valid = window_probabilities(model, torch.as_tensor(features), window_frames=w,
+                                            hop_frames=hop, batch_size=cfg.inference.batch_size)
+        return probs, valid, hop
 
 
 class AudioInput(InputStage):
@@ -253,6 +293,8 @@ class Detector:
         model: the network (input -> logits ``(batch, class, time)``).
         config: its resolved run configuration (classes, front end, inference settings).
         input_stage: what the network reads (default: :class:`AudioInput` of ``config``).
+        threads: torch CPU threads while this detector runs the network (restored afterwards);
+            ``None`` = leave torch's setting alone.
 
     Example:
         >>> det = Detector.load()                        # the shipped drum model
@@ -262,19 +304,52 @@ class Detector:
     """
 
     def __init__(
-        self, model: nn.Module, config: RunConfig, *, input_stage: InputStage | None = None
+        self, model: nn.Module, config: RunConfig, *, input_stage: InputStage | None = None,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                    or threads < 1):
+            raise ValueError(f"Detector: `threads` must be an int >= 1 or None, got {threads!r}")
         self.model = model.eval()
         self.config = config
         self.input_stage = AudioInput(config) if input_stage is None else input_stage
+        self.threads = threads
+
+    @contextlib.contextmanager
+    def threads_context(self) -> Iterator[None]:
+        """Run the enclosed code with ``self.threads`` torch threads, then restore the setting."""
+        if self.threads is None or self.threads == torch.get_num_threads():
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None) -> Detector:
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        threads: int | str | None = "auto",
+        device: str | torch.device = "cpu",
+    ) -> Detector:
         """Load a run folder (``RUN/model.pt``), a model file, or (``None``) the shipped model.
+
+        Args:
+            path: the run or model file; ``None`` = the shipped drum model.
+            threads: torch CPU threads for inference: ``"auto"`` (default) = 1 for networks
+                under :data:`SMALL_MODEL_PARAMETERS` parameters (the drum CRNNs), else torch's
+                default; an int; ``None`` = leave torch's setting alone.
+            device: where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``);
+                features are computed on the CPU and moved there window batch by batch.
 
         Raises:
             FileNotFoundError: no such run/model (or no shipped model in this installation).
-            ValueError: not a softloc model file, or an unknown input kind.
+            ValueError: not a softloc model file, an unknown input kind, a bad ``threads`` or
+                an unknown ``device``.
         """
         if path is not None:
             mf = read_model_file(resolve_model_path(path))
@@ -288,7 +363,18 @@ class Detector:
                         "softloc/pretrained/drums.pt` or pass --model RUN"
                     )
                 mf = read_model_file(p)
-        return cls(mf.model, mf.config, input_stage=make_input_stage(mf.input_kind, mf.config))
+        try:
+            model = mf.model.to(torch.device(device))
+        except (RuntimeError, ValueError, AssertionError) as err:
+            raise ValueError(f"Detector.load: cannot use device {device!r}: {err}") from err
+        if threads == "auto":
+            n_params = sum(p.numel() for p in model.parameters())
+            threads = 1 if n_params < SMALL_MODEL_PARAMETERS else None
+        elif isinstance(threads, str):
+            raise ValueError(f"Detector.load: `threads` must be 'auto', an int >= 1 or None, "
+                             f"got {threads!r}")
+        return cls(model, mf.config, input_stage=make_input_stage(mf.input_kind, mf.config),
+                   threads=threads)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -308,24 +394,36 @@ class Detector:
         tta_factors: Sequence[float] | None = None,
         class_thresholds: Sequence[float] | None = None,
         class_offsets_s: Sequence[float] | None = None,
+        decoder: str | None = None,
+        tta_ensemble: str | None = None,
     ) -> Detector:
         """A detector sharing the network and input stage, with other decoding settings.
 
-        A global ``threshold`` given here also clears the per-class thresholds.
+        A global ``threshold`` given here also clears the per-class thresholds. ``decoder``
+        (``threshold`` / ``clean``) and ``tta_ensemble`` (``mean`` / ``nw``): see
+        :mod:`softloc.inference.ensemble`.
 
         Raises:
-            ValueError: ``threshold`` outside [0, 1) or a TTA factor outside (0.5, 2).
+            ValueError: ``threshold`` outside [0, 1), a TTA factor outside (0.5, 2), an unknown
+                decoder or ensemble.
         """
         inf = self.config.inference
         if threshold is not None and not 0.0 <= threshold < 1.0:
             raise ValueError(f"Detector: `threshold` must lie in [0, 1), got {threshold}")
         if tta_factors is not None and any(not 0.5 < f < 2.0 for f in tta_factors):
             raise ValueError(f"Detector: `tta_factors` must lie in (0.5, 2), got {tta_factors}")
+        if decoder is not None and decoder not in ("threshold", "clean"):
+            raise ValueError(f"Detector: `decoder` must be 'threshold' or 'clean', got {decoder!r}")
+        if tta_ensemble is not None and tta_ensemble not in ("mean", "nw"):
+            raise ValueError(f"Detector: `tta_ensemble` must be 'mean' or 'nw', got "
+                             f"{tta_ensemble!r}")
         inf = replace(
             inf,
             threshold=inf.threshold if threshold is None else float(threshold),
             time_offset_s=inf.time_offset_s if time_offset_s is None else float(time_offset_s),
             tta_factors=inf.tta_factors if tta_factors is None else tuple(tta_factors),
+            decoder=inf.decoder if decoder is None else decoder,
+            tta_ensemble=inf.tta_ensemble if tta_ensemble is None else tta_ensemble,
         )
         if threshold is not None:
             inf = replace(inf, class_thresholds=())
@@ -335,12 +433,13 @@ class Detector:
             inf = replace(inf, class_offsets_s=tuple(float(x) for x in class_offsets_s))
         config = replace(self.config, inference=inf)
         stage = type(self.input_stage)(config)
-        return Detector(self.model, config, input_stage=stage)
+        return Detector(self.model, config, input_stage=stage, threads=self.threads)
 
     def probabilities_from_features(self, features: torch.Tensor) -> np.ndarray:
         """p(t) ``(class, frames)`` of a whole input from its features ``(n_features, frames)``
         (for audio: the power mel of the file)."""
-        return self.input_stage.probabilities(self.model, torch.as_tensor(features))
+        with self.threads_context():
+            return self.input_stage.probabilities(self.model, torch.as_tensor(features))
 
     #: The audio name of :meth:`probabilities_from_features` (power mel in).
     probabilities_from_mel = probabilities_from_features
@@ -405,14 +504,27 @@ class Detector:
             time_offset_s=inf.time_offset_s,
         )
 
+    def events(self, source: Any) -> Events:
+        """Decoded events of ``source`` with the configured decoder and test-time augmentation:
+        ``inference.decoder`` ``threshold`` (runs of p(t) above the threshold, at their peak) or
+        ``clean`` (the original cleaning rule), and with ``inference.tta_factors``,
+        ``inference.tta_ensemble`` ``mean`` (p(t) averaged) or ``nw`` (the original
+        Nadaraya–Watson ensembling); :mod:`softloc.inference.ensemble`."""
+        inf = self.config.inference
+        if inf.decoder == "threshold" and (not inf.tta_factors or inf.tta_ensemble == "mean"):
+            return self.events_from_probabilities(self.probabilities(source))
+        from softloc.inference.ensemble import ensemble_events
+
+        return ensemble_events(self, source)
+
     def detect(self, source: Any) -> list[tuple[float, str, float]]:
         """Events in ``source`` (audio: a path or ``(array, sample_rate)``):
-        ``[(time_s, label, score)]``.
+        ``[(time_s, label, score)]``, decoded by :meth:`events`.
 
         Sorted by time, then class; times below 0 (possible with a negative calibrated offset)
         are clipped to 0.
         """
-        events = self.events_from_probabilities(self.probabilities(source))
+        events = self.events(source)
         return [(max(0.0, t), self.classes[c], s) for t, c, s in events.to_list()]
 
 
