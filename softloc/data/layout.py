@@ -11,6 +11,11 @@ A dataset is a folder ``ROOT``::
                                         `count` events of `label` in [start, end) seconds
     ROOT/splits/train.txt, valid.txt, test.txt   one stem per line (optional; else a seeded split)
 
+Time-series datasets (kind ``"signal"``) hold ``ROOT/signals/<stem>.npy`` (+ ``<stem>.json``:
+rate_hz, channels), ``.npz``, ``.csv`` or WFDB ``.hea`` records instead of ``ROOT/audio/``
+(:mod:`softloc.data.signals`), and optionally ``ROOT/subjects.csv`` ('stem,subject',
+:mod:`softloc.data.subjects`): without ``splits/``, the seeded split is then by subject.
+
 File formats (every reader and writer) live in :mod:`softloc.data.formats`; this module assembles
 and cross-checks a whole dataset. Any annotation folder can be named instead of ``annotations/``
 (e.g. one holding noisy timestamps). Every file is parsed and cross-checked when the dataset is
@@ -47,6 +52,8 @@ from softloc.data.formats import (
     write_counts_csv,
     write_split_file,
 )
+from softloc.data.signals import SIGNAL_SUFFIXES, find_signals
+from softloc.data.subjects import dataset_subjects, subject_splits
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -134,6 +141,16 @@ class DatasetIndex:
     count_windows: Mapping[str, list[CountWindow]]
     splits: Mapping[str, list[str]]
     split_source: str = field(default="")
+    #: ``"audio"`` (``ROOT/audio/``) or ``"signal"`` (``ROOT/signals/``; ``audio_paths`` then
+    #: holds the signal files, also named ``source_paths``).
+    kind: str = "audio"
+    #: stem -> subject (``ROOT/subjects.csv``; each stem its own subject where not listed).
+    subjects: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def source_paths(self) -> Mapping[str, Path]:
+        """stem -> input file (audio or signal)."""
+        return self.audio_paths
 
     def with_events(self, events: Mapping[str, list[Event] | None]) -> DatasetIndex:
         """A copy with other events (e.g. perturbed by ``softloc.noise`` for label noise)."""
@@ -229,9 +246,14 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
-    audio_paths = _find_audio(root / "audio")
+    kind = "signal" if not (root / "audio").is_dir() and (root / "signals").is_dir() else "audio"
+    if kind == "signal":
+        audio_paths, durations = find_signals(root / "signals")
+    else:
+        audio_paths = _find_audio(root / "audio")
+        durations = {s: _audio_duration(p) for s, p in audio_paths.items()}
     stems = tuple(sorted(audio_paths))
-    durations = {s: _audio_duration(p) for s, p in audio_paths.items()}
+    subjects = dataset_subjects(root, stems)
     mapping = dict(label_map or {})
 
     def canon(label: str) -> str:
@@ -285,10 +307,11 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
     windows = _group_counts(counts_path, rows, audio_paths, durations, classes, canon,
                             time_tolerance_s)
 
-    splits, source = _load_splits(root, stems, split_seed, split_fractions)
+    splits, source = _load_splits(root, stems, split_seed, split_fractions,
+                                  subjects if (root / "subjects.csv").is_file() else None)
     return DatasetIndex(root=root, classes=classes, stems=stems, audio_paths=audio_paths,
                         durations_s=durations, events=events, count_windows=windows,
-                        splits=splits, split_source=source)
+                        splits=splits, split_source=source, kind=kind, subjects=subjects)
 
 
 def _group_counts(path, rows, audio_paths, durations, classes, canon, tol):
@@ -296,7 +319,7 @@ def _group_counts(path, rows, audio_paths, durations, classes, canon, tol):
     keep = set(classes)
     for lineno, file_, start, end, label, count in rows:
         stem = file_
-        for suffix in AUDIO_SUFFIXES:
+        for suffix in AUDIO_SUFFIXES + SIGNAL_SUFFIXES:
             if stem.lower().endswith(suffix):
                 stem = stem[: -len(suffix)]
         if stem not in audio_paths:
@@ -335,7 +358,8 @@ def _group_counts(path, rows, audio_paths, durations, classes, canon, tol):
 
 
 def _load_splits(root: Path, stems: tuple[str, ...], seed: int,
-                 fractions: tuple[float, float, float]) -> tuple[dict[str, list[str]], str]:
+                 fractions: tuple[float, float, float],
+                 subjects: Mapping[str, str] | None = None) -> tuple[dict[str, list[str]], str]:
     split_dir = root / "splits"
     known = set(stems)
     if split_dir.is_dir():
@@ -361,6 +385,9 @@ def _load_splits(root: Path, stems: tuple[str, ...], seed: int,
     if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1):
         raise ValueError(f"load_dataset: `split_fractions` must be 3 non-negative numbers summing "
                          f"to 1, got {fractions}")
+    if subjects is not None:  # ROOT/subjects.csv: no subject on both sides of a split
+        return subject_splits(subjects, fractions=fractions, seed=seed), \
+            f"seeded by subject (seed={seed})"
     order = np.random.default_rng(seed).permutation(len(stems))
     n_train = int(round(fractions[0] * len(stems)))
     n_valid = int(round(fractions[1] * len(stems)))
