@@ -50,10 +50,12 @@ __all__ = [
     "SignalError",
     "channel_stats",
     "cut_windows",
+    "find_signals",
     "normalize_channels",
     "read_csv_signal",
     "read_npy_signal",
     "read_signal",
+    "signal_info",
     "window_bounds",
     "write_signal",
 ]
@@ -379,6 +381,88 @@ def read_signal(path: str | os.PathLike, *, rate_hz: float | None = None) -> Sig
         return read_npy_signal(p, rate_hz=rate_hz)
     raise SignalError(f"{p}: unknown signal format {p.suffix!r}; expected one of "
                       f"{', '.join(SIGNAL_SUFFIXES)} (or a WFDB record name)")
+
+
+def signal_info(path: str | os.PathLike) -> tuple[float, int, int]:
+    """``(rate_hz, n_samples, n_channels)`` of a signal file, reading as little as the format
+    allows: the header of a WFDB record, the array header of a ``.npy`` (memory-mapped) and its
+    sidecar; a ``.npz`` or ``.csv`` file is read whole.
+
+    Raises:
+        FileNotFoundError, SignalError: as :func:`read_signal`.
+    """
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".npy":
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: NumPy signal file not found")
+        try:
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        except Exception as err:
+            raise SignalError(f"{p}: not a readable NumPy file ({type(err).__name__}: "
+                              f"{err})") from None
+        meta = _sidecar(p)
+        if "rate_hz" not in meta:
+            raise SignalError(f"{p.with_suffix('.json')}: unknown sampling rate (field "
+                              "'rate_hz'); write it to the sidecar")
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise SignalError(f"{p}: field 'signal' must be a non-empty array (channel, time) or "
+                              f"(time,), got shape {arr.shape}")
+        shape = (1, arr.shape[0]) if arr.ndim == 1 else arr.shape
+        return _meta_rate(meta["rate_hz"], p.with_suffix(".json")), int(shape[1]), int(shape[0])
+    if suffix in (".hea", "") and p.with_suffix(".hea").is_file():
+        import wfdb
+
+        from softloc.data.physionet import _quiet_wfdb  # local: physionet imports this module
+
+        try:
+            with _quiet_wfdb():
+                header = wfdb.rdheader(str(p.with_suffix("")))
+        except Exception as err:
+            raise SignalError(f"{p.with_suffix('.hea')}: bad header ({type(err).__name__}: "
+                              f"{err})") from None
+        if not header.fs or not header.sig_len:
+            raise SignalError(f"{p.with_suffix('.hea')}: fields 'fs' and 'sig_len' must be > 0, "
+                              f"got {header.fs!r} and {header.sig_len!r}")
+        return float(header.fs), int(header.sig_len), int(header.n_sig)
+    sig = read_signal(p)
+    return sig.rate_hz, sig.n_samples, sig.n_channels
+
+
+def find_signals(folder: str | os.PathLike) -> tuple[dict[str, Path], dict[str, float]]:
+    """The signal files of a dataset's ``ROOT/signals/`` and their durations in seconds.
+
+    Files: ``<stem>.npy`` (+ ``<stem>.json``), ``.npz``, ``.csv`` (with a time column) and WFDB
+    records ``<stem>.hea``; ``.json`` sidecars and WFDB signal files (``.dat`` ...) are not
+    stems of their own.
+
+    Returns:
+        ``(paths, durations_s)``: stem -> file, stem -> ``n_samples / rate_hz``.
+
+    Raises:
+        SignalError: no folder, no signal file, two files sharing a stem, or what
+            :func:`signal_info` raises for a file.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SignalError(f"{folder}: signal folder not found; expected ROOT/signals/<stem>.npy "
+                          "(+ <stem>.json), .npz, .csv or .hea files")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in SIGNAL_SUFFIXES:
+            continue
+        if p.stem in found:
+            raise SignalError(f"{p}: two signal files share the stem {p.stem!r} "
+                              f"({found[p.stem].name} and {p.name}); expected one per stem")
+        found[p.stem] = p
+    if not found:
+        raise SignalError(f"{folder}: no signal files; expected <stem>"
+                          f"{'|'.join(SIGNAL_SUFFIXES)} files")
+    durations = {}
+    for stem, p in found.items():
+        rate, n, _ = signal_info(p)
+        durations[stem] = n / rate
+    return found, durations
 
 
 def write_signal(path: str | os.PathLike, signal: Signal, *, overwrite: bool = False) -> Path:

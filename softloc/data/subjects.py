@@ -15,7 +15,7 @@ import csv
 import io
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ __all__ = [
     "SUBJECTS_HEADER",
     "SubjectFold",
     "leave_one_subject_out",
+    "dataset_subjects",
     "read_subjects_csv",
     "subject_splits",
     "write_subjects_csv",
@@ -71,6 +72,26 @@ def read_subjects_csv(path: str | os.PathLike) -> dict[str, str]:
         first[row[0]] = lineno
     if not header_seen:
         raise SignalError(f"{path}:1: empty file; expected the header 'stem,subject'")
+    return out
+
+
+def dataset_subjects(root: str | os.PathLike, stems: Sequence[str]) -> dict[str, str]:
+    """Stem -> subject of a dataset: ``ROOT/subjects.csv`` where present, each stem its own
+    subject where not listed (or without the file).
+
+    Raises:
+        SignalError: a malformed ``subjects.csv`` or one naming a stem the dataset lacks.
+    """
+    path = Path(root) / "subjects.csv"
+    out = {s: s for s in stems}
+    if not path.is_file():
+        return out
+    listed = read_subjects_csv(path)
+    unknown = sorted(set(listed) - set(stems))
+    if unknown:
+        raise SignalError(f"{path}: unknown stem {unknown[0]!r}; expected stems of the dataset's "
+                          f"files (e.g. {sorted(stems)[:3]})")
+    out.update(listed)
     return out
 
 

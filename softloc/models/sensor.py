@@ -17,6 +17,20 @@ centred on input sample ``j * hop_samples``; with :func:`softloc.timebase.frames
 sample's time. An input of ``n`` samples gives ``ceil(n / hop_samples)`` frames
 (:meth:`SignalCRNN.output_frames`).
 
+Framed input (``framed=True``, what :func:`sensor_spec` builds for a run): the raw signal arrives
+cut into frames of ``hop_samples`` samples, ``(batch, n_channels * hop_samples, frames)`` with
+``x[b, c * hop + k, j] = signal[b, c, j * hop + k]``
+(:func:`softloc.data.signal_store.frame_signal`), so that input and output share one time axis
+at the run's frame rate and the audio machinery (training windows, overlapping inference
+windows, frame targets) serves signals unchanged; ``lengths`` then count frames.
+
+Run configurations: :func:`sensor_spec` turns ``model.name`` (``signal-crnn`` / ``fc-lstm``) and
+``model.args`` of a ``RunConfig`` into ``(name, args)`` for ``softloc.models.build_model``; the
+run's frame rate is ``features.sample_rate / features.hop_length`` (signal rate / samples per
+frame), and ``hop_length`` must equal the network's ``hop_samples``. Both networks declare
+``input_kind = "signal"``, so their model files load with the signal input stage
+(``softloc.inference.signals``).
+
 Padding: ``lengths`` ``(batch,)`` marks the valid input samples. Activations beyond an item's
 length are zeroed after every convolution and the recurrent layer runs on packed sequences, so an
 item's outputs do not depend on the padding after it (a batched item equals the item alone; for
@@ -30,6 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +59,10 @@ from softloc._checks import (
     check_tensor,
 )
 
-__all__ = ["FCLSTM", "SignalCRNN"]
+__all__ = ["FCLSTM", "INPUT_ARGS", "SignalCRNN", "sensor_spec"]
+
+#: Sensor network name -> the constructor argument holding its input width (channels/features).
+INPUT_ARGS: dict[str, str] = {"signal-crnn": "n_channels", "fc-lstm": "n_features"}
 
 _LAYOUT = "(batch, channel, time)"
 
@@ -114,6 +132,8 @@ class FCLSTM(nn.Module):
     """
 
     hop_samples = 1
+    #: The Detector's input stage of this network (``softloc.inference.signals``).
+    input_kind = "signal"
 
     def __init__(self, n_features: int, n_classes: int = 1, *, hidden_units: int = 14,
                  lstm_units: int = 14, dropout: float = 0.5, bidirectional: bool = False,
@@ -172,10 +192,13 @@ class SignalCRNN(nn.Module):
         dropout: dropout probability before the GRU and before the output layer.
         output_bias: initial bias of every output logit, e.g.
             :func:`softloc.models.heads.prior_output_bias` (LoCo eq. 15).
+        framed: the input is framed (see the module docstring): ``(batch, n_channels *
+            hop_samples, frames)`` with ``lengths`` in frames, one output frame per input frame.
 
     Shape:
         x ``(batch, n_channels, samples)``, lengths ``(batch,)`` in samples ->
-        ``(batch, n_classes, ceil(samples / hop_samples))``.
+        ``(batch, n_classes, ceil(samples / hop_samples))``; framed: x ``(batch, n_channels *
+        hop_samples, frames)``, lengths in frames -> ``(batch, n_classes, frames)``.
 
     Example:
         >>> net = SignalCRNN(1, 1)
@@ -185,11 +208,13 @@ class SignalCRNN(nn.Module):
         (2, 1, 600)
     """
 
+    input_kind = "signal"
+
     def __init__(self, n_channels: int = 1, n_classes: int = 1, *,
                  conv_channels: Sequence[int] = (16, 32, 32),
                  kernel_sizes: Sequence[int] = (9, 9, 5), strides: Sequence[int] = (3, 2, 1),
                  gru_units: int = 32, bidirectional: bool = True, dropout: float = 0.1,
-                 output_bias: float = 0.0) -> None:
+                 output_bias: float = 0.0, framed: bool = False) -> None:
         super().__init__()
         fn = "SignalCRNN"
         self.n_channels = check_int(fn, "n_channels", n_channels, minimum=1)
@@ -206,6 +231,7 @@ class SignalCRNN(nn.Module):
                              f"centred), got {kernels}")
         units = check_int(fn, "gru_units", gru_units, minimum=0)
         self.bidirectional = check_bool(fn, "bidirectional", bidirectional)
+        self.framed = check_bool(fn, "framed", framed)
         p = _check_dropout(fn, dropout)
         widths = (self.n_channels, *chans)
         self.convs = nn.ModuleList(
@@ -240,8 +266,23 @@ class SignalCRNN(nn.Module):
     def _out_lengths(self, lengths: torch.Tensor, stride_so_far: int) -> torch.Tensor:
         return torch.div(lengths + stride_so_far - 1, stride_so_far, rounding_mode="floor")
 
+    def unframe(self, x: torch.Tensor, lengths: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Framed input ``(batch, n_channels * hop, frames)`` -> samples ``(batch, n_channels,
+        frames * hop)``, and lengths in frames -> lengths in samples."""
+        fn = "SignalCRNN.forward"
+        x = _check_input(fn, x, self.n_channels * self.hop_samples, lengths)
+        b, _, t = x.shape
+        hop = self.hop_samples
+        x = x.reshape(b, self.n_channels, hop, t).transpose(2, 3)  # (B, C*hop, T) -> (B, C, T, hop)
+        x = x.reshape(b, self.n_channels, t * hop)  # (B, C, T, hop) -> (B, C, T*hop)
+        return x, None if lengths is None else lengths.to(torch.int64) * hop
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(batch, n_classes, frames)`` of ``x`` ``(batch, n_channels, samples)``."""
+        """Logits ``(batch, n_classes, frames)`` of ``x`` ``(batch, n_channels, samples)``
+        (framed: ``(batch, n_channels * hop_samples, frames)``)."""
+        if self.framed:
+            x, lengths = self.unframe(x, lengths)
         x = _check_input("SignalCRNN.forward", x, self.n_channels, lengths)
         lengths = None if lengths is None else lengths.to(torch.int64)
         h, hop = x, 1
@@ -259,3 +300,51 @@ class SignalCRNN(nn.Module):
         logits = self.out(h).transpose(1, 2)  # (B, T', K) -> (B, K, T')
         mask = _mask(frame_lengths, logits.shape[2], logits)
         return logits if mask is None else logits * mask
+
+
+def sensor_spec(config: Any) -> tuple[str, dict[str, Any]]:
+    """``(name, args)`` of the sensor network a ``RunConfig`` describes (``model.name`` and
+    ``model.args``), for ``softloc.models.build_model``.
+
+    The network gets ``n_classes = len(config.classes)``, an output bias encoding
+    Pr(no event of a class in one window) = ``model.prior_omega`` over the window's frames
+    (LoCo eq. 15, :func:`softloc.models.heads.prior_output_bias`), and for ``signal-crnn``
+    ``framed=True``. ``model.args`` gives the rest; the input width (``n_channels`` /
+    ``n_features``, :data:`INPUT_ARGS`) defaults to 1 and is filled from the dataset by the
+    training loaders.
+
+    Raises:
+        ValueError: empty ``config.classes``, a ``model.name`` that is not a sensor network, an
+            argument the runner sets itself, or ``features.hop_length`` different from the
+            network's samples per frame (the product of ``model.args.strides``; 1 for
+            ``fc-lstm``).
+    """
+    from softloc.models.heads import prior_output_bias
+    from softloc.timebase import duration_frames
+
+    fn = "sensor_spec"
+    if not config.classes:
+        raise ValueError("model_from_config: `config.classes` is empty; set the class labels")
+    m = config.model
+    if m.name not in INPUT_ARGS:
+        raise ValueError(f"{fn}: `model.name` must be one of {tuple(INPUT_ARGS)}, got {m.name!r}")
+    args = dict(m.args)
+    fixed = {"n_classes", "output_bias", "framed"} & set(args)
+    if fixed:
+        raise ValueError(f"{fn}: `model.args` must not set {sorted(fixed)}; they come from the "
+                         "classes, model.prior_omega and the input layout")
+    args.setdefault(INPUT_ARGS[m.name], 1)
+    frame_rate = config.features.frame_rate
+    window = duration_frames(config.data.window_s, frame_rate)
+    args["n_classes"] = len(config.classes)
+    args["output_bias"] = prior_output_bias(window, m.prior_omega)
+    hop = 1
+    if m.name == "signal-crnn":
+        args["framed"] = True
+        strides = args.get("strides", SignalCRNN.__init__.__kwdefaults__["strides"])
+        hop = math.prod(int(s) for s in strides)
+    if config.features.hop_length != hop:
+        raise ValueError(f"{fn}: `features.hop_length` ({config.features.hop_length} samples per "
+                         f"frame) must equal the {m.name} network's samples per frame ({hop}"
+                         + (", the product of model.args.strides)" if hop > 1 else ")"))
+    return m.name, args
