@@ -11,7 +11,9 @@ from softloc.data.formats import (
     GM_DRUM_MAP,
     GM_DRUM_PITCHES,
     DatasetError,
+    DatasetWarning,
     read_annotation_file,
+    read_counts_csv,
     read_events_any,
     read_idmt_xml,
     read_midi_drums,
@@ -91,9 +93,9 @@ def test_read_midi_drums_rejects_a_non_midi_file(tmp_path):
 
 
 def test_read_events_any_rejects_unknown_suffix(tmp_path):
-    p = tmp_path / "x.json"
+    p = tmp_path / "x.csv"
     p.write_text("{}")
-    with pytest.raises(DatasetError, match=r"unsupported annotation file type '\.json'"):
+    with pytest.raises(DatasetError, match=r"unsupported annotation file type '\.csv'"):
         read_events_any(p)
 
 
@@ -116,19 +118,27 @@ def test_load_dataset_reads_enst_xml_and_midi_annotations_with_label_map(tmp_pat
 def test_write_events_formats_read_back(tmp_path):
     events = [(0.5, "KD", 0.9), (0.75, "HH", 0.6), (1.0, "SD", 0.8)]
     write_events(tmp_path / "a.txt", events)
-    assert (tmp_path / "a.txt").read_text() == "0.500000\tKD\n0.750000\tHH\n1.000000\tSD\n"
+    # the annotation format plus a score column
+    assert (tmp_path / "a.txt").read_text() == (
+        "0.500000\tKD\t0.9000\n0.750000\tHH\t0.6000\n1.000000\tSD\t0.8000\n")
     assert read_annotation_file(tmp_path / "a.txt") == [(t, lab) for t, lab, _ in events]
-    write_events(tmp_path / "a.json", events, fmt="json")
-    rows = json.loads((tmp_path / "a.json").read_text())
-    assert rows[1] == {"time_s": 0.75, "label": "HH", "score": 0.6}
+    write_events(tmp_path / "a.json", events, fmt="json",
+                 metadata={"model": "run1", "thresholds": {"KD": 0.4}})
+    doc = json.loads((tmp_path / "a.json").read_text())
+    assert doc["model"] == "run1" and doc["thresholds"] == {"KD": 0.4}
+    assert doc["events"][1] == {"time_s": 0.75, "label": "HH", "score": 0.6}
     write_events(tmp_path / "a.mid", events, fmt="midi")
     midi = pretty_midi.PrettyMIDI(str(tmp_path / "a.mid"))
+    assert midi.resolution >= 480
     inst = midi.instruments[0]
-    assert inst.is_drum
+    assert inst.is_drum and len(midi.instruments) == 1
     assert [(round(n.start, 3), n.pitch) for n in inst.notes] == [(0.5, 36), (0.75, 42), (1.0, 38)]
     assert [n.velocity for n in inst.notes] == [round(s * 127) for *_, s in events]
-    # what we write as MIDI reads back as the same classes
-    assert [lab for _, lab in read_midi_drums(tmp_path / "a.mid")] == ["KD", "HH", "SD"]
+    # every format reads back as the same events
+    for name in ("a.txt", "a.json", "a.mid"):
+        got = read_events_any(tmp_path / name)
+        assert [lab for _, lab in got] == ["KD", "HH", "SD"], name
+        np.testing.assert_allclose([t for t, _ in got], [0.5, 0.75, 1.0], atol=1e-3)
     with pytest.raises(ValueError, match="no MIDI pitch"):
         write_events(tmp_path / "b.mid", [(0.1, "cowbell", 1.0)], fmt="midi")
     with pytest.raises(ValueError, match="`fmt` must be one of"):
@@ -136,6 +146,85 @@ def test_write_events_formats_read_back(tmp_path):
     with pytest.raises(FileExistsError, match="already exists"):
         write_events(tmp_path / "a.txt", events, overwrite=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.mid", "a.txt"]
+
+
+def test_midi_timing_is_sub_millisecond_and_pitch_map_and_piano_track(tmp_path):
+    times = [0.0123, 0.5007, 1.2345, 2.0001]
+    events = [(times[0], "KD", 1.0), (times[1], "60", 0.5), (times[2], "COW", 0.7),
+              (times[3], "72", 0.2)]
+    write_events(tmp_path / "m.mid", events, fmt="midi", pitch_map={"KD": 35, "COW": 56})
+    midi = pretty_midi.PrettyMIDI(str(tmp_path / "m.mid"))
+    drums = [i for i in midi.instruments if i.is_drum]
+    piano = [i for i in midi.instruments if not i.is_drum]
+    assert len(drums) == 1 and len(piano) == 1 and piano[0].program == 0
+    assert [n.pitch for n in drums[0].notes] == [35, 56]
+    assert [n.pitch for n in piano[0].notes] == [60, 72]
+    starts = sorted([n.start for n in drums[0].notes] + [n.start for n in piano[0].notes])
+    # 220 ppq at 120 bpm quantises to 2.3 ms; the written resolution keeps 1 ms
+    assert np.max(np.abs(np.array(starts) - times)) < 1e-3
+    got = read_midi_drums(tmp_path / "m.mid", pitch_map={35: "KD", 56: "COW"}, pitched=True)
+    assert [lab for _, lab in got] == ["KD", "60", "COW", "72"]
+    with pytest.raises(ValueError, match="MIDI key 0-127"):
+        write_events(tmp_path / "n.mid", events, fmt="midi", pitch_map={"KD": 300})
+
+
+def test_annotation_duplicates_are_dropped_with_a_warning_naming_the_lines(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("0.5\tKD\n0.25\tSD\n0.5\tKD\n0.5\tSD\n")
+    with pytest.warns(DatasetWarning, match=re.escape(f"{p}:3: dropped 1 exact duplicate")):
+        events = read_annotation_file(p)
+    assert events == [(0.25, "SD"), (0.5, "KD"), (0.5, "SD")]
+
+
+def test_labels_differing_only_by_case_are_an_error_naming_both(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("0.1 KD\n0.2 SD\n0.3 kd\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{p}:3: label 'kd' differs from 'KD' "
+                                                     "(line 1) only by case")):
+        read_annotation_file(p)
+
+
+def test_score_column_must_be_a_number(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("0.1 KD 0.9\n0.2 SD high\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{p}:2: the third field is not a score")):
+        read_annotation_file(p)
+
+
+def test_non_utf8_text_names_file_and_line(tmp_path):
+    p = tmp_path / "counts.csv"
+    p.write_bytes(b"file,start,end,label,count\nt1,0,1.5,KD,1\ncaf\xe9,0,1.5,KD,2\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{p}:3: not UTF-8 text")):
+        read_counts_csv(p)
+    q = tmp_path / "a.txt"
+    q.write_bytes(b"0.1 KD\n0.2 S\xe9\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{q}:2: not UTF-8")):
+        read_annotation_file(q)
+
+
+@pytest.mark.parametrize("count,what", [("1e3", "non-negative integer"),
+                                        ("\u00b2", "non-negative integer"),
+                                        (str(10**30), "implausibly large")])
+def test_counts_must_be_plain_bounded_integers(tmp_path, count, what):
+    p = tmp_path / "counts.csv"
+    p.write_text(f"file,start,end,label,count\nt1,0,1.5,KD,{count}\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=re.escape(f"{p}:2: `count`") + ".*" + what):
+        read_counts_csv(p)
+
+
+def test_maps_note_lists_and_json_detections_read_as_events(tmp_path):
+    maps = tmp_path / "MAPS_MUS-x_ENSTDkCl.txt"
+    maps.write_text("OnsetTime\tOffsetTime\tMidiPitch\n0.5\t1.0\t60\n0.25\t0.5\t64\n")
+    assert read_events_any(maps) == [(0.25, "64"), (0.5, "60")]
+    js = tmp_path / "d.json"
+    js.write_text(json.dumps([{"time_s": 0.5, "label": "KD", "score": 1}]))
+    assert read_events_any(js) == [(0.5, "KD")]
+    js.write_text(json.dumps({"events": [{"time_s": -1, "label": "KD"}]}))
+    with pytest.raises(DatasetError, match="event 0: expected"):
+        read_events_any(js)
+    js.write_text("{")
+    with pytest.raises(DatasetError, match=re.escape(f"{js}:1: not valid JSON")):
+        read_events_any(js)
 
 
 def test_gm_drum_map_and_pitches_are_one_table():

@@ -50,7 +50,8 @@ def test_read_annotation_file_accepts_tabs_spaces_comments_and_sorts(tmp_path):
     ("abc\tKD", "onset time is not a number"),
     ("0.5KD", "expected 2 fields"),
     ("0.5", "expected 2 fields"),
-    ("0.5\tKD\textra", "expected 2 fields"),
+    ("0.5\tKD\textra", "the third field is not a score"),
+    ("0.5\tKD\t0.9\tx", "expected 2 fields"),
     ("-0.1\tKD", "onset time is negative"),
     ("nan\tKD", "onset time is not finite"),
     ("inf\tSD", "onset time is not finite"),
@@ -207,7 +208,7 @@ def test_load_dataset_named_annotation_folder(tmp_path):
     (lambda r: (_write(r / "splits" / "train.txt", "a\nb\n"),
                 _write(r / "splits" / "test.txt", "c\nb\n")),
      "splits/test.txt", 2, "stem 'b' is also in splits/train.txt"),
-    (lambda r: _write(r / "annotations" / "a.txt", "0.1\tSD\n0.2 SD x\n"),
+    (lambda r: _write(r / "annotations" / "a.txt", "0.1\tSD\n0.2 SD 1 x\n"),
      "annotations/a.txt", 2, "expected 2 fields"),
 ])
 def test_load_dataset_errors_name_file_line_and_expectation(tmp_path, setup, path, line, what):
@@ -261,3 +262,24 @@ def test_summary_reports_files_and_events_per_split(tmp_path):
     text = load_dataset(root).summary()
     assert re.search(r"train\s+2\s+0\.1\s+1\s+0\s+KD=2, SD=1", text)
     assert re.search(r"test\s+1\s+0\.1\s+0\s+0\s+KD=0, SD=0", text)
+
+
+def test_labels_differing_only_by_case_across_files_are_an_error(tmp_path):
+    root = _make_root(tmp_path)
+    _write(root / "annotations" / "a.txt", "0.5\tKD\n")
+    _write(root / "annotations" / "b.txt", "0.7\tkd\n")
+    with pytest.raises(DatasetError, match=r"label 'kd' differs from 'KD' .*a\.txt\) only by case"):
+        load_dataset(root)
+    # a label_map that folds them is the way out
+    assert load_dataset(root, label_map={"kd": "KD"}).classes == ("KD",)
+    _write(root / "annotations" / "b.txt", "0.7\tKD\n")
+    _write(root / "counts.csv", "file,start,end,label,count\na,0,1.5,Kd,1\n")
+    with pytest.raises(DatasetError, match=_where(root / "counts.csv", 2) + " label 'Kd'"):
+        load_dataset(root)
+
+
+def test_audio_of_every_soundfile_format_is_found(tmp_path):
+    root = _make_root(tmp_path, stems=("a",))
+    sf.write(root / "audio" / "b.aiff", np.zeros(SR * 2), SR)
+    sf.write(root / "audio" / "c.ogg", np.zeros(SR * 2), SR, format="OGG", subtype="OPUS")
+    assert load_dataset(root).stems == ("a", "b", "c")

@@ -261,6 +261,7 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
 
     # Strong labels.
     raw_events: dict[str, list[Event] | None] = {s: None for s in stems}
+    first_seen: dict[str, str] = {}  # label -> where it occurs first (file, or file:line)
     if annotations is not None:
         ann_dir = Path(annotations)
         if not ann_dir.is_absolute():
@@ -277,6 +278,8 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
                     raise DatasetError(f"{p}: a second annotation file for stem {stem!r}; "
                                        "expected one per stem")
                 evs = [(t, canon(lab)) for t, lab in read_events_any(p)]
+                for _, lab in evs:
+                    first_seen.setdefault(lab, str(p))
                 for t, _ in evs:
                     if t > durations[stem] + time_tolerance_s:
                         raise DatasetError(
@@ -291,6 +294,9 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
     counts_path = root / "counts.csv"
     if counts_path.is_file():
         rows = read_counts_csv(counts_path)
+    for r in rows:
+        first_seen.setdefault(canon(r[4]), f"{counts_path}:{r[0]}")
+    _check_label_case(first_seen)
 
     if labels is not None:
         classes = tuple(labels)
@@ -312,6 +318,18 @@ def load_dataset(root: str | os.PathLike, *, annotations: str | os.PathLike | No
     return DatasetIndex(root=root, classes=classes, stems=stems, audio_paths=audio_paths,
                         durations_s=durations, events=events, count_windows=windows,
                         splits=splits, split_source=source, kind=kind, subjects=subjects)
+
+
+def _check_label_case(first_seen: Mapping[str, str]) -> None:
+    """Labels that differ only by case (``kd`` in one file, ``KD`` in another) are an error:
+    they would silently become two classes."""
+    by_key: dict[str, str] = {}
+    for label in sorted(first_seen):
+        other = by_key.setdefault(label.casefold(), label)
+        if other != label:
+            raise DatasetError(f"{first_seen[label]}: label {label!r} differs from {other!r} "
+                               f"(in {first_seen[other]}) only by case; expected one spelling "
+                               "per class (or a label_map)")
 
 
 def _group_counts(path, rows, audio_paths, durations, classes, canon, tol):

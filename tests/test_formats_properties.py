@@ -1,0 +1,115 @@
+"""Property tests of every parser (hypothesis): whatever bytes a file holds, a reader returns
+well-formed events or raises ONE line of ``DatasetError`` (a ``ValueError``) naming the file;
+never another exception, never NaN or negative times."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from softloc.data.formats import (  # noqa: E402
+    DatasetError,
+    read_annotation_file,
+    read_counts_csv,
+    read_events_any,
+    read_events_json,
+    read_idmt_xml,
+    read_softness_csv,
+    read_split_file,
+)
+
+SETTINGS = settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+# Text built from the characters that matter to these formats, plus arbitrary unicode.
+_TOKENS = st.sampled_from(["0", "1.5", "-2", "1e309", "nan", "inf", "KD", "kd", "SD", "#", ",",
+                           "\t", " ", "\n", "\r\n", "\x00", "\"", "file,start,end,label,count",
+                           "file,softness_ms", "OnsetTime\tOffsetTime\tMidiPitch", "60",
+                           "<event>", "</event>", "<onsetSec>", "</onsetSec>", "<instrument>",
+                           "</instrument>", "{", "}", "[", "]", "\"time_s\":", "\"label\":",
+                           "\u00b2", "\ufeff", "99999999999999999999"])
+_TEXT = st.lists(st.one_of(_TOKENS, st.text(max_size=4)), max_size=40).map("".join)
+_BYTES = st.one_of(_TEXT.map(lambda t: t.encode("utf-8")), st.binary(max_size=200),
+                   _TEXT.map(lambda t: t.encode("latin-1", errors="replace")))
+
+
+def _check_events(events) -> None:
+    assert isinstance(events, list)
+    for t, label in events:
+        assert isinstance(t, float) and math.isfinite(t) and t >= 0
+        assert isinstance(label, str) and label and not any(c.isspace() for c in label)
+    assert [t for t, _ in events] == sorted(t for t, _ in events)
+    assert len(set(events)) == len(events)  # duplicates dropped
+
+
+def _run(reader, path, data: bytes):
+    path.write_bytes(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return reader(path)
+    except DatasetError as err:
+        msg = str(err)
+        assert "\n" not in msg, msg
+        assert msg.startswith(str(path)), msg
+        return None
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".xml", ".json"])
+@SETTINGS
+@given(data=_BYTES)
+def test_event_readers_return_clean_events_or_one_line_errors(tmp_path, suffix, data):
+    reader = {".txt": read_annotation_file, ".xml": read_idmt_xml,
+              ".json": read_events_json}[suffix]
+    events = _run(reader, tmp_path / f"x{suffix}", data)
+    if events is not None:
+        _check_events(events)
+    events = _run(read_events_any, tmp_path / f"y{suffix}", data)
+    if events is not None:
+        _check_events(events)
+
+
+@SETTINGS
+@given(data=_BYTES)
+def test_maps_reader_returns_clean_events_or_one_line_errors(tmp_path, data):
+    body = b"OnsetTime\tOffsetTime\tMidiPitch\n" + data
+    events = _run(read_events_any, tmp_path / "m.txt", body)
+    if events is not None:
+        _check_events(events)
+        assert all(0 <= int(label) <= 127 for _, label in events)
+
+
+@SETTINGS
+@given(data=_BYTES, header=st.booleans())
+def test_counts_reader_returns_valid_rows_or_one_line_errors(tmp_path, data, header):
+    body = (b"file,start,end,label,count\n" if header else b"") + data
+    rows = _run(read_counts_csv, tmp_path / "counts.csv", body)
+    for line, file_, start, end, label, count in rows or []:
+        assert line >= 1 and file_ and label
+        assert 0 <= start < end and math.isfinite(end)
+        assert isinstance(count, int) and 0 <= count <= 1_000_000
+
+
+@SETTINGS
+@given(data=_BYTES)
+def test_split_reader_returns_unique_stems_or_one_line_errors(tmp_path, data):
+    rows = _run(read_split_file, tmp_path / "train.txt", data)
+    if rows is not None:
+        stems = [s for _, s in rows]
+        assert len(stems) == len(set(stems))
+        assert all(s and not any(c.isspace() for c in s) for s in stems)
+
+
+@SETTINGS
+@given(data=_BYTES, header=st.booleans())
+def test_softness_reader_returns_non_negative_values_or_one_line_errors(tmp_path, data, header):
+    body = (b"file,softness_ms\n" if header else b"") + data
+    table = _run(read_softness_csv, tmp_path / "softness.csv", body)
+    for stem, value in (table or {}).items():
+        assert stem and value >= 0 and not math.isnan(value)
