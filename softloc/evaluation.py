@@ -1,23 +1,82 @@
 """Folders of annotations -> metrics: what ``softloc evaluate`` computes.
 
-Conventions: a folder holds one ``<stem>.txt`` per file, ``'<seconds>\\t<label>'`` per line (the
-annotation format, ``softloc.data.formats.read_annotation_file``; ``softloc detect`` writes the
-same). References and detections are matched per file and class within ``tolerance_s`` with
-mir_eval's matching (``softloc.metrics.evaluate``). An empty detection file means "no events";
-a missing one is an error, so a file that was never processed cannot pass for a silent one.
-Classes are every label found in either folder.
+Conventions: a folder holds one file per recording, named ``<stem>.<suffix>``, in any format
+``softloc.data.formats.read_events_any`` reads: what ``softloc detect`` writes (``.txt`` with or
+without a score column, ``.json``, ``.mid``) and every annotation format of the data readers
+(text ``<seconds>\\t<label>``, IDMT-SMT-Drums ``.xml``, MIDI, MAPS note lists). MIDI files are read
+with their pitched tracks too (labels ``"60"``...). When a folder holds one stem in several
+formats, the first of :data:`SUFFIX_PRIORITY` is read.
+
+References and detections are matched per file and class within ``tolerance_s`` with mir_eval's
+matching (``softloc.metrics.evaluate``). Which files are scored:
+
+* ``files`` (or a ``split_file``) lists the stems: each must have a reference and a detection
+  file; a missing one is an error naming it (a file that was never processed cannot pass for
+  a silent one);
+* otherwise the stems present in BOTH folders are scored, and the result's ``"coverage"`` says
+  which were left out (references without detections, detections without references).
+
+An empty detection file means "no events". Classes are ``classes`` if given (other labels are
+dropped), else every label found in either folder. ``empty_policy`` is the 0/0 convention of
+``softloc.metrics`` (``skip`` / ``zero`` = mir_eval / ``one`` = madmom, ADTOF).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from softloc.data.formats import read_annotation_file, read_split_file
+from softloc.data.formats import EVENT_FILE_SUFFIXES, read_events_any, read_split_file
 from softloc.metrics import evaluate
 
-__all__ = ["evaluate_folders"]
+__all__ = ["SUFFIX_PRIORITY", "coverage_report", "evaluate_folders", "event_files"]
+
+#: Which file of a stem is read when a folder holds several formats of it.
+SUFFIX_PRIORITY = (".txt", ".tsv", ".lab", ".json", ".xml", ".mid", ".midi")
+assert set(SUFFIX_PRIORITY) == set(EVENT_FILE_SUFFIXES)
+
+
+def event_files(folder: str | os.PathLike) -> dict[str, Path]:
+    """``{stem: path}`` of the annotation / detection files of ``folder`` (not recursive; hidden
+    files skipped; one file per stem, by :data:`SUFFIX_PRIORITY`).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: folder not found")
+    rank = {s: i for i, s in enumerate(SUFFIX_PRIORITY)}
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        suffix = p.suffix.lower()
+        if p.name.startswith(".") or suffix not in rank or not p.is_file():
+            continue
+        old = found.get(p.stem)
+        if old is None or rank[suffix] < rank[old.suffix.lower()]:
+            found[p.stem] = p
+    return found
+
+
+def _listed_stems(files: Sequence[str] | None, split_file: str | os.PathLike | None
+                  ) -> list[str] | None:
+    if files is not None and split_file is not None:
+        raise ValueError("evaluate_folders: give `files` or `split_file`, not both")
+    if split_file is not None:
+        return [s for _, s in read_split_file(split_file)]
+    if files is None:
+        return None
+    stems = []
+    for f in files:
+        name = Path(str(f)).name
+        stem = Path(name).stem if Path(name).suffix.lower() in (
+            *EVENT_FILE_SUFFIXES, ".wav", ".flac", ".mp3", ".ogg") else name
+        if not stem:
+            raise ValueError(f"evaluate_folders: `files` holds an empty name: {list(files)!r}")
+        stems.append(stem)
+    return list(dict.fromkeys(stems))
 
 
 def evaluate_folders(
@@ -25,46 +84,89 @@ def evaluate_folders(
     est_dir: str | os.PathLike,
     *,
     split_file: str | os.PathLike | None = None,
+    files: Sequence[str] | None = None,
     tolerance_s: float = 0.05,
+    empty_policy: str = "skip",
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Score ``est_dir/<stem>.txt`` against ``ref_dir/<stem>.txt`` (``softloc.metrics.evaluate``).
+    """Score the detections in ``est_dir`` against the references in ``ref_dir``.
 
     Args:
         ref_dir: reference annotation folder.
         est_dir: detection folder.
-        split_file: evaluate only the stems listed in this file (one per line); default every
-            reference file.
+        split_file: score the stems listed in this file (one per line).
+        files: score these stems (names with or without suffix); exclusive with ``split_file``.
         tolerance_s: matching window in seconds (default 0.05).
+        empty_policy: ``"skip"`` (default), ``"zero"`` or ``"one"`` (``softloc.metrics``).
+        classes: score these labels only (default: every label found).
 
     Returns:
-        the result of ``softloc.metrics.evaluate``: ``"overall"``, ``"per_class"``,
-        ``"settings"`` (incl. ``n_files``) ...
+        the result of ``softloc.metrics.evaluate`` (``"overall"``, ``"per_class"``,
+        ``"per_file"``, ``"settings"``) plus ``"coverage"``: ``{"scored": [...],
+        "missing_estimates": [...], "missing_references": [...], "ref_files": {stem: name},
+        "est_files": {stem: name}}``.
 
     Raises:
-        FileNotFoundError: a folder or a needed file is missing.
-        ValueError: no reference files, or a malformed annotation line (``path:line: ...``).
+        FileNotFoundError: a folder is missing, or a listed stem has no reference or detection.
+        ValueError: nothing to score (the message says what each folder holds), a malformed
+            file (``path:line: ...``), bad ``tolerance_s`` / ``empty_policy``.
     """
-    ref_dir, est_dir = Path(ref_dir), Path(est_dir)
-    for d in (ref_dir, est_dir):
-        if not d.is_dir():
-            raise FileNotFoundError(f"{d}: folder not found")
-    if split_file is not None:
-        stems = [s for _, s in read_split_file(split_file)]
+    ref_files, est_files = event_files(ref_dir), event_files(est_dir)
+    listed = _listed_stems(files, split_file)
+    if listed is not None:
+        for stem in listed:
+            if stem not in ref_files:
+                raise FileNotFoundError(f"{Path(ref_dir) / stem}.*: reference annotation missing "
+                                        f"(no {stem}{{{','.join(SUFFIX_PRIORITY)}}})")
+            if stem not in est_files:
+                raise FileNotFoundError(f"{Path(est_dir) / stem}.*: detection file missing (run "
+                                        f"`softloc detect` on {stem})")
+        stems = listed
     else:
-        stems = sorted(p.stem for p in ref_dir.glob("*.txt"))
+        stems = sorted(set(ref_files) & set(est_files))
     if not stems:
-        raise ValueError(f"{ref_dir}: no reference files (<stem>.txt)")
+        raise ValueError(
+            f"nothing to score: {ref_dir} holds {len(ref_files)} reference file(s), {est_dir} "
+            f"holds {len(est_files)} detection file(s), and no stem is in both (files are "
+            f"matched by name without suffix; readable: {', '.join(SUFFIX_PRIORITY)})"
+        )
+    keep = None if classes is None else set(classes)
     reference, estimate = {}, {}
     for stem in stems:
-        ref_path, est_path = ref_dir / f"{stem}.txt", est_dir / f"{stem}.txt"
-        if not ref_path.is_file():
-            raise FileNotFoundError(f"{ref_path}: reference annotation missing")
-        if not est_path.is_file():
-            raise FileNotFoundError(
-                f"{est_path}: detection file missing (run `softloc detect` on {stem})"
-            )
-        reference[stem] = read_annotation_file(ref_path)
-        estimate[stem] = read_annotation_file(est_path)
-    classes = sorted({lab for ev in reference.values() for _, lab in ev}
-                     | {lab for ev in estimate.values() for _, lab in ev})
-    return evaluate(reference, estimate, tolerance_s=tolerance_s, classes=classes)
+        ref = read_events_any(ref_files[stem], pitched_midi=True)
+        est = read_events_any(est_files[stem], pitched_midi=True)
+        if keep is not None:
+            ref = [e for e in ref if e[1] in keep]
+            est = [e for e in est if e[1] in keep]
+        reference[stem], estimate[stem] = ref, est
+    if classes is None:
+        classes = sorted({lab for ev in reference.values() for _, lab in ev}
+                         | {lab for ev in estimate.values() for _, lab in ev})
+    results = evaluate(reference, estimate, tolerance_s=tolerance_s, classes=list(classes),
+                       empty_policy=empty_policy)  # type: ignore[arg-type]
+    results["coverage"] = {
+        "scored": list(stems),
+        "missing_estimates": sorted(set(ref_files) - set(est_files)),
+        "missing_references": sorted(set(est_files) - set(ref_files)),
+        "ref_files": {s: ref_files[s].name for s in stems},
+        "est_files": {s: est_files[s].name for s in stems},
+    }
+    return results
+
+
+def coverage_report(results: dict[str, Any], *, limit: int = 5) -> str:
+    """One or two lines: how many files were scored and which were left out (for the CLI)."""
+    cov = results.get("coverage") or {}
+
+    def names(stems: list[str]) -> str:
+        more = f" ... (+{len(stems) - limit})" if len(stems) > limit else ""
+        return ", ".join(stems[:limit]) + more
+
+    lines = [f"scored {len(cov.get('scored', []))} file(s)"]
+    if cov.get("missing_estimates"):
+        lines.append(f"not scored, no detection file: {len(cov['missing_estimates'])} "
+                     f"({names(cov['missing_estimates'])})")
+    if cov.get("missing_references"):
+        lines.append(f"not scored, no reference file: {len(cov['missing_references'])} "
+                     f"({names(cov['missing_references'])})")
+    return "; ".join(lines)
