@@ -1,8 +1,8 @@
 """Inference: load a trained run and detect events (never imports Lightning or training code).
 
 * ``model_file``: the one self-describing model file (``RUN/model.pt``): save, read, resolve;
-* ``detector``: :class:`Detector` (input stage -> windows -> network -> p(t) -> events) and the
-  file/folder helpers of ``softloc detect``;
+* ``detector``: :class:`Detector` (input stage -> windows -> network -> p(t) -> events);
+* ``batch``: files, folders and globs -> an output folder (``softloc detect``);
 * ``calibrate``: per-class thresholds and time offsets chosen on validation data;
 * ``ensemble``: test-time augmentation with the official Nadaraya–Watson ensembling, and the
   cleaning decoder (``inference.decoder`` / ``inference.tta_ensemble``);
@@ -11,6 +11,15 @@
 
 from __future__ import annotations
 
+from softloc.inference.batch import (
+    BatchReport,
+    DetectJob,
+    collect_audio_inputs,
+    detect_batch,
+    detect_to_folder,
+    detection_metadata,
+    plan_outputs,
+)
 from softloc.inference.calibrate import (
     THRESHOLD_GRID,
     calibrate,
@@ -25,8 +34,6 @@ from softloc.inference.detector import (
     AudioInput,
     Detector,
     InputStage,
-    collect_audio_inputs,
-    detect_to_folder,
     file_probabilities,
     make_input_stage,
     window_probabilities,
@@ -60,6 +67,8 @@ __all__ = [
     "SMALL_MODEL_PARAMETERS",
     "THRESHOLD_GRID",
     "AudioInput",
+    "BatchReport",
+    "DetectJob",
     "Detector",
     "InputStage",
     "ModelFile",
@@ -70,7 +79,9 @@ __all__ = [
     "cleaning_events",
     "collect_audio_inputs",
     "decode_detections",
+    "detect_batch",
     "detect_to_folder",
+    "detection_metadata",
     "detections_px",
     "ensemble_events",
     "file_probabilities",
@@ -78,6 +89,7 @@ __all__ = [
     "make_input_stage",
     "nadaraya_watson_map",
     "nw_ensemble_events",
+    "plan_outputs",
     "read_model_file",
     "resolve_model_path",
     "save_model_file",

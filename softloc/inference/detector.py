@@ -55,8 +55,6 @@ import torch
 from torch import nn
 
 from softloc.config import RunConfig
-from softloc.data.formats import AUDIO_SUFFIXES, EVENT_FORMATS, write_events
-from softloc.data.layout import load_dataset
 from softloc.decode import Events, stitch_windows, threshold_events
 from softloc.features import load_audio, mel_power, resample
 from softloc.inference.model_file import read_model_file, resolve_model_path
@@ -67,10 +65,9 @@ __all__ = [
     "Detector",
     "INPUT_STAGES",
     "InputStage",
+    "MAX_ABS_SAMPLE",
     "PRETRAINED_DRUMS",
     "SMALL_MODEL_PARAMETERS",
-    "collect_audio_inputs",
-    "detect_to_folder",
     "file_probabilities",
     "make_input_stage",
     "window_probabilities",
@@ -221,6 +218,19 @@ class InputStage:
         return probs, valid, hop
 
 
+#: Largest sample magnitude :class:`AudioInput` accepts (float audio is normally within +-1;
+#: beyond this the power mel overflows float32).
+MAX_ABS_SAMPLE = 1e4
+
+
+def _check_samples(audio: np.ndarray, where: str) -> np.ndarray:
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if not np.isfinite(peak) or peak > MAX_ABS_SAMPLE:
+        raise ValueError(f"{where}: audio samples must be finite and within +-{MAX_ABS_SAMPLE:g} "
+                         f"(float audio is normally within +-1), got a peak of {peak:g}")
+    return audio
+
+
 class AudioInput(InputStage):
     """Audio -> power mel ``(n_mels, frames)`` at ``config.features`` (kind ``"audio"``).
 
@@ -235,9 +245,15 @@ class AudioInput(InputStage):
         return self.config.features.frame_rate
 
     def read(self, source: Any) -> np.ndarray:
+        """Mono audio at the front end's rate.
+
+        Raises:
+            ValueError: samples that are not finite or exceed :data:`MAX_ABS_SAMPLE` in
+                magnitude (the message names the file), a bad array or rate.
+        """
         sr = self.config.features.sample_rate
         if isinstance(source, str | os.PathLike):
-            return load_audio(source, sr)
+            return _check_samples(load_audio(source, sr), str(source))
         if isinstance(source, tuple) and len(source) == 2:
             array, rate = source
             array = np.asarray(array, dtype=np.float32)
@@ -250,7 +266,7 @@ class AudioInput(InputStage):
                 )
             if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
                 raise ValueError(f"Detector.detect: sample rate must be > 0, got {rate!r}")
-            return resample(array, float(rate), float(sr))
+            return _check_samples(resample(array, float(rate), float(sr)), "Detector.detect")
         raise TypeError(
             "Detector.detect: `audio` must be a file path or an (array, sample_rate) tuple, "
             f"got {type(source).__name__}"
@@ -404,12 +420,12 @@ class Detector:
         :mod:`softloc.inference.ensemble`.
 
         Raises:
-            ValueError: ``threshold`` outside [0, 1), a TTA factor outside (0.5, 2), an unknown
+            ValueError: ``threshold`` outside (0, 1), a TTA factor outside (0.5, 2), an unknown
                 decoder or ensemble.
         """
         inf = self.config.inference
-        if threshold is not None and not 0.0 <= threshold < 1.0:
-            raise ValueError(f"Detector: `threshold` must lie in [0, 1), got {threshold}")
+        if threshold is not None and not 0.0 < threshold < 1.0:
+            raise ValueError(f"Detector: `threshold` must lie in (0, 1), got {threshold}")
         if tta_factors is not None and any(not 0.5 < f < 2.0 for f in tta_factors):
             raise ValueError(f"Detector: `tta_factors` must lie in (0.5, 2), got {tta_factors}")
         if decoder is not None and decoder not in ("threshold", "clean"):
@@ -526,79 +542,3 @@ class Detector:
         """
         events = self.events(source)
         return [(max(0.0, t), self.classes[c], s) for t, c, s in events.to_list()]
-
-
-# ------------------------------------------------------------------------- files and folders
-
-
-def collect_audio_inputs(
-    inputs: Sequence[str | os.PathLike],
-    *,
-    data_root: str | os.PathLike | None = None,
-    split: str | None = None,
-) -> list[Path]:
-    """Audio files named by ``inputs`` (files, or folders scanned for .wav/.flac/.ogg) and/or by
-    the ``split`` of the dataset ``data_root``.
-
-    Raises:
-        FileNotFoundError: a named file/folder does not exist.
-        ValueError: nothing to process, or two inputs share a stem (outputs would collide).
-    """
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(
-                q for q in p.iterdir()
-                if q.suffix.lower() in AUDIO_SUFFIXES and not q.name.startswith(".")
-            )
-            if not found:
-                raise ValueError(f"{p}: folder holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            paths.extend(found)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such audio file or folder")
-    if data_root is not None:
-        index = load_dataset(data_root, annotations=None)
-        if split is None or split not in index.splits:
-            raise ValueError(f"{data_root}: unknown split {split!r}; have {sorted(index.splits)}")
-        paths.extend(Path(index.audio_paths[s]) for s in index.splits[split])
-    if not paths:
-        raise ValueError("no audio inputs")
-    stems: dict[str, Path] = {}
-    for p in paths:
-        if p.stem in stems and stems[p.stem] != p:
-            raise ValueError(f"two inputs share the stem {p.stem!r}: {stems[p.stem]} and {p}")
-        stems[p.stem] = p
-    return list(stems.values())
-
-
-def detect_to_folder(
-    detector: Detector,
-    sources: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    *,
-    fmt: str = "tsv",
-) -> list[tuple[Path, int]]:
-    """Detect events in each file and write ``out_dir/<stem>.txt|.json|.mid``
-    (``softloc.data.formats.write_events``).
-
-    Returns:
-        ``[(written_path, n_events), ...]`` in input order.
-
-    Raises:
-        ValueError: unknown ``fmt``.
-    """
-    if fmt not in EVENT_FORMATS:
-        raise ValueError(
-            f"detect_to_folder: `fmt` must be one of {sorted(EVENT_FORMATS)}, got {fmt!r}"
-        )
-    out_dir = Path(out_dir)
-    written = []
-    for source in sources:
-        events = detector.detect(source)
-        target = out_dir / (Path(source).stem + EVENT_FORMATS[fmt])
-        write_events(target, events, fmt=fmt)
-        written.append((target, len(events)))
-    return written
