@@ -44,6 +44,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, defaul
 from softloc.config import RunConfig
 from softloc.data.formats import CountWindow
 from softloc.data.layout import DatasetIndex, load_dataset
+from softloc.data.signal_store import check_signal_run, prepare_signal_store
 from softloc.data.supervision import (
     SOFTNESS_CSV,
     AnnotationSource,
@@ -325,6 +326,7 @@ def prepare_training_data(
     index = _load_index(config, data_root, sources[0].folder)
     if not config.classes:
         config = replace(config, classes=tuple(index.classes))
+    config = check_signal_run(config, index)  # ROOT/signals/ needs a sensor network
     train_stems, valid_stems, split_note = _split(config, index)
     _check_train_labels(config, index, train_stems, sources[0].folder, data_root)
     sup, d, fr = config.supervision, config.data, config.features.frame_rate
@@ -332,11 +334,17 @@ def prepare_training_data(
         # training AND validation timestamps: nothing before the test sees a clean label
         index = noisy_index(index, train_stems + valid_stems, sup.label_noise,
                             seed=config.train.seed)
-    store = prepare_features(index, config.features, cache_dir=cache_dir,
-                             stems=train_stems + valid_stems,
-                             rate_factors=tuple(sorted(set(d.rate_factors) | {1.0})),
-                             augment=d.augment, renditions=d.augment_renditions,
-                             augment_stems=train_stems, seed=config.train.seed)
+    factors = tuple(sorted(set(d.rate_factors) | {1.0}))
+    if index.kind == "signal":  # framed signals, not cached (cheap to compute)
+        store = prepare_signal_store(index, config.features, stems=train_stems + valid_stems,
+                                     rate_factors=factors, augment=d.augment,
+                                     renditions=d.augment_renditions,
+                                     augment_stems=train_stems, seed=config.train.seed)
+    else:
+        store = prepare_features(index, config.features, cache_dir=cache_dir,
+                                 stems=train_stems + valid_stems, rate_factors=factors,
+                                 augment=d.augment, renditions=d.augment_renditions,
+                                 augment_stems=train_stems, seed=config.train.seed)
     max_frames = padded_window_frames(d.window_s, fr, min_rate_factor=min_time_factor(
         d.rate_factors, d.augment, renditions=d.augment_renditions))
 
