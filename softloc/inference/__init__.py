@@ -6,7 +6,8 @@
 * ``calibrate``: per-class thresholds and time offsets chosen on validation data;
 * ``ensemble``: test-time augmentation with the official Nadaraya–Watson ensembling, and the
   cleaning decoder (``inference.decoder`` / ``inference.tta_ensemble``);
-* ``images``: the input stage of image networks read along a Hilbert curve (digits runs).
+* ``images``: the input stage of image networks read along a Hilbert curve (digits runs);
+* ``signals``: the input stage of the sensor networks (time series, ``softloc.models.sensor``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from softloc.inference.model_file import (
     resolve_model_path,
     save_model_file,
 )
+from softloc.inference.signals import SignalInput
 
 __all__ = [
     "FORMAT",
@@ -72,6 +74,7 @@ __all__ = [
     "Detector",
     "InputStage",
     "ModelFile",
+    "SignalInput",
     "calibrate",
     "calibrate_from_counts",
     "calibrate_from_timestamps",
