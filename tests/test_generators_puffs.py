@@ -20,7 +20,8 @@ from softloc.models.lrm import LRM
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("puffs")
     return generate_puff_dataset(root, n_subjects=4, sessions_per_subject=3,
-                                 cycles_per_session=300, window_cycles=50, seed=7)
+                                 cycles_per_session=300, window_cycles=50, cycle_s=4.0,
+                                 seed=7)
 
 
 def test_layout_files_agree_with_the_simulation(small):

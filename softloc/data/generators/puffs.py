@@ -180,7 +180,7 @@ class PuffDataset:
 
 def generate_puff_dataset(out: str | os.PathLike, *, n_subjects: int = 6,
                           sessions_per_subject: int = 5, cycles_per_session: int = 700,
-                          cycle_s: float = 4.0, window_cycles: int = 50, noise: float = 1.0,
+                          cycle_s: float = 1.0, window_cycles: int = 50, noise: float = 1.0,
                           seed: int = 0, overwrite: bool = False) -> PuffDataset:
     """Write a synthetic puffMarker-like dataset in the generic layout (see the module docstring).
 
@@ -189,7 +189,7 @@ def generate_puff_dataset(out: str | os.PathLike, *, n_subjects: int = 6,
         n_subjects: subjects (the paper's leave-one-out has 6).
         sessions_per_subject: sessions per subject (the original: up to 30 of <= 700 cycles).
         cycles_per_session: steps per session.
-        cycle_s: nominal seconds per step (``rate_hz = 1 / cycle_s``).
+        cycle_s: nominal seconds per step (``rate_hz = 1 / cycle_s``; default 1: seconds = steps).
         window_cycles: count windows of ``counts.csv`` in steps (the original trained on
             windows of 50 steps).
         noise: per-cycle noise scale (1: default difficulty).

@@ -1,0 +1,283 @@
+"""Time-series signals as network input: framing, normalisation, and the store of training runs.
+
+A signal run (``model.name`` ``signal-crnn`` / ``fc-lstm``, ``softloc.models.sensor``) reads a
+dataset whose ``ROOT/signals/`` hold time series (``softloc.data.layout``, kind ``"signal"``).
+Its *features* are the signal itself, per-channel normalised and cut into frames of
+``hop = features.hop_length`` samples (:func:`signal_features`)::
+
+    features[c * hop + k, j] = normalised[c, j * hop + k]    (channel*hop, frames)
+
+so the network's input and output share one time axis at ``frame_rate = features.sample_rate /
+hop`` frames per second, and everything built for power mels — training windows
+(:class:`softloc.data.windows.WindowDataset`), frame targets, overlapping inference windows
+(:class:`softloc.inference.Detector`) — serves signals unchanged. :class:`SignalStore` has the
+interface of :class:`softloc.data.windows.FeatureStore`.
+
+Conventions:
+    * The run's signal rate is ``features.sample_rate`` (Hz). A file within 1 % of it is used as
+      it is; another rate is resampled to it (``scipy.signal.resample_poly``), so one model reads
+      records of any PhysioNet database.
+    * Normalisation (:data:`NORMALIZE`): per file and channel, median and interquartile range
+      (``softloc.data.signals.channel_stats(method="robust")``): no labels, the same at training
+      and at inference, insensitive to artefacts.
+    * A *rate factor* ``s`` plays the signal ``s`` times faster (linear interpolation of the
+      normalised samples): an event at ``t`` s lies at ``t / s``, as for audio
+      (``softloc.data.windows``). For ECG, factors model other heart rates.
+    * Renditions (``data.augment_renditions``): copies of each training file through
+      :func:`augment_signal` — a time factor (``augment.rate_range`` with ``p_rate`` or
+      ``augment.stretch_range`` with ``p_stretch``), a gain (``augment.gain_db``) and white noise
+      at ``augment.snr_db`` with ``p_noise``; pitch, EQ and reverb (audio steps) do not apply.
+      Rendition ``k`` of a stem is a function of ``(seed, stem, k)``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from softloc.data.augment import AugmentSettings
+from softloc.data.layout import DatasetIndex
+from softloc.data.signals import Signal, SignalError, normalize_channels, read_signal
+from softloc.features import FrontEndConfig
+
+__all__ = [
+    "NORMALIZE",
+    "SignalStore",
+    "augment_signal",
+    "check_signal_run",
+    "frame_signal",
+    "prepare_signal_store",
+    "resample_signal",
+    "signal_features",
+    "time_scale",
+    "unframe_signal",
+]
+
+#: Per-file, per-channel normalisation of every signal run (``softloc.data.signals``).
+NORMALIZE = "robust"
+_RATE_TOLERANCE = 0.01
+
+
+def frame_signal(x: np.ndarray, hop: int) -> np.ndarray:
+    """Cut ``x`` ``(channel, samples)`` into frames of ``hop`` samples, zero-padded at the end.
+
+    Returns:
+        float32 ``(channel * hop, ceil(samples / hop))`` with ``out[c * hop + k, j] =
+        x[c, j * hop + k]``.
+
+    Raises:
+        ValueError: ``x`` not 2-D, or ``hop`` < 1.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise ValueError(f"frame_signal: `x` must be a 2-D array (channel, samples), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if isinstance(hop, bool) or not isinstance(hop, int | np.integer) or hop < 1:
+        raise ValueError(f"frame_signal: `hop` must be an int >= 1, got {hop!r}")
+    c, n = x.shape
+    frames = -(-n // hop)
+    padded = np.zeros((c, frames * hop), dtype=np.float32)
+    padded[:, :n] = x
+    # (C, T*hop) -> (C, T, hop) -> (C, hop, T) -> (C*hop, T)
+    return np.ascontiguousarray(padded.reshape(c, frames, hop).transpose(0, 2, 1)
+                                .reshape(c * hop, frames))
+
+
+def unframe_signal(features: np.ndarray, hop: int) -> np.ndarray:
+    """The inverse of :func:`frame_signal`: ``(channel * hop, frames)`` -> ``(channel,
+    frames * hop)`` (the end padding included)."""
+    if features.ndim != 2 or features.shape[0] % hop:
+        raise ValueError(f"unframe_signal: `features` must be (channel * {hop}, frames), got "
+                         f"shape {features.shape}")
+    c, t = features.shape[0] // hop, features.shape[1]
+    return features.reshape(c, hop, t).transpose(0, 2, 1).reshape(c, t * hop)
+
+
+def resample_signal(x: np.ndarray, rate_hz: float, target_hz: float) -> np.ndarray:
+    """``x`` ``(channel, samples)`` from ``rate_hz`` to ``target_hz`` (polyphase, the rate ratio
+    approximated by a fraction with denominator <= 1000); unchanged within 1 %."""
+    if abs(rate_hz - target_hz) <= _RATE_TOLERANCE * max(rate_hz, target_hz):
+        return x
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target_hz / rate_hz).limit_denominator(1000)
+    return resample_poly(x, ratio.numerator, ratio.denominator, axis=1).astype(np.float32)
+
+
+def time_scale(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` ``(channel, samples)`` played ``factor`` times faster: ``round(samples / factor)``
+    samples, sample ``i`` taken (linearly interpolated) at original sample ``i * factor``."""
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"time_scale: `factor` must be a finite number > 0, got {factor!r}")
+    if factor == 1.0:
+        return x
+    n = x.shape[1]
+    m = max(1, int(round(n / factor)))
+    pos = np.minimum(np.arange(m) * factor, n - 1)
+    src = np.arange(n)
+    return np.stack([np.interp(pos, src, row) for row in x]).astype(np.float32)
+
+
+def signal_features(signal: Signal, cfg: FrontEndConfig, *, n_channels: int | None = None,
+                    factor: float = 1.0) -> np.ndarray:
+    """The network input of a whole signal: resampled to ``cfg.sample_rate``, normalised per
+    channel (:data:`NORMALIZE`), played at rate ``factor``, framed by ``cfg.hop_length``.
+
+    Args:
+        signal: the signal (``softloc.data.signals.read_signal``).
+        cfg: the run's ``features`` (``sample_rate``: the signal rate in Hz; ``hop_length``:
+            samples per frame).
+        n_channels: the channels the network reads (checked; None: any).
+        factor: rate factor (see the module docstring).
+
+    Returns:
+        float32 ``(channel * hop_length, frames)``.
+
+    Raises:
+        SignalError: the signal has another number of channels than the network reads.
+    """
+    x = _normalised(signal, cfg, n_channels)
+    return frame_signal(time_scale(x, factor), cfg.hop_length)
+
+
+def _normalised(signal: Signal, cfg: FrontEndConfig, n_channels: int | None) -> np.ndarray:
+    """The signal at ``cfg.sample_rate``, normalised per channel, ``(channel, samples)``."""
+    if n_channels is not None and signal.n_channels != n_channels:
+        raise SignalError(f"{signal.source or 'signal'}: {signal.n_channels} channel(s) "
+                          f"{list(signal.channels)}, but the network reads {n_channels}; select "
+                          "the channels when importing the data")
+    x = resample_signal(signal.data, signal.rate_hz, float(cfg.sample_rate))
+    return normalize_channels(x, method=NORMALIZE)
+
+
+def augment_signal(x: np.ndarray, *, rng: np.random.Generator,
+                   settings: AugmentSettings) -> tuple[np.ndarray, float]:
+    """One random rendition of a normalised signal ``(channel, samples)``.
+
+    Steps, each as ``settings`` says: a time factor ``s`` (U[``stretch_range``) with
+    ``p_stretch``, else U[``rate_range``) with ``p_rate``; the signal plays ``s`` times faster),
+    a gain U[``gain_db``) dB, white noise at an SNR of U[``snr_db``) dB with ``p_noise``.
+
+    Returns:
+        ``(x, time_factor)``: original time = new time x ``time_factor``.
+    """
+    factor = 1.0
+    if rng.random() < settings.p_stretch:
+        factor = float(rng.uniform(*settings.stretch_range))
+    elif rng.random() < settings.p_rate:
+        factor = float(rng.uniform(*settings.rate_range))
+    y = time_scale(x, factor)
+    y = y * np.float32(10 ** (rng.uniform(*settings.gain_db) / 20))
+    if rng.random() < settings.p_noise:
+        power = float(np.mean(y.astype(np.float64) ** 2)) or 1.0
+        snr = rng.uniform(*settings.snr_db)
+        y = y + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), y.shape).astype(np.float32)
+    return y.astype(np.float32), factor
+
+
+@dataclass
+class SignalStore:
+    """Framed signals ``(channel * hop, frames)`` float32 per ``(stem, rate factor)``; the
+    interface of :class:`softloc.data.windows.FeatureStore` (``mels`` holds the framed
+    signals), built by :func:`prepare_signal_store`."""
+
+    cfg: FrontEndConfig
+    rate_factors: tuple[float, ...]
+    mels: dict[tuple[str, float], np.ndarray] = field(repr=False)
+    seconds_computing: float = 0.0
+    n_computed: int = 0
+    n_cached: int = 0
+    #: stem -> ``[(time_factor, framed signal)]``: the renditions of the file.
+    renditions: dict[str, list[tuple[float, np.ndarray]]] = field(default_factory=dict,
+                                                                   repr=False)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.cfg.frame_rate
+
+    @property
+    def stems(self) -> list[str]:
+        return sorted({s for s, _ in self.mels})
+
+    def get(self, stem: str, factor: float = 1.0) -> np.ndarray:
+        """The framed signal of ``stem`` at rate ``factor``."""
+        try:
+            return self.mels[(stem, float(factor))]
+        except KeyError:
+            raise KeyError(f"SignalStore.get: no signal for stem {stem!r} at rate factor "
+                           f"{factor}; prepared factors {self.rate_factors}") from None
+
+
+def prepare_signal_store(index: DatasetIndex, cfg: FrontEndConfig, *, stems: Sequence[str],
+                         rate_factors: Sequence[float] = (1.0,), n_channels: int | None = None,
+                         augment: AugmentSettings | None = None, renditions: int = 0,
+                         augment_stems: Sequence[str] = (), seed: int = 0) -> SignalStore:
+    """Read, normalise and frame the signals of ``stems`` at every rate factor, plus
+    ``renditions`` augmented copies of each of ``augment_stems`` (:func:`augment_signal`).
+
+    Raises:
+        ValueError: unknown stems, a bad ``renditions``; signal errors name the file.
+    """
+    fn = "prepare_signal_store"
+    unknown = sorted(set(stems) - set(index.stems))
+    if unknown:
+        raise ValueError(f"{fn}: unknown stems {unknown[:5]}; expected stems of {index.root}")
+    if isinstance(renditions, bool) or not isinstance(renditions, int) or renditions < 0:
+        raise ValueError(f"{fn}: `renditions` must be an int >= 0, got {renditions!r}")
+    factors = tuple(float(f) for f in rate_factors)
+    settings = augment if augment is not None else AugmentSettings()
+    store = SignalStore(cfg=cfg, rate_factors=factors, mels={})
+    t0 = time.perf_counter()
+    for stem in stems:
+        x = _normalised(read_signal(index.source_paths[stem]), cfg, n_channels)
+        for f in factors:
+            store.mels[(stem, f)] = frame_signal(time_scale(x, f), cfg.hop_length)
+            store.n_computed += 1
+        if stem in set(augment_stems) and renditions:
+            copies = []
+            for k in range(renditions):
+                rng = np.random.default_rng([int(seed), zlib.crc32(stem.encode()), k])
+                y, tf = augment_signal(x, rng=rng, settings=settings)
+                copies.append((tf, frame_signal(y, cfg.hop_length)))
+            store.renditions[stem] = copies
+            store.n_computed += renditions
+    store.seconds_computing = time.perf_counter() - t0
+    return store
+
+
+def check_signal_run(config: Any, index: DatasetIndex) -> Any:
+    """``config`` (a ``RunConfig``) checked against a dataset's kind, with the sensor network's
+    input width (``model.args.n_channels`` / ``n_features``) set from the data.
+
+    Raises:
+        ValueError: a signal dataset with an audio network or an audio dataset with a sensor
+            network, or files whose channel counts differ (naming the file).
+    """
+    from softloc.data.signals import signal_info
+    from softloc.models.sensor import INPUT_ARGS
+
+    name = config.model.name
+    if index.kind == "signal" and name == "crnn":
+        raise ValueError(f"train: {index.root} holds time series (signals/); use a sensor "
+                         "network: --preset ecg (raw signals) or --preset puffs (feature steps), "
+                         "or set model.name to one of " + ", ".join(INPUT_ARGS))
+    if index.kind != "signal":
+        if name != "crnn":
+            raise ValueError(f"train: model.name {name!r} reads signals, but {index.root} holds "
+                             "audio (audio/); use an audio preset")
+        return config
+    widths = {s: signal_info(index.source_paths[s])[2] for s in index.stems}
+    first = index.stems[0]
+    odd = [s for s in index.stems if widths[s] != widths[first]]
+    if odd:
+        raise ValueError(f"{index.source_paths[odd[0]]}: {widths[odd[0]]} channel(s), but "
+                         f"{index.source_paths[first]} has {widths[first]}; every signal of a "
+                         "dataset must have the same channels")
+    args = dict(config.model.args, **{INPUT_ARGS[name]: widths[first]})
+    return replace(config, model=replace(config.model, args=args))
