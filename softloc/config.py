@@ -369,7 +369,8 @@ class TrainConfig:
         grad_clip_norm: global gradient-norm clip (10 in the official code; 0 = off).
         val_every_n_steps: validation (and checkpoint) interval in steps.
         seed: seed of everything (data order, augmentation, initialisation, validation carve).
-        accelerator: Lightning accelerator (``cpu``, ``gpu``, ``auto`` ...).
+        accelerator: Lightning accelerator (``auto``: a GPU when there is one, else the CPU;
+            ``cpu``, ``gpu`` ...).
         devices: Lightning devices (``"1"``, ``"2"``, ``"0,1"``, ``"auto"``).
         num_nodes: nodes for multi-node DDP.
         strategy: Lightning strategy (``auto``, ``ddp`` ...).
@@ -386,7 +387,7 @@ class TrainConfig:
     grad_clip_norm: float = 10.0
     val_every_n_steps: int = 200
     seed: int = 0
-    accelerator: str = "cpu"
+    accelerator: str = "auto"
     devices: str = "1"
     num_nodes: int = 1
     strategy: str = "auto"
