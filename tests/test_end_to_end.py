@@ -5,6 +5,7 @@ import json
 import mir_eval
 import numpy as np
 import pytest
+import soundfile as sf
 
 from softloc.cli import main
 from softloc.data.formats import read_annotation_file
@@ -127,3 +128,56 @@ def test_demo_reaches_the_issue_target(tmp_path):
     assert (tmp_path / "demo" / "demo.png").is_file()
     assert metrics["labels"] == "counts" and metrics["loss"] == "loco"
     assert metrics["overall"]["f1"] >= 0.90
+
+
+def _folder_kit(root, seed, sr=22050):
+    """Kick / snare / hat one-shots (noise bursts and a pitched thump) in role-named folders."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(0.3 * sr)) / sr
+    shots = {"kick": np.sin(2 * np.pi * (50 + 40 * seed + 80 * np.exp(-t / 0.02)) * t),
+             "snare": rng.standard_normal(t.size) * 0.6 + np.sin(2 * np.pi * 190 * t),
+             "hihat": np.diff(rng.standard_normal(t.size + 1)) * 0.4}
+    for name, x in shots.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        decay = np.exp(-t / (0.05 if name == "hihat" else 0.15))
+        sf.write(str(root / name / f"{name}.wav"), (0.8 * x * decay).astype(np.float32), sr)
+    return root
+
+
+def test_experiment_scores_held_out_recorded_and_own_kits_never_trained_on(tmp_path):
+    from softloc.experiments.drums import DECODINGS, DemoSize, run_experiment
+
+    kits = [_folder_kit(tmp_path / "kits" / f"train{c}", s) for s, c in enumerate("abcd")]
+    own = _folder_kit(tmp_path / "mine" / "mykit", 7)
+    size = DemoSize(n_train_files=2, n_valid_files=1, n_test_files=2, file_duration_s=4.0,
+                    n_eval_files_per_kit=1)
+    out = tmp_path / "exp"
+    overrides = tuple(TINY[i + 1] for i in range(0, len(TINY), 2))
+    metrics = run_experiment(out, preset="demo", labels="counts", size=size, seed=1,
+                             max_steps=2, overrides=overrides, kits=kits + [own],
+                             eval_kits=[own], system_kits=False, decodings=tuple(DECODINGS),
+                             progress=False, verbose=False)
+    # the own kit was excluded from the generated data, and rendered as its own set
+    generated = json.loads((out / "data" / "synth_drums.json").read_text())
+    assert "mykit" not in {f["kit"] for f in generated["files"]}
+    assert set(metrics["sets"]) == {"test", "heldout-recorded", "eval-kits"}
+    assert metrics["sets"]["eval-kits"]["kits"] == ["mykit"]
+    heard = {f["kit"] for f in generated["files"] if f["split"] in ("train", "valid")}
+    held_out = set(metrics["sets"]["heldout-recorded"]["kits"])
+    assert held_out and held_out <= {"traina", "trainb", "trainc", "traind"}
+    assert not held_out & heard
+    assert metrics["headline"] == "eval-kits"
+    for scores in metrics["sets"].values():
+        assert set(DECODINGS) <= set(scores)
+    # the test set's first decoding is what detections/ holds: recompute it with mir_eval
+    tp = n_ref = n_est = 0
+    for stem in (out / "data" / "splits" / "test.txt").read_text().split():
+        ref = read_annotation_file(out / "data" / "annotations" / f"{stem}.txt")
+        est = read_annotation_file(out / "detections" / f"{stem}.txt")
+        for c in ("HH", "KD", "SD"):
+            r = np.array([t for t, lab in ref if lab == c])
+            e = np.array([t for t, lab in est if lab == c])
+            tp += len(mir_eval.util.match_events(r, e, 0.05))
+            n_ref, n_est = n_ref + len(r), n_est + len(e)
+    f1 = metrics["sets"]["test"]["threshold"]["overall"]["f1"]
+    assert f1 == (pytest.approx(2 * tp / (n_ref + n_est)) if n_est + n_ref and tp else f1)

@@ -276,3 +276,15 @@ def test_performances_have_ghost_notes_flams_fills_and_distractors():
                      for a, b in zip(sn, sn[1:], strict=False))
     assert {"tom", "crash", "ride", "hihat_open", "hihat_pedal"} <= roles
     assert ghosts > 20 and flams > 0
+
+
+def test_excluded_kits_are_never_played(recorded, tmp_path):
+    _, paths, kw, _ = recorded
+    root = tmp_path / "excl"
+    synthesize_drum_dataset(root, seed=3, kits=paths, exclude_kits=["KIT_B"], **kw)
+    meta = json.loads((root / "synth_drums.json").read_text())
+    assert meta["exclude_kits"] == ["KIT_B"]
+    played = {f["kit"] for f in meta["files"]}
+    assert "kitb" not in played and {"kita", "kitc", "kitd"} & played
+    kits = [k["name"] for split in meta["kits"].values() for k in split]
+    assert "kitb" not in kits

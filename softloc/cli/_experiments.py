@@ -46,6 +46,21 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
     add_set(p, "config override, e.g. train.learning_rate=1e-3 (repeatable)")
     p.add_argument("--n-train-files", type=int, default=40,
                    help="training files of the generated data (default 40)")
+    p.add_argument("--kits", action="append", default=[], type=Path, metavar="PATH",
+                   help="more recorded kits for the generator: Hydrogen / SFZ / SF2 kits or a "
+                   "folder of one-shots (repeatable)")
+    p.add_argument("--eval-kits", action="append", default=[], type=Path, metavar="PATH",
+                   help="your own evaluation kits: kept out of the training data and scored as "
+                   "the 'eval-kits' set (repeatable)")
+    p.add_argument("--no-system-kits", action="store_true",
+                   help="do not use the kits installed on the system")
+    p.add_argument("--n-eval-files", type=int, default=3,
+                   help="files rendered per held-out recorded kit (default 3; 0 = none)")
+    p.add_argument("--backing-music", type=float, default=0.2,
+                   help="share of generated files with music under the drums (default 0.2)")
+    p.add_argument("--decodings", default="threshold", metavar="LIST",
+                   help="decodings to score, comma-separated, from: threshold, clean, "
+                   "tta-mean, tta-nw, tta-nw-clean (default threshold)")
     p.add_argument("--export", type=Path, help="copy the trained model.pt here")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_exp_drums)
@@ -61,7 +76,12 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
         loss=args.loss,
         label_noise=args.label_noise,
         data_root=args.data,
-        size=DemoSize(n_train_files=args.n_train_files),
+        size=DemoSize(n_train_files=args.n_train_files, n_eval_files_per_kit=args.n_eval_files,
+                      backing_music=args.backing_music),
+        kits=tuple(args.kits),
+        eval_kits=tuple(args.eval_kits),
+        system_kits=not args.no_system_kits,
+        decodings=tuple(parse_list("--decodings", args.decodings, str)),
         seed=args.seed,
         max_steps=args.max_steps,
         overrides=tuple(args.set),

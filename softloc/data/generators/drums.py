@@ -196,15 +196,15 @@ def _slug(kit: SampleKit) -> str:
 
 
 def _split_kit_lists(seed: int, sample_rate: int, kit_paths, system_kits: bool,
-                     n_synthetic: dict[str, int],
-                     n_files: dict[str, int]) -> dict[str, list[SampleKit]]:
+                     n_synthetic: dict[str, int], n_files: dict[str, int],
+                     exclude: Sequence[str] = ()) -> dict[str, list[SampleKit]]:
     """The kits each split plays, in the order its files cycle through them.
 
     Recorded kits are split by family before they are read; each split's recorded and synthetic
     kits are shuffled with ``seed`` and read lazily, in that order, until there are as many
     usable kits as files (so a small dataset reads few kits).
     """
-    sources = discover_kits(kit_paths, system=system_kits)
+    sources = discover_kits(kit_paths, system=system_kits, exclude=exclude)
     if not sources:
         log.warning("synthesize_drum_dataset: no recorded drum kit found (searched %s); using "
                     "synthetic kits only. Install the Debian packages hydrogen-drumkits and "
@@ -237,6 +237,7 @@ def _split_kit_lists(seed: int, sample_rate: int, kit_paths, system_kits: bool,
 
 def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                             kits: Sequence[str | os.PathLike] = (), system_kits: bool = True,
+                            exclude_kits: Sequence[str] = (),
                             n_train_files: int = 40, n_valid_files: int = 6,
                             n_test_files: int = 10, file_duration_s: float = 30.0,
                             n_train_kits: int = 10, n_valid_kits: int = 3, n_test_kits: int = 5,
@@ -260,6 +261,9 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
         kits: recorded kits to use besides the system ones (see
             :func:`~softloc.data.generators.kits.discover_kits`).
         system_kits: also use the kits installed in the system folders (default True).
+        exclude_kits: names of kits never to use (kept for your own evaluation): a kit is left
+            out when its name or a folder / file name on its path contains one of them, ignoring
+            case and punctuation (``discover_kits(exclude=...)``).
         n_train_files, n_valid_files, n_test_files: files per split.
         file_duration_s: length of each file in seconds (default 30).
         n_train_kits, n_valid_kits, n_test_kits: synthetic kits per split, added to the recorded
@@ -299,7 +303,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     sizes = {"train": n_train_files, "valid": n_valid_files, "test": n_test_files}
     split_kits_ = _split_kit_lists(seed, sample_rate, kits, system_kits,
                                    {"train": n_train_kits, "valid": n_valid_kits,
-                                    "test": n_test_kits}, sizes)
+                                    "test": n_test_kits}, sizes, exclude_kits)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     splits: dict[str, list[str]] = {}
     windows, manifest = [], []
@@ -327,6 +331,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                 "file_duration_s": file_duration_s, "sample_rate": sample_rate,
                 "window_s": window_s, "hop_s": hop_s, "classes": list(DRUM_CLASSES),
                 "backing_music": backing_music, "system_kits": system_kits,
+                "exclude_kits": list(exclude_kits),
                 "kit_paths": [str(k) for k in kits],
                 "kits": {s: [{"name": k.name, "kind": k.kind, "family": k.family,
                               "source": k.source} for k in ks] for s, ks in split_kits_.items()},
