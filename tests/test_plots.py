@@ -98,3 +98,75 @@ def test_importing_the_figures_loads_no_matplotlib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.strip() == "False"
+
+
+def _capture_figure(monkeypatch):
+    """Keep the figure plot_detection draws (instead of only its PNG)."""
+    import softloc.plots.detection as detection
+
+    kept = {}
+    real_save = detection.save
+
+    def keep(fig, path, *, dpi):
+        fig.canvas.draw()
+        kept["fig"] = fig
+        kept["legend_boxes"] = [(ax, leg.get_window_extent(), ax.get_window_extent())
+                                for ax in fig.axes if (leg := ax.get_legend()) is not None]
+        kept["texts"] = {
+            "title": fig.axes[0].get_title(),
+            "xlabel": fig.axes[-1].get_xlabel(),
+            "ylabel0": fig.axes[0].get_ylabel(),
+            "yticks0": [t.get_text() for t in fig.axes[0].get_yticklabels()],
+            "legend1": [t.get_text() for t in fig.axes[1].get_legend().get_texts()],
+        }
+        kept["hlines"] = [(line.get_ydata()[0], line.get_color()) for line in fig.axes[1].lines
+                          if line.get_linestyle() == ":"]
+        return real_save(fig, path, dpi=dpi)
+
+    monkeypatch.setattr(detection, "save", keep)
+    return kept
+
+
+@pytest.fixture
+def small_detector():
+    cfg = apply_overrides(load_preset("drums"), [
+        "features.n_mels=32", "features.n_fft=1024", "features.win_length=1024",
+        "model.conv_filters=[4,4]", "model.pool_sizes=[4,8]", "classes=[HH, KD, SD]",
+    ])
+    torch.manual_seed(0)
+    return Detector(model_from_config(cfg), cfg)
+
+
+def test_detection_figure_is_fit_for_a_paper(tmp_path, monkeypatch, small_detector):
+    det = small_detector.with_settings(class_thresholds=[0.2, 0.5, 0.7])
+    audio = np.random.default_rng(1).normal(size=44100 * 3).astype(np.float32) * 0.1
+    sf.write(tmp_path / "a.wav", audio, 44100)
+    (tmp_path / "a.txt").write_text("0.5\tKD\n1.0\tSD\n1.25\tHH\n")
+    kept = _capture_figure(monkeypatch)
+    plot_detection(det, tmp_path / "a.wav", tmp_path / "fig.png", annotations=tmp_path / "a.txt",
+                   start_s=0.2, duration_s=2.0, model_name="run-42")
+    # one threshold line per class, at that class's threshold, in its colour
+    assert sorted(y for y, _ in kept["hlines"]) == pytest.approx([0.2, 0.5, 0.7])
+    assert len({c for _, c in kept["hlines"]}) == 3
+    # legends lie outside the plotting area: they cover no detection
+    assert kept["legend_boxes"]
+    for _, legend, axes in kept["legend_boxes"]:
+        assert legend.x0 >= axes.x1
+    texts = kept["texts"]
+    assert "run-42" in texts["title"] and "a.wav" in texts["title"]
+    assert texts["xlabel"] == "time (s)"
+    assert texts["ylabel0"] == "frequency (Hz)" and "1k" in texts["yticks0"]
+    assert "reference events" in texts["legend1"] and "thresholds (per class)" in texts["legend1"]
+
+
+def test_detection_figure_without_references_mentions_none(tmp_path, monkeypatch,
+                                                           small_detector):
+    audio = np.random.default_rng(2).normal(size=44100 * 2).astype(np.float32) * 0.1
+    sf.write(tmp_path / "a.wav", audio, 44100)
+    kept = _capture_figure(monkeypatch)
+    plot_detection(small_detector, tmp_path / "a.wav", tmp_path / "fig.png", duration_s=1.5)
+    assert not any("reference" in t for t in kept["texts"]["legend1"])
+    assert kept["texts"]["xlabel"] == "time (s)"
+    assert kept["texts"]["legend1"][3] == "threshold"  # one global threshold
+    with pytest.raises(FileExistsError, match="already exists"):
+        plot_detection(small_detector, tmp_path / "a.wav", tmp_path / "fig.png", overwrite=False)
