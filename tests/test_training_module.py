@@ -7,7 +7,13 @@ from softloc.config import LOSS_NAMES, apply_overrides, load_preset
 from softloc.counting import count_distribution
 from softloc.losses.registry import build_loss
 from softloc.models import model_from_config
-from softloc.training import EventModule, OptimSettings, cosine_factor
+from softloc.training import (
+    EventModule,
+    OptimSettings,
+    cosine_factor,
+    parameter_groups,
+    warmup_factor,
+)
 
 SMALL = [
     "features.n_mels=16",
@@ -171,3 +177,63 @@ def test_old_checkpoints_without_loss_buffers_load():
     m.on_load_checkpoint(ckpt)
     m.load_state_dict(ckpt["state_dict"])
     assert torch.equal(ckpt["state_dict"]["loss.kernel"], torch.ones(3))
+
+
+def test_learning_rate_is_linear_warmup_times_cosine_by_hand():
+    m = _module(_RecordingLoss({"counts"}))
+    m.optim = OptimSettings(learning_rate=1.0, max_steps=100, lr_schedule="cosine",
+                            optimizer="adamw", warmup_steps=10)
+    factor = m.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0]
+    for step in (0, 4, 9, 10, 50, 100):
+        warm = min(1.0, (step + 1) / 10)
+        cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / 100, 1.0)))
+        assert factor(step) == pytest.approx(warm * cos)
+    assert warmup_factor(0, 0) == 1.0
+
+
+def test_a_torch_scheduler_run_gives_the_same_rates_as_the_factor():
+    m = _module(_RecordingLoss({"counts"}))
+    m.optim = OptimSettings(learning_rate=0.5, max_steps=20, lr_schedule="constant",
+                            warmup_steps=4)
+    cfg = m.configure_optimizers()
+    opt, sched = cfg["optimizer"], cfg["lr_scheduler"]["scheduler"]
+    seen = []
+    for _ in range(6):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([0.125, 0.25, 0.375, 0.5, 0.5, 0.5])
+
+
+def test_adamw_decays_weight_matrices_but_not_biases():
+    m = _module(_RecordingLoss({"counts"}))
+    m.optim = OptimSettings(learning_rate=0.1, optimizer="adamw", weight_decay=0.5)
+    opt = m.configure_optimizers()
+    assert isinstance(opt, torch.optim.AdamW)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] == 0.5 for p in g["params"]}
+    for name, p in m.model.named_parameters():
+        assert (id(p) in decayed) == (p.ndim >= 2), name
+    assert len(parameter_groups(m.model, 0.5)) == 2
+    # one step with zero gradients: decayed weights shrink by lr * decay, biases stay
+    before = {n: p.detach().clone() for n, p in m.model.named_parameters()}
+    for p in m.model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in m.model.named_parameters():
+        want = before[name] * (1 - 0.1 * 0.5) if p.ndim >= 2 else before[name]
+        torch.testing.assert_close(p.detach(), want)
+
+
+def test_settings_from_the_run_config_are_the_presets_recipe():
+    train = load_preset("drums").train
+    o = OptimSettings.from_config(train)
+    assert (o.learning_rate, o.max_steps, o.lr_schedule) == (
+        train.learning_rate, train.max_steps, train.lr_schedule)
+    assert (o.optimizer, o.weight_decay, o.warmup_steps) == (
+        train.optimizer, train.weight_decay, train.warmup_steps)
+    for bad, match in ((dict(optimizer="sgd"), "`optimizer` must be one of"),
+                       (dict(learning_rate=math.nan), "`learning_rate` must be a finite"),
+                       (dict(weight_decay=-1.0), "`weight_decay` must be a finite"),
+                       (dict(warmup_steps=-1), "`warmup_steps` >= 0")):
+        with pytest.raises(ValueError, match=match):
+            OptimSettings(**bad)
