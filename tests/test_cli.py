@@ -36,7 +36,7 @@ def test_train_rejects_unknown_choice(capsys):
 def test_train_missing_dataset_is_reported(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "nope"), "--labels", "counts",
                "--out", str(tmp_path / "run")])
-    assert rc == 1
+    assert rc == 2
     err = capsys.readouterr().err
     assert err.startswith("softloc train: error:")
     assert "dataset folder not found" in err
@@ -47,7 +47,7 @@ def test_loss_names_take_either_spelling(tmp_path, capsys):
     for name in ("smoothed_bce", "Smoothed-BCE"):
         rc = main(["train", "--data", str(tmp_path / "nope"), "--labels", "onsets", "--loss",
                    name, "--out", str(tmp_path / "run")])
-        assert rc == 1
+        assert rc == 2
         assert "dataset folder not found" in capsys.readouterr().err
     assert main(["train", "--data", "x", "--labels", "onsets", "--loss", "focal", "--out",
                  "r"]) == 2
@@ -57,7 +57,7 @@ def test_loss_names_take_either_spelling(tmp_path, capsys):
 def test_train_bad_override_is_reported(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path), "--labels", "counts", "--out",
                str(tmp_path / "run"), "--set", "train.learning_rat=1"])
-    assert rc == 1
+    assert rc == 2
     assert "unknown key `train.learning_rat`" in capsys.readouterr().err
 
 
@@ -68,7 +68,7 @@ def test_train_timestamp_loss_needs_onsets(tmp_path, capsys):
                             file_duration_s=2.0, sample_rate=16000)
     rc = main(["train", "--data", str(tmp_path / "d"), "--labels", "counts", "--loss",
                "softloc", "--out", str(tmp_path / "run")])
-    assert rc == 1
+    assert rc == 2
     assert "needs timestamps; use --labels onsets" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -76,34 +76,34 @@ def test_train_timestamp_loss_needs_onsets(tmp_path, capsys):
 def test_resume_without_run_is_reported(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path), "--labels", "counts", "--out",
                str(tmp_path / "run"), "--resume"])
-    assert rc == 1
+    assert rc == 2
     assert "cannot resume" in capsys.readouterr().err
 
 
 def test_detect_needs_inputs(tmp_path, capsys):
-    assert main(["detect", "--out", str(tmp_path)]) == 1
+    assert main(["detect", "--out", str(tmp_path)]) == 2
     assert "give audio files/folders" in capsys.readouterr().err
-    assert main(["detect", "--data", str(tmp_path), "--out", str(tmp_path)]) == 1
+    assert main(["detect", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "--data and --split go together" in capsys.readouterr().err
-    assert main(["detect", str(tmp_path / "a.wav"), "--out", str(tmp_path / "o")]) == 1
+    assert main(["detect", str(tmp_path / "a.wav"), "--out", str(tmp_path / "o")]) == 2
     assert "no such audio file" in capsys.readouterr().err
 
 
 def test_detect_bad_model_path(tmp_path, capsys):
     (tmp_path / "a.wav").write_bytes(b"")
     assert main(["detect", str(tmp_path / "a.wav"), "--model", str(tmp_path / "run"),
-                 "--out", str(tmp_path / "o")]) == 1
+                 "--out", str(tmp_path / "o")]) == 2
     assert "no such run folder or model file" in capsys.readouterr().err
 
 
 def test_evaluate_reports_missing_folders_and_bad_lines(tmp_path, capsys):
-    assert main(["evaluate", "--ref", str(tmp_path / "r"), "--est", str(tmp_path)]) == 1
+    assert main(["evaluate", "--ref", str(tmp_path / "r"), "--est", str(tmp_path)]) == 2
     assert "folder not found" in capsys.readouterr().err
     (tmp_path / "ref").mkdir()
     (tmp_path / "est").mkdir()
     (tmp_path / "ref" / "a.txt").write_text("0.5\tKD\n")
     (tmp_path / "est" / "a.txt").write_text("0,5 KD\n")
-    assert main(["evaluate", "--ref", str(tmp_path / "ref"), "--est", str(tmp_path / "est")]) == 1
+    assert main(["evaluate", "--ref", str(tmp_path / "ref"), "--est", str(tmp_path / "est")]) == 2
     assert "a.txt:1" in capsys.readouterr().err
 
 
@@ -131,15 +131,15 @@ def test_data_synth_drums_writes_layout(tmp_path, capsys):
     assert len(list((out / "audio").iterdir())) == 3
     assert "wrote 3 files" in capsys.readouterr().out
     # never overwrites what is there
-    assert main(["data", "synth-drums", "--out", str(out)]) == 1
+    assert main(["data", "synth-drums", "--out", str(out)]) == 2
     assert "softloc data synth-drums: error:" in capsys.readouterr().err
 
 
 def test_demo_refuses_foreign_non_empty_folder(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep me")
-    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert main(["demo", "--out", str(tmp_path)]) == 2
     assert "not empty" in capsys.readouterr().err
-    assert main(["demo", "--out", str(tmp_path), "--overwrite"]) == 1
+    assert main(["demo", "--out", str(tmp_path), "--overwrite"]) == 2
     assert "only replaces a folder written by softloc" in capsys.readouterr().err
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 

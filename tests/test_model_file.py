@@ -122,8 +122,31 @@ def test_pickled_objects_are_refused_on_loading(tmp_path):
     save_model_file(tmp_path / "m.pt", model_from_config(cfg), cfg)
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     torch.save({**payload, "extra": {"x": Evil()}}, tmp_path / "evil.pt", pickle_module=pickle)
-    with pytest.raises(ValueError, match="evil.pt: not a readable softloc model file"):
+    with pytest.raises(ValueError, match="evil.pt: not a softloc model file: it holds Python "
+                       "objects that cannot be loaded safely") as info:
         read_model_file(tmp_path / "evil.pt")
+    assert "\n" not in str(info.value) and "weights_only=False" not in str(info.value)
+
+
+def test_errors_are_one_line_naming_the_file(tmp_path):
+    (tmp_path / "text.pt").write_text("not a model at all\n")
+    with pytest.raises(ValueError, match="text.pt: not a softloc model file") as info:
+        read_model_file(tmp_path / "text.pt")
+    assert "\n" not in str(info.value)
+    cfg = small_config()
+    save_model_file(tmp_path / "m.pt", model_from_config(cfg), cfg)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    # arguments that do not match the weights: size mismatch, in one line
+    torch.save({**payload, "model": {"name": "crnn", "args": {**payload["model"]["args"],
+                                                                "hidden_units": 5}}},
+               tmp_path / "mm.pt")
+    with pytest.raises(ValueError, match="mm.pt: the weights do not fit model 'crnn'") as info:
+        read_model_file(tmp_path / "mm.pt")
+    assert "\n" not in str(info.value) and "size mismatch" in str(info.value)
+    # format 1 without its entries: a ValueError, not a KeyError
+    torch.save({"format": "softloc-model/1"}, tmp_path / "v1.pt")
+    with pytest.raises(ValueError, match="v1.pt: .*no 'config' entry"):
+        read_model_file(tmp_path / "v1.pt")
 
 
 def test_save_refuses_models_it_cannot_rebuild_and_non_plain_extra(tmp_path):

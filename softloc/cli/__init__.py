@@ -26,15 +26,26 @@ function that may import what the command describes (loss names, presets); :func
 the one of the command given on the command line (the others get a one-line stub for the overview),
 and each ``cmd_<command>`` imports its Python API when it runs.
 
-``main(argv)`` returns the exit status: 0 on success, 2 for usage errors (argparse), 1 for errors a
-user can fix (bad files, bad values), printed as ``softloc <command>: error: <message>``.
+Errors (:func:`main`): every expected failure -- a bad or missing file, a malformed line, a bad
+value, a file that exists, permission denied, a full disk, a missing optional dependency, a
+locked output folder -- is ONE line ``softloc <command>: error: <message>`` (the message names the
+file, and the line where there is one) and exit status 2, as argparse's usage errors; anything
+else is one line ``softloc <command>: internal error: ...`` and status 1; ``--debug`` shows the
+traceback instead. ``softloc detect`` returns 1 when some files failed (all others written).
+Ctrl-C exits 130 (a training run says how to resume). ``-q`` prints errors only; ``-v`` more.
+Warnings of our own (e.g. duplicate annotation lines dropped) are one line each
+(``softloc: warning: ...``); known third-party chatter (Lightning tips, a NumPy non-writable
+array warning, torch deprecations inside Lightning) is silenced.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 from softloc._version import __version__
 from softloc.cli._commands import (
@@ -45,6 +56,7 @@ from softloc.cli._commands import (
     add_plot,
     add_train,
 )
+from softloc.cli._common import common_parent
 from softloc.cli._experiments import (
     add_exp_digits,
     add_exp_drums,
@@ -98,17 +110,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="softloc",
         description="Train event detectors from weak labels (counts: LoCo; misaligned "
         "timestamps: SoftLoc), detect, evaluate, plot.",
+        parents=[common_parent(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"softloc {__version__}")
+    common = common_parent(top=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (help_text, add) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         if words is None or words[:1] == [name]:
             add(p)
     experiment = sub.choices["experiment"]
     esub = experiment.add_subparsers(dest="experiment", metavar="NAME", required=True)
     for name, (help_text, add) in EXPERIMENTS.items():
-        p = esub.add_parser(name, help=help_text, description=help_text)
+        p = esub.add_parser(name, help=help_text, description=help_text, parents=[common])
         if words is None or words == ["experiment", name]:
             add(p)
     return parser
@@ -121,23 +135,94 @@ def _command_name(args: argparse.Namespace) -> str:
     return str(args.command)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``softloc`` command line; returns the exit status (0, 1 user error, 2 usage)."""
-    import warnings
+#: Third-party warnings that a normal run must not show (message regexes; -vv shows them).
+_SILENCED = (
+    r".*LeafSpec.*",  # a torch-internal API used by Lightning 2.6
+    r".*The given NumPy array is not writable.*",  # torch.as_tensor of a read-only array
+    r".*does not have many workers.*",  # Lightning on small CPU loaders
+    r".*Checkpoint directory .* exists and is not empty.*",
+    r".*litlogger.*",
+)
 
-    # Lightning 2.6 on torch 2.13 warns about a torch-internal API on import; not actionable.
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+    print(f"softloc: warning: {text}", file=sys.stderr if file is None else file)
+
+
+@contextlib.contextmanager
+def _quiet_third_parties(verbosity: int) -> Iterator[None]:
+    """Warnings as one line each, known chatter silenced, log levels by -q / -v; restored after
+    (main runs in-process in tests)."""
+    levels = {"softloc": logging.INFO if verbosity > 0 else
+              (logging.ERROR if verbosity < 0 else logging.WARNING),
+              "lightning": logging.INFO if verbosity > 1 else logging.WARNING,
+              "lightning.pytorch": logging.INFO if verbosity > 1 else logging.WARNING,
+              "lightning.fabric": logging.INFO if verbosity > 1 else logging.WARNING}
+    saved = {name: logging.getLogger(name).level for name in levels}
+    with warnings.catch_warnings():
+        showwarning = warnings.showwarning
+        warnings.showwarning = _one_line_warning
+        if verbosity < 2:
+            for pattern in _SILENCED:
+                warnings.filterwarnings("ignore", message=pattern)
+        if verbosity < 0:
+            warnings.simplefilter("ignore")
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        try:
+            yield
+        finally:
+            warnings.showwarning = showwarning
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
+
+
+def _is_expected(err: BaseException) -> bool:
+    """A failure the user can act on (bad input, files, environment), as opposed to a bug."""
+    if isinstance(err, ValueError | OSError | ImportError):
+        return True
+    yaml = sys.modules.get("yaml")
+    if yaml is not None and isinstance(err, yaml.YAMLError):
+        return True
+    pickle = sys.modules.get("pickle")
+    return pickle is not None and isinstance(err, pickle.UnpicklingError)
+
+
+def error_message(err: BaseException) -> str:
+    """The one line printed for ``err``: the file name first for OS errors."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        return f"{err.filename}: {err.strerror[:1].lower()}{err.strerror[1:]}"
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``softloc`` command line; returns the exit status: 0 success, 2 an expected
+    failure or a usage error (one line on stderr), 1 an internal error (or files that failed
+    in a ``detect`` batch), 130 Ctrl-C."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
-        print(f"softloc {_command_name(args)}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    verbosity = -1 if args.quiet else int(args.verbose or 0)
+    name = _command_name(args)
+    with _quiet_third_parties(verbosity):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt as err:  # incl. softloc.training.TrainingInterrupted
+            if args.debug:
+                raise
+            print(f"softloc {name}: {err or 'interrupted'}", file=sys.stderr)
+            return 130
+        except Exception as err:
+            if args.debug:
+                raise
+            if _is_expected(err):
+                print(f"softloc {name}: error: {error_message(err)}", file=sys.stderr)
+                return 2
+            print(f"softloc {name}: internal error: {type(err).__name__}: {error_message(err)} "
+                  "(rerun with --debug for the traceback, and please report it)",
+                  file=sys.stderr)
+            return 1

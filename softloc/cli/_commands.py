@@ -1,4 +1,5 @@
-"""Arguments and actions of ``softloc train | detect | evaluate | plot | data | demo``.
+"""Arguments and actions of ``softloc train | data | demo`` (``detect | evaluate | plot`` are in
+``softloc.cli._detect``, re-exported here).
 
 Each ``add_<command>(parser)`` defines a command's arguments (importing only what they describe);
 each ``cmd_<command>(args)`` imports its Python API when it runs and calls it (the table in
@@ -8,7 +9,18 @@ each ``cmd_<command>(args)`` imports its Python API when it runs and calls it (t
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
+
+from softloc.cli._common import add_overwrite, add_progress, progress_of, say
+from softloc.cli._detect import (
+    add_detect,
+    add_evaluate,
+    add_plot,
+    cmd_detect,
+    cmd_evaluate,
+    cmd_plot,
+)
 
 __all__ = [
     "loss_name",
@@ -73,17 +85,26 @@ def add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--per-class", action="store_true",
                    help="one network per class (as in the papers) instead of one multi-class net")
-    p.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto ...")
-    p.add_argument("--devices", help="Lightning devices, e.g. 1, 4 or auto")
-    p.add_argument("--num-nodes", type=int, help="nodes for multi-node DDP")
+    p.add_argument("--accelerator",
+                   help="Lightning accelerator: auto (the config's default: a GPU when there is "
+                   "one), cpu, gpu ...")
+    p.add_argument("--devices", help="Lightning devices per node, e.g. 1, 4 or auto; with "
+                   "--strategy ddp each process draws its own batch (effective batch = "
+                   "devices x nodes x data.batch_size)")
+    p.add_argument("--num-nodes", type=int, help="nodes for multi-node DDP (docs/distributed.md)")
     p.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_progress(p)
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from softloc._deps import require
+
+    for module in ("lightning", "tensorboard"):
+        require(module, extra="train", purpose="softloc train")
+    from softloc._io import folder_lock, is_rank_zero
     from softloc.config import apply_overrides, load_config, load_preset
     from softloc.training import train
 
@@ -97,8 +118,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "runtime options (--threads, --accelerator, --devices, ...) may change"
             )
         config = load_config(saved)
+    elif args.config:
+        config = load_config(args.config, base=args.preset)  # the file layers on the preset
     else:
-        config = load_config(args.config) if args.config else load_preset(args.preset)
+        config = load_preset(args.preset)
     overrides = list(args.set)
     for flag, key in (
         ("loss", "loss.name"),
@@ -117,120 +140,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.per_class:
         overrides.append("model.per_class=true")
     config = apply_overrides(config, overrides)
-    result = train(
-        config,
-        data_root=args.data,
-        out_dir=args.out,
-        labels=args.labels,
-        annotations=args.annotations or ["annotations"],
-        softness_csv=args.softness_csv,
-        label_noise=args.label_noise,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+    # One process of a distributed run writes (and locks) the run folder; the others (Lightning
+    # re-runs this command for them, torchrun / srun start them) only train.
+    rank_zero = is_rank_zero()
+    lock = folder_lock(args.out, command="softloc train") if rank_zero \
+        else contextlib.nullcontext()
+    with lock:
+        result = train(
+            config,
+            data_root=args.data,
+            out_dir=args.out,
+            labels=args.labels,
+            annotations=args.annotations or ["annotations"],
+            softness_csv=args.softness_csv,
+            label_noise=args.label_noise,
+            resume=args.resume,
+            progress=progress_of(args) and rank_zero,
+        )
+    if not rank_zero:
+        return 0
     m = result.metrics
     inf = result.config.inference
-    print(
+    say(args,
         f"run {result.run_dir}: {m.get('steps')} steps in {m.get('wall_time_s')} s, "
         f"best validation score {m.get('best_val_score')}; per-class time offsets (s) "
         f"{list(inf.class_offsets_s) or [inf.time_offset_s]}, thresholds "
-        f"{list(inf.class_thresholds) or [inf.threshold]}"
-    )
-    return 0
-
-
-# --------------------------------------------------------------------------- detect, evaluate, plot
-
-
-def add_detect(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "Detect events in audio files (or a dataset split) and write one "
-        "<stem>.txt ('<seconds>\\t<label>'), <stem>.json or <stem>.mid per file."
-    )
-    p.add_argument("inputs", nargs="*", type=Path, help="audio files and/or folders")
-    p.add_argument("--model", type=Path,
-                   help="run folder or model file (default: the shipped drum model)")
-    p.add_argument("--data", type=Path, help="dataset folder (with --split)")
-    p.add_argument("--split", choices=("train", "valid", "test"), help="split of --data")
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--format", choices=("tsv", "json", "midi"), default="tsv")
-    p.add_argument("--threshold", type=float, help="override the run's threshold on p(t)")
-    p.add_argument("--tta", action="store_true",
-                   help="test-time augmentation with sample-rate factors 7/8 and 9/8")
-    p.set_defaults(func=cmd_detect)
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    from softloc.inference import Detector, collect_audio_inputs, detect_to_folder
-
-    if bool(args.data) != bool(args.split):
-        raise ValueError("--data and --split go together")
-    if not args.inputs and not args.data:
-        raise ValueError("give audio files/folders, or --data ROOT --split test")
-    paths = collect_audio_inputs(args.inputs, data_root=args.data, split=args.split)
-    detector = Detector.load(args.model)
-    if args.threshold is not None:
-        detector = detector.with_settings(threshold=args.threshold)
-    if args.tta:
-        detector = detector.with_settings(tta_factors=(0.875, 1.125))
-    written = detect_to_folder(detector, paths, args.out, fmt=args.format)
-    n_events = sum(n for _, n in written)
-    print(f"wrote {len(written)} files ({n_events} events) to {args.out}")
-    return 0
-
-
-def add_evaluate(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "Match <stem>.txt detections to <stem>.txt references per class (mir_eval matching) and "
-        "print P/R/F1, timing error and count metrics."
-    )
-    p.add_argument("--ref", required=True, type=Path, help="reference annotation folder")
-    p.add_argument("--est", required=True, type=Path, help="detection folder")
-    p.add_argument("--split-file", type=Path, help="evaluate only the stems listed in this file")
-    p.add_argument("--tolerance", type=float, default=0.05, help="seconds (default 0.05)")
-    p.add_argument("--json", type=Path, help="write the results as JSON here")
-    p.set_defaults(func=cmd_evaluate)
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from softloc._io import atomic_write_text
-    from softloc.evaluation import evaluate_folders
-    from softloc.metrics import format_table, results_to_json
-
-    results = evaluate_folders(
-        args.ref, args.est, split_file=args.split_file, tolerance_s=args.tolerance
-    )
-    print(format_table(results))
-    if args.json:
-        atomic_write_text(args.json, results_to_json(results) + "\n")
-    return 0
-
-
-def add_plot(p: argparse.ArgumentParser) -> None:
-    p.description = (
-        "Plot the spectrogram, p(t) per class, the count distribution Y(k, t) evolving over time "
-        "and the reference events of one audio excerpt."
-    )
-    p.add_argument("audio", type=Path,
-                   help="audio file (an image file for an image model, e.g. a digits run)")
-    p.add_argument("--model", type=Path, help="run folder (default: the shipped drum model)")
-    p.add_argument("--annotations", type=Path, help="reference annotation file")
-    p.add_argument("--start", type=float, default=0.0, help="excerpt start in seconds")
-    p.add_argument("--duration", type=float, help="excerpt length in seconds (default 4)")
-    p.add_argument("--out", required=True, type=Path, help="figure file (.png, .pdf, .svg)")
-    p.set_defaults(func=cmd_plot)
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from softloc.inference import Detector
-    from softloc.plots import plot_detection
-
-    detector = Detector.load(args.model)
-    plot_detection(
-        detector, args.audio, args.out, annotations=args.annotations,
-        start_s=args.start, duration_s=args.duration,
-    )
-    print(f"wrote {args.out}")
+        f"{list(inf.class_thresholds) or [inf.threshold]}")
     return 0
 
 
@@ -295,14 +230,21 @@ def add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int, help="training steps (default: the demo preset's)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    add_overwrite(p, "the outputs of an earlier demo in --out (never files it did not write)")
+    add_progress(p)
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from softloc._deps import require
+
+    for module in ("lightning", "tensorboard"):
+        require(module, extra="train", purpose="softloc demo")
+    from softloc._io import folder_lock
     from softloc.experiments.drums import run_demo
 
-    run_demo(args.out, seed=args.seed, max_steps=args.max_steps, overwrite=args.overwrite)
+    with folder_lock(args.out, command="softloc demo"):
+        run_demo(args.out, seed=args.seed, max_steps=args.max_steps, overwrite=args.overwrite)
     return 0
 
 

@@ -90,9 +90,11 @@ _MARKER = ".softloc-experiment"
 _OUTPUTS = ("data", "eval", "run", "detections", "metrics.json", "demo.png")
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    """Create ``out``; replace the outputs of an earlier run in it (marked by a marker file), never
-    a folder that softloc did not write."""
+def _prepare_out(out: Path, overwrite: bool, *, keep: Path | None = None) -> None:
+    """Create ``out``. A folder that holds files already is used only with ``overwrite`` and
+    only when an earlier demo/experiment wrote it (its marker file): then that run's outputs are
+    replaced, but never ``keep`` (an input dataset inside ``out``), and never a folder that
+    softloc did not write."""
     if out.exists() and any(out.iterdir()):
         if not (out / _MARKER).is_file():
             if overwrite:
@@ -102,6 +104,19 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"{out}: folder exists and is not empty; choose another --out"
             )
+        if not overwrite:
+            raise FileExistsError(
+                f"{out}: holds the outputs of an earlier softloc demo/experiment; pass "
+                "--overwrite to replace them, or choose another --out"
+            )
+        if keep is not None and keep.exists():
+            for name in _OUTPUTS:
+                target = (out / name).resolve()
+                if keep.resolve() == target or keep.resolve().is_relative_to(target):
+                    raise ValueError(
+                        f"{keep}: the input dataset lies in {out / name}, which --overwrite "
+                        "would delete; move it out of --out or choose another --out"
+                    )
         for name in _OUTPUTS:
             target = out / name
             if target.is_dir():
@@ -249,9 +264,9 @@ def run_experiment(
         seed: seed of the data and of training.
         max_steps: training steps (default: the preset's).
         overrides: extra ``dotted.key=value`` config overrides.
-        overwrite: kept for compatibility: the outputs of an earlier demo/experiment in
-            ``out_dir`` (a folder holding its marker file) are always replaced, anything else
-            never.
+        overwrite: replace the outputs of an earlier demo/experiment in ``out_dir`` (a folder
+            holding its marker file; never a folder softloc did not write, never ``data_root``).
+            Without it a non-empty ``out_dir`` is refused before any work.
         export: also copy the trained ``model.pt`` here (e.g. ``softloc/pretrained/drums.pt``).
         kits: more recorded kits for the generator (``synthesize_drum_dataset(kits=...)``).
         eval_kits: your own evaluation kits: excluded from the generated data (by name) and
@@ -276,7 +291,7 @@ def run_experiment(
                          f"got {list(decodings)}")
     t0 = time.perf_counter()
     out = Path(out_dir)
-    _prepare_out(out, overwrite)
+    _prepare_out(out, overwrite, keep=None if data_root is None else Path(data_root))
     say = print if verbose else (lambda *a, **k: None)
 
     config = load_preset(preset)

@@ -167,8 +167,13 @@ def _load_payload(path: Path) -> dict:
         raise FileNotFoundError(f"{path}: model file not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path}: not a readable softloc model file ({err})") from err
+    except Exception as err:  # UnpicklingError, RuntimeError, EOFError ... (torch's long hints)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "weights_only" in str(err) or "Unsupported global" in str(err):
+            first = ("it holds Python objects that cannot be loaded safely "
+                     "(torch.load(weights_only=True)); a softloc model file holds tensors and "
+                     "plain data only")
+        raise ValueError(f"{path}: not a softloc model file: {first}") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: not a softloc model file (expected a dict with 'format')")
     return payload
@@ -180,7 +185,18 @@ def _load_weights(path: Path, model: nn.Module, state_dict: Any, name: str) -> N
     try:
         model.load_state_dict(dict(state_dict))
     except RuntimeError as err:
-        raise ValueError(f"{path}: the weights do not fit model {name!r}: {err}") from None
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        detail = next((ln for ln in lines[1:] if ln), lines[0] if lines else "")
+        more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+        raise ValueError(f"{path}: the weights do not fit model {name!r} built from the file's "
+                         f"config: {detail}{more}") from None
+
+
+def _config_of(path: Path, data: Any) -> RunConfig:
+    try:
+        return config_from_dict(data if isinstance(data, dict) else {"_": data})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: the stored configuration is invalid: {err}") from None
 
 
 def read_model_file(path: str | os.PathLike) -> ModelFile:
@@ -201,7 +217,10 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     payload = _load_payload(path)
     fmt = payload.get("format")
     if fmt == _FORMAT_V1:
-        config = config_from_dict(payload["config"])
+        for key in ("config", "state_dict"):
+            if key not in payload:
+                raise ValueError(f"{path}: model file (format 1) has no {key!r} entry")
+        config = _config_of(path, payload["config"])
         model = model_from_config(config)
         name, args = model_spec(model)
         _load_weights(path, model, payload.get("state_dict"), name)
@@ -221,7 +240,7 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     spec = payload["model"]
     if not isinstance(spec, Mapping) or "name" not in spec or "args" not in spec:
         raise ValueError(f"{path}: `model` must be {{'name': ..., 'args': {{...}}}}, got {spec!r}")
-    config = config_from_dict(payload["config"])
+    config = _config_of(path, payload["config"])
     try:
         model = build_model(spec["name"], **dict(spec["args"]))
     except (TypeError, ValueError) as err:
