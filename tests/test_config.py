@@ -1,3 +1,6 @@
+import math
+from dataclasses import replace
+
 import pytest
 import yaml
 
@@ -11,6 +14,7 @@ from softloc.config import (
     config_to_dict,
     load_config,
     load_preset,
+    parse_devices,
     save_config,
 )
 
@@ -34,7 +38,7 @@ def test_drums_preset_has_paper_front_end_and_model_sizes():
 
 
 def test_piano_presets_have_paper_sizes():
-    loco, soft = load_preset("piano-loco"), load_preset("piano-softloc")
+    loco, soft = load_preset("piano-loco-paper"), load_preset("piano-softloc-paper")
     assert loco.model.conv_filters == (16, 16, 32, 32, 64, 64, 64, 64, 64)
     assert (loco.model.lstm_units, loco.model.hidden_units, loco.model.prior_omega) == (64, 32, 0.8)
     assert soft.model.conv_filters == (32, 32, 64, 64, 64, 64, 64, 128, 128)
@@ -157,3 +161,90 @@ def test_unknown_preset_lists_the_available_ones():
 def test_save_config_never_leaves_temp_files(tmp_path):
     save_config(load_preset("drums"), tmp_path / "run" / "config.yaml")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]
+
+
+def test_dataclass_defaults_are_the_drums_preset():
+    assert RunConfig() == load_preset("drums")
+    assert config_from_dict({}) == load_preset("drums")
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("data.batch_size=0", "data.batch_size"),
+    ("train.learning_rate=-1", "train.learning_rate"),
+    ("train.learning_rate=.nan", "train.learning_rate"),
+    ("train.learning_rate=.inf", "train.learning_rate"),
+    ("data.window_s=0", "data.window_s"),
+    ("model.conv_filters=[]", "model.conv_filters"),
+    ("model.pool_sizes=[2]", "model.pool_sizes"),
+    ("loss.k_max=0", "loss.k_max"),
+    ("train.precision=bogus", "train.precision"),
+    ("train.devices=foo", "train.devices"),
+    ("train.devices=0", "train.devices"),
+    ("loss.softness_ms=-5", "loss.softness_ms"),
+    ("loss.softness_ms=.nan", "loss.softness_ms"),
+    ("train.max_steps=0", "train.max_steps"),
+    ("inference.threshold=2", "inference.threshold"),
+    ("inference.threshold=0", "inference.threshold"),
+    ("loss.alpha_min=0.95", "loss.alpha_min"),
+    ("loss.alpha_ramp_fraction=0", "loss.alpha_ramp_fraction"),
+    ("loss.distance=cosine", "loss.distance"),
+    ("train.optimizer=sgd", "train.optimizer"),
+    ("train.warmup_steps=-1", "train.warmup_steps"),
+    ("model.prior_omega=1", "model.prior_omega"),
+    ("data.valid_fraction=0.9", "data.valid_fraction"),
+])
+def test_out_of_range_values_are_errors_naming_the_key(override, key):
+    with pytest.raises(ValueError, match=f"`{key}` must be"):
+        apply_overrides(load_preset("drums"), [override])
+
+
+def test_devices_parse_to_lightning_values():
+    assert [parse_devices(d) for d in ("1", "4", "-1", "auto", "0,1", " 2 ")] == [
+        1, 4, -1, "auto", [0, 1], 2]
+
+
+def test_softness_limits_log_distance_and_relative_alpha_are_configurable(tmp_path):
+    cfg = apply_overrides(load_preset("drums"), ["loss.softness_ms=inf", "loss.distance=log"])
+    assert math.isinf(cfg.loss.softness_ms) and cfg.loss.distance == "log"
+    (tmp_path / "c.yaml").write_text("loss:\n  softness_ms: .inf\n  alpha_start_fraction: null\n")
+    loaded = load_config(tmp_path / "c.yaml")
+    assert math.isinf(loaded.loss.softness_ms) and loaded.loss.alpha_start_fraction is None
+    save_config(loaded, tmp_path / "again.yaml")
+    assert load_config(tmp_path / "again.yaml") == loaded
+    assert apply_overrides(cfg, ["loss.softness_ms=0"]).loss.softness_ms == 0.0
+
+
+def test_drums_alpha_ramp_is_the_papers_schedule_relative_to_the_run():
+    from softloc.losses.registry import build_loss
+
+    cfg = load_preset("drums")
+    # the paper: 30k start and 100k ramp of 150k steps; alpha 0.2 to a third, 0.9 from 4/5
+    assert (cfg.loss.alpha_start_step, cfg.loss.alpha_ramp_steps) == (30000, 100000)
+    for steps in (1200, 150_000):
+        loss = build_loss(replace(cfg.loss, name="softloc"), frame_rate=100.0, max_steps=steps)
+        assert loss.alpha(round(steps / 3) - 1) == pytest.approx(0.2, abs=2e-3)
+        assert loss.alpha(steps // 2) == pytest.approx(0.2 + 0.7 * (0.5 - 1 / 3) / 0.4667,
+                                                       abs=5e-3)
+        assert loss.alpha(round(0.8 * steps) + 1) == pytest.approx(0.9)
+    absolute = apply_overrides(cfg, ["loss.alpha_start_fraction=null",
+                                     "loss.alpha_ramp_fraction=null"])
+    loss = build_loss(replace(absolute.loss, name="softloc"), frame_rate=100.0, max_steps=1200)
+    assert loss.alpha(1200) == 0.2  # the absolute ramp starts long after a short run ends
+    assert loss.alpha(80_000) == pytest.approx(0.5)
+
+
+def test_a_partial_config_file_layers_on_a_preset(tmp_path):
+    path = tmp_path / "partial.yaml"
+    path.write_text("train:\n  max_steps: 7\nloss:\n  name: softloc\n")
+    demo = load_preset("demo")
+    cfg = load_config(path, base="demo")
+    assert cfg.train.max_steps == 7 and cfg.loss.name == "softloc"
+    assert cfg.train.learning_rate == demo.train.learning_rate
+    assert cfg.features == demo.features and cfg.model == demo.model
+    drums = load_config(path)  # default base: the dataclass defaults = drums
+    assert drums.features == load_preset("drums").features
+    assert drums.train.lr_schedule == load_preset("drums").train.lr_schedule
+    assert load_config(path, base=demo) == cfg
+    path.write_text("train:\n  max_step: 7\n")
+    with pytest.raises(ValueError, match=r"partial.yaml: unknown key `train.max_step`"):
+        load_config(path, base="demo")
