@@ -47,6 +47,11 @@ Modules (:class:`SegmentationCELoss`, :class:`SegmentationSLLLoss`,
 ``forward(logits, *, targets=None, counts=None, lengths=None, step=0)``; the SoftLoc module
 runs its α schedule from ``step``.
 
+:data:`SEGMENTATION_LOSSES` and :func:`build_segmentation_loss` name them for the experiment
+(``softloc experiment segmentation --losses ce,sll,softloc``); they stay out of the event-loss
+registry of ``softloc.losses.registry`` because their targets are class indices. L_MC on segment
+starts and the shared input checks live in :mod:`softloc.losses.segment_counts` (re-exported).
+
 References:
     SoftLoc: Robust Temporal Localization under Label Misalignment. ICLR 2020 submission, §5.3.
     Lea et al. Temporal Convolutional Networks for Action Segmentation and Detection. CVPR 2017.
@@ -63,23 +68,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from softloc._checks import (
+    check_choice,
     check_counts,
-    check_float,
     check_int,
     check_lengths,
     check_real,
     check_reduction,
     check_sigma,
-    check_tensor,
     check_unit_float,
 )
-from softloc.counting import count_log_likelihood
+from softloc.losses.segment_counts import (
+    _check_class_targets,
+    _check_logits,
+    _count_term,
+    _frame_mask,
+    segment_count_loss,
+    segment_counts,
+    segment_start_logits,
+)
 from softloc.losses.softloc import AlphaSchedule, soft_localization_loss
 
 __all__ = [
+    "SEGMENTATION_LOSSES",
     "SegmentationCELoss",
     "SegmentationSLLLoss",
     "SegmentationSoftLocLoss",
+    "build_segmentation_loss",
     "class_soft_localization_loss",
     "frame_cross_entropy",
     "segment_count_loss",
@@ -89,7 +103,6 @@ __all__ = [
     "truncated_mse_smoothing",
 ]
 
-_LAYOUT = "(batch, class, time) or (stage, batch, class, time)"
 _REDUCTIONS = ("mean", "sum", "none")
 _DISTANCES = ("squared", "log")
 
@@ -97,40 +110,6 @@ _DISTANCES = ("squared", "log")
 # --------------------------------------------------------------------------------------------
 # validation and shared internals
 # --------------------------------------------------------------------------------------------
-
-
-def _check_logits(fn: str, logits: object) -> torch.Tensor:
-    """(S, B, C, T) view of 3-D or 4-D logits (S = 1 for 3-D)."""
-    x = check_tensor(fn, "logits", logits)
-    if x.dim() not in (3, 4):
-        raise ValueError(f"{fn}: `logits` must have shape {_LAYOUT}, got shape {tuple(x.shape)}")
-    check_float(fn, "logits", x)
-    if x.numel() and bool(x.detach().isnan().any()):
-        raise ValueError(f"{fn}: `logits` must not contain NaN")
-    return x if x.dim() == 4 else x[None]  # (B, C, T) -> (1, B, C, T)
-
-
-def _check_class_targets(fn: str, targets: object, shape: torch.Size) -> torch.Tensor:
-    """Class indices (batch, time) matching logits (S, B, C, T)."""
-    if targets is None:
-        raise ValueError(f"{fn}: `targets` (batch, time) class indices are required")
-    y = check_tensor(fn, "targets", targets)
-    _, b, c, t = shape
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise TypeError(
-            f"{fn}: `targets` must be an integer tensor of class indices, got {y.dtype}"
-        )
-    if tuple(y.shape) != (b, t):
-        raise ValueError(
-            f"{fn}: `targets` must have shape (batch, time) = {(b, t)} (class indices, one per "
-            f"frame), got {tuple(y.shape)}"
-        )
-    if y.numel() and not bool(((y >= 0) & (y < c)).all()):
-        raise ValueError(
-            f"{fn}: `targets` must hold class indices in [0, {c - 1}], found values in "
-            f"[{int(y.min())}, {int(y.max())}]"
-        )
-    return y
 
 
 def _check_distance(fn: str, distance: object) -> str:
@@ -144,13 +123,6 @@ def _check_module_sigma(fn: str, sigma: object) -> float:
     if math.isinf(value):
         raise ValueError(f"{fn}: `sigma` must be finite, got inf")
     return float(value)
-
-
-def _frame_mask(lengths: torch.Tensor | None, b: int, t: int, device) -> torch.Tensor | None:
-    """(batch, time) bool mask of valid frames, or None when all are valid."""
-    if lengths is None:
-        return None
-    return torch.arange(t, device=device)[None, :] < lengths.to(device)[:, None]
 
 
 def _n_valid(lengths: torch.Tensor | None, b: int, t: int) -> int:
@@ -172,20 +144,6 @@ def _reduce_frames(per_frame: torch.Tensor, lengths: torch.Tensor | None,
 def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Zero the invalid frames of a (S, B, T) per-frame loss; ``mask`` is (B, T)."""
     return x if mask is None else x * mask.to(x.dtype)
-
-
-def _log1m_softmax(z: torch.Tensor) -> torch.Tensor:
-    """log(1 − softmax(z)) over dim -2 of (..., C, T), accurate even when p rounds to 1.
-
-    For a class that is not the arg-max, p <= 1/2 and log1p(−p) is exact. For the arg-max,
-    log(1 − p) = logsumexp of the *other* logits − logsumexp of all (no cancellation).
-    """
-    lse = torch.logsumexp(z, dim=-2, keepdim=True)
-    p = torch.exp(z - lse)
-    top = F.one_hot(z.argmax(dim=-2), z.shape[-2]).movedim(-1, -2).bool()  # (..., C, T)
-    others = torch.logsumexp(z.masked_fill(top, torch.finfo(z.dtype).min), dim=-2, keepdim=True)
-    # clamp keeps the unused branch finite (its gradient is multiplied by 0, never by inf)
-    return torch.where(top, others - lse, torch.log1p(-p.clamp(max=0.5)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,110 +262,6 @@ def class_soft_localization_loss(
     if reduction == "none":
         return elem.sum(0)
     return elem.sum() if reduction == "sum" else _sll_rows(elem)
-
-
-# --------------------------------------------------------------------------------------------
-# L_MC on segment starts
-# --------------------------------------------------------------------------------------------
-
-
-def segment_counts(
-    targets: torch.Tensor, n_classes: int, *, lengths: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Number of segments (maximal runs) of every class within the valid frames.
-
-    Args:
-        targets: class indices ``(batch, time)``.
-        n_classes: number of classes C.
-        lengths: valid frames per item.
-
-    Returns:
-        ``(batch, class)`` int64 counts.
-
-    Example:
-        >>> segment_counts(torch.tensor([[0, 0, 1, 1, 0, 2]]), 3).tolist()
-        [[2, 1, 1]]
-    """
-    fn = "segment_counts"
-    c = check_int(fn, "n_classes", n_classes, minimum=1)
-    y = check_tensor(fn, "targets", targets)
-    if y.dim() != 2:
-        raise ValueError(f"{fn}: `targets` must have shape (batch, time), got {tuple(y.shape)}")
-    b, t = y.shape
-    y = _check_class_targets(fn, y, torch.Size((1, b, c, t)))
-    check_lengths(fn, lengths, b, t)
-    starts = torch.ones_like(y, dtype=torch.bool)
-    starts[:, 1:] = y[:, 1:] != y[:, :-1]
-    mask = _frame_mask(lengths, b, t, y.device)
-    if mask is not None:
-        starts &= mask
-    onehot = F.one_hot(y, c).bool() & starts[..., None]  # (B, T, C)
-    return onehot.sum(1)  # (B, T, C) -> (B, C)
-
-
-def segment_start_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Logits of the segment-start probabilities s_c(t) = p_c(t)·(1 − p_c(t − 1)).
-
-    s_c(0) = p_c(0). Computed in log space: log s = log p(t) + log(1 − p(t − 1)) and
-    log(1 − s) = logaddexp(log(1 − p(t)), log p(t) + log p(t − 1)), so confident predictions
-    (p rounding to 1 in float32) keep exact, finite values.
-
-    Args:
-        logits: class scores ``(..., class, time)``.
-
-    Returns:
-        ``log s − log(1 − s)``, same shape; ``torch.sigmoid`` of it is s.
-    """
-    check_tensor("segment_start_logits", "logits", logits)
-    log_p = torch.log_softmax(logits, dim=-2)
-    log_q = _log1m_softmax(logits)  # log(1 - p)
-    log_s = log_p.clone()
-    log_s[..., 1:] = log_p[..., 1:] + log_q[..., :-1]
-    log_ns = log_q.clone()  # log(1 - s); at t = 0, 1 - s = 1 - p
-    log_ns[..., 1:] = torch.logaddexp(log_q[..., 1:], log_p[..., 1:] + log_p[..., :-1])
-    return log_s - log_ns
-
-
-def segment_count_loss(
-    logits: torch.Tensor,
-    counts: torch.Tensor,
-    *,
-    k_max: int = 16,
-    lengths: torch.Tensor | None = None,
-    reduction: str = "mean",
-) -> torch.Tensor:
-    """L_MC on segment starts: −log Pr(N_c = n_c) (module docstring; SoftLoc eq. 3, §5.3).
-
-    Args:
-        logits: class scores ``(batch, class, time)`` or ``(stage, batch, class, time)``.
-        counts: segments per class ``(batch, class)`` (e.g. :func:`segment_counts`).
-        k_max: absorbing top count bin (>= 1): counts >= k_max are scored as Pr(N >= k_max).
-        lengths: valid frames per item.
-        reduction: ``"mean"`` over (batch, class) rows (summed over stages), ``"sum"`` or
-            ``"none"`` (``(batch, class)``).
-
-    Returns:
-        A scalar, or ``(batch, class)``.
-    """
-    fn = "segment_count_loss"
-    z = _check_logits(fn, logits)
-    s, b, c, t = z.shape
-    counts = check_counts(fn, counts, (b, c))
-    k_max = check_int(fn, "k_max", k_max, minimum=1)
-    check_lengths(fn, lengths, b, t)
-    check_reduction(fn, reduction, _REDUCTIONS)
-    return _count_term(z, counts, k_max, lengths, reduction)
-
-
-def _count_term(z, counts, k_max, lengths, reduction) -> torch.Tensor:
-    s, b, c, t = z.shape
-    starts = segment_start_logits(z).reshape(s * b, c, t)  # (S, B, C, T) -> (S*B, C, T)
-    rep = None if lengths is None else lengths.repeat(s)
-    nll = -count_log_likelihood(starts, counts.repeat(s, 1), k_max, lengths=rep, logits=True)
-    nll = nll.reshape(s, b, c).sum(0)  # (S*B, C) -> (B, C)
-    if reduction == "none":
-        return nll
-    return nll.sum() if reduction == "sum" else nll.mean()
 
 
 # --------------------------------------------------------------------------------------------
@@ -647,3 +501,53 @@ class SegmentationSoftLocLoss(_SegmentationLoss):
     def extra_repr(self) -> str:
         return (f"sigma={self.sigma:g}, alpha={self.alpha}, k_max={self.k_max}, "
                 f"distance={self.distance!r}, " + super().extra_repr())
+
+
+# --------------------------------------------------------------------------------------------
+# The segmentation loss table (kept apart from the event-loss registry: targets are classes)
+# --------------------------------------------------------------------------------------------
+
+#: Segmentation losses by name: ``ce`` (:class:`SegmentationCELoss`), ``sll``
+#: (:class:`SegmentationSLLLoss`), ``softloc`` (:class:`SegmentationSoftLocLoss`).
+SEGMENTATION_LOSSES: tuple[str, ...] = ("ce", "sll", "softloc")
+
+
+def build_segmentation_loss(
+    name: str,
+    *,
+    frame_rate: float,
+    softness_s: float = 7.0,
+    alpha: float | AlphaSchedule = 0.1,
+    k_max: int = 16,
+    distance: str = "squared",
+    smoothing_weight: float = 0.0,
+    smoothing_tau: float = 4.0,
+) -> _SegmentationLoss:
+    """The segmentation loss ``name`` of :data:`SEGMENTATION_LOSSES` (SoftLoc §5.3).
+
+    Args:
+        name: ``"ce"``, ``"sll"`` or ``"softloc"`` (underscores/case normalised).
+        frame_rate: frames per second of the logits (the softness is converted with it).
+        softness_s: softness σ in seconds (SoftLoc §5.3: 7 s); unused by ``ce``.
+        alpha: α of L_SoftLoc (constant or an :class:`AlphaSchedule`); only ``softloc``.
+        k_max: top count bin of L_MC; only ``softloc``.
+        distance: ``"squared"`` or ``"log"`` (SoftLoc eq. 5); ``sll`` and ``softloc``.
+        smoothing_weight, smoothing_tau: MS-TCN's T-MSE term (λ, τ), every loss.
+
+    Returns:
+        A loss module with the ``EventLoss`` interface (``requires = {"targets"}``).
+
+    Raises:
+        ValueError: an unknown name or an invalid setting (named).
+    """
+    fn = "build_segmentation_loss"
+    key = str(name).strip().lower().replace("_", "-")
+    check_choice(fn, "name", key, SEGMENTATION_LOSSES)
+    rate = check_real(fn, "frame_rate", frame_rate, positive=True)
+    smooth = {"smoothing_weight": smoothing_weight, "smoothing_tau": smoothing_tau}
+    if key == "ce":
+        return SegmentationCELoss(**smooth)
+    sigma = check_real(fn, "softness_s", softness_s, minimum=0.0) * rate
+    if key == "sll":
+        return SegmentationSLLLoss(sigma, distance=distance, **smooth)
+    return SegmentationSoftLocLoss(sigma, alpha=alpha, k_max=k_max, distance=distance, **smooth)
