@@ -20,7 +20,8 @@ TINY = dict(n_subjects=3, sessions_per_subject=1, cycles_per_session=60, folds=(
 
 
 def test_every_run_is_written_once_and_a_rerun_resumes(tmp_path):
-    rows = run_sensor(SensorConfig(**TINY), tmp_path)
+    result = run_sensor(SensorConfig(**TINY), tmp_path)
+    rows = result.rows
     # normal: levels 0, 1; binary: level 1 only (B(-0, 0) is no noise) -> 3 x 3 methods
     assert len(rows) == 9
     assert {(r["noise"], r["level"]) for r in rows} == {("normal", 0), ("normal", 1),
@@ -35,14 +36,19 @@ def test_every_run_is_written_once_and_a_rerun_resumes(tmp_path):
     assert all(int(r["n_ref"]) == n_puffs for r in rows)
     for r in rows:
         assert 0.0 <= float(r["f1"]) <= float(r["f1_tol"]) <= 1.0
-    again = run_sensor(SensorConfig(**TINY), tmp_path)
+    again = run_sensor(SensorConfig(**TINY), tmp_path).rows
     assert len(again) == 9 and (tmp_path / "results.csv").read_text() == text
+    # the Table 3 analogue: both F1 tables, one cell per (method, noise, level) run
+    table = (tmp_path / "results.md").read_text()
+    assert table == result.table and "exact alignment" in table and "within +-1 step" in table
+    assert table.count("| N | softloc |") == 2 and table.count("| B | lrm |") == 2
+    assert result.plot_path is not None and result.plot_path.stat().st_size > 0
 
 
 def test_lrm_detects_puffs_of_an_unseen_subject_with_clean_labels(tmp_path):
     cfg = SensorConfig(n_subjects=3, sessions_per_subject=2, cycles_per_session=300,
                        methods=("lrm",), noises=("normal",), levels=(0,), folds=(0, 1, 2))
-    rows = run_sensor(cfg, tmp_path)
+    rows = run_sensor(cfg, tmp_path).rows
     assert len(rows) == 3
     assert np.mean([float(r["f1"]) for r in rows]) > 0.7
 

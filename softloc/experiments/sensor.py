@@ -24,6 +24,10 @@ Output (``out``)::
 
     OUT/results.csv   one row per finished run (columns :data:`RESULT_COLUMNS`), rewritten
                       atomically after every run; a rerun skips the rows already there
+    OUT/results.md    the Table 3 analogue: F1 ×100, mean (std) over folds and seeds, exact
+                      alignment and within ``tolerance_steps``
+    OUT/sensor.png    the same as curves (``softloc.plots.sensor.plot_sensor_table``; not
+                      written without matplotlib)
     OUT/data/         the generated dataset when ``config.data`` is None
 
 :func:`summarize` gives mean and std over folds and seeds per (method, noise, level);
@@ -56,8 +60,8 @@ from softloc.models.lrm import LRM
 from softloc.models.sensor import FCLSTM
 from softloc.noise import BinaryNoise, RoundedNormalNoise, perturb_events
 
-__all__ = ["METHODS", "NOISES", "RESULT_COLUMNS", "SensorConfig", "format_table", "run_sensor",
-           "summarize"]
+__all__ = ["METHODS", "NOISES", "RESULT_COLUMNS", "SensorConfig", "SensorResult", "format_table",
+           "run_sensor", "summarize"]
 
 #: Methods of Table 3.
 METHODS = ("lrm", "bce", "softloc")
@@ -92,6 +96,7 @@ class SensorConfig:
             original: argmax for CE, i.e. 0.5, and 0.2 for SoftLoc).
         tolerance_steps: tolerance of the second F1, in steps.
         lrm_l2, lrm_context: LR-M settings.
+        threads: torch CPU threads while training (0: torch's default).
     """
 
     data: str | None = None
@@ -118,6 +123,7 @@ class SensorConfig:
     tolerance_steps: int = 1
     lrm_l2: float = 1.0
     lrm_context: int = 0
+    threads: int = 1
 
     def __post_init__(self) -> None:
         fn = "SensorConfig"
@@ -134,6 +140,7 @@ class SensorConfig:
             check_int(fn, name, getattr(self, name), minimum=1)
         check_int(fn, "cycles_per_session", self.cycles_per_session, minimum=20)
         check_int(fn, "tolerance_steps", self.tolerance_steps, minimum=0)
+        check_int(fn, "threads", self.threads, minimum=0)
         check_real(fn, "softness_steps", self.softness_steps, positive=True)
         check_real(fn, "learning_rate", self.learning_rate, positive=True)
         for name in ("alpha", "threshold_bce", "threshold_softloc", "threshold_lrm"):
@@ -314,15 +321,38 @@ def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def run_sensor(config: SensorConfig, out: str | Path) -> list[dict[str, Any]]:
-    """Run every (method, noise, level, seed, fold) not yet in ``OUT/results.csv``.
+@dataclass(frozen=True)
+class SensorResult:
+    """What :func:`run_sensor` returns.
+
+    Attributes:
+        rows: every row of ``results.csv`` (finished runs of earlier calls included).
+        summary: :func:`summarize` of the exact-alignment F1.
+        summary_tol: :func:`summarize` of the F1 within the tolerance.
+        table: ``results.md``'s text.
+        csv_path, table_path: the written files; plot_path: ``sensor.png`` (None without
+            matplotlib).
+    """
+
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    summary_tol: list[dict[str, Any]]
+    table: str
+    csv_path: Path
+    table_path: Path
+    plot_path: Path | None
+
+
+def run_sensor(config: SensorConfig, out: str | Path) -> SensorResult:
+    """Run every (method, noise, level, seed, fold) not yet in ``OUT/results.csv``, then write
+    ``results.md`` and ``sensor.png``.
 
     Args:
         config: the study (:class:`SensorConfig`).
         out: output folder (created); ``results.csv`` there is resumed.
 
     Returns:
-        every row of ``results.csv`` (as written), finished runs included.
+        a :class:`SensorResult`.
 
     Raises:
         ValueError: a fold that does not exist, a malformed ``results.csv`` or dataset.
@@ -342,6 +372,18 @@ def run_sensor(config: SensorConfig, out: str | Path) -> list[dict[str, Any]]:
     path = out / "results.csv"
     rows = _read_rows(path)
     done = {_key(r) for r in rows}
+    before = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        _run_all(config, data, folds, rows, done, path)
+    finally:
+        torch.set_num_threads(before)
+    return _write_summary(config, out, rows, path)
+
+
+def _run_all(config: SensorConfig, data: _Data, folds: Sequence[Any],
+             rows: list[dict[str, Any]], done: set, path: Path) -> None:
     for method, noise, level, seed, k in _runs(config, len(folds)):
         row: dict[str, Any] = {"method": method, "noise": noise, "level": level, "seed": seed,
                                "fold": k}
@@ -357,7 +399,31 @@ def run_sensor(config: SensorConfig, out: str | Path) -> list[dict[str, Any]]:
         rows.append(row)
         done.add(_key(row))
         _write_rows(path, rows)
-    return rows
+
+
+def _write_summary(config: SensorConfig, out: Path, rows: list[dict[str, Any]],
+                   csv_path: Path) -> SensorResult:
+    """``results.md`` and ``sensor.png`` of every row so far."""
+    summary, summary_tol = summarize(rows), summarize(rows, score="f1_tol")
+    n_folds = len({int(r["fold"]) for r in rows})
+    n_seeds = len({int(r["seed"]) for r in rows})
+    table = (f"F1 x100 with exact alignment (tolerance 0 steps), mean (std) over {n_folds} "
+             f"leave-one-subject-out folds x {n_seeds} seed(s):\n\n{format_table(summary)}\n"
+             f"F1 x100 within +-{config.tolerance_steps} step(s):\n\n"
+             f"{format_table(summary_tol)}")
+    table_path = out / "results.md"
+    atomic_write_text(table_path, table)
+    plot_path = None
+    try:
+        from softloc.plots.sensor import plot_sensor_table
+
+        plot_path = plot_sensor_table(
+            summary, out / "sensor.png", tolerance_summary=summary_tol,
+            tolerance_steps=config.tolerance_steps,
+            title=f"SoftLoc Table 3 analogue ({n_folds} folds x {n_seeds} seed(s))")
+    except ImportError as err:  # matplotlib missing: the tables are still written
+        logging.getLogger("softloc").warning("run_sensor: no figure (%s)", err)
+    return SensorResult(rows, summary, summary_tol, table, csv_path, table_path, plot_path)
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], *, score: str = "f1") -> list[dict[str, Any]]:

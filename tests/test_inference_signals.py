@@ -1,0 +1,101 @@
+"""softloc.inference.signals: the signal input stage.
+
+A hand-set network (one conv tap on the framed input) turns spikes into p(t) peaks, so the
+Detector's times can be checked against the spike positions; the spline interpolation is checked
+against the frames it passes through and against a parabola's known vertex.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from softloc.config import load_preset
+from softloc.data.signal_store import frame_signal
+from softloc.data.signals import Signal, write_signal
+from softloc.inference import INPUT_STAGES, Detector, SignalInput, make_input_stage
+from softloc.inference.model_file import read_model_file, save_model_file
+from softloc.inference.signals import read_signal_source, upsample_probabilities
+from softloc.models.build import model_from_config
+
+
+def test_the_signal_stage_is_registered():
+    assert INPUT_STAGES["signal"] is SignalInput
+
+
+def test_upsampling_passes_through_the_frames_and_finds_a_parabola_vertex():
+    frames = np.arange(20, dtype=np.float64)
+    vertex = 9.3
+    p = np.clip(0.9 - 0.05 * (frames - vertex) ** 2, 0, 1)[None]
+    up = upsample_probabilities(p, 10)
+    assert up.shape == (1, 200)
+    assert np.allclose(up[0, ::10], p[0])
+    assert abs(np.argmax(up[0]) / 10 - vertex) <= 0.1
+    assert upsample_probabilities(p, 1) is p
+
+
+def test_read_signal_source_takes_files_signals_and_arrays(tmp_path):
+    sig = Signal(np.arange(10, dtype=np.float32)[None], 5.0, ("x",))
+    write_signal(tmp_path / "a", sig)
+    assert np.array_equal(read_signal_source(tmp_path / "a.npy").data, sig.data)
+    assert read_signal_source(sig) is sig
+    assert read_signal_source((np.arange(4.0), 2)).data.shape == (1, 4)
+    with pytest.raises(ValueError, match="rate_hz"):
+        read_signal_source((np.arange(4.0), 0))
+    with pytest.raises(TypeError, match="Detector.detect: a signal must be"):
+        read_signal_source(3)
+
+
+def _spike_detector():
+    """An ecg-preset network whose logit is high exactly where the framed input spikes."""
+    config = replace(load_preset("ecg"), classes=("beat",))
+    model = model_from_config(config).eval()
+    with torch.no_grad():
+        for conv, norm in zip(model.convs, model.norms, strict=True):
+            conv.weight.zero_()
+            conv.weight[0, 0, conv.kernel_size[0] // 2] = 1.0  # pass channel 0 through
+            norm.reset_running_stats()
+        model.out.weight.zero_()
+        model.out.weight[0, 0] = 0.5
+        model.out.bias.fill_(-12.0)
+    config = replace(config, inference=replace(config.inference, threshold=0.5))
+    return Detector(model, config, input_stage=make_input_stage("signal", config))
+
+
+def test_detector_finds_spikes_at_their_times():
+    det = _spike_detector()
+    rate, hop = 360, 18
+    # the strided 1-tap convolutions see sample j*hop for frame j: spikes on frame centres
+    spikes_s = np.round(np.array([1.0, 2.5, 4.05, 7.77, 12.3]) * rate / hop) * hop / rate
+    x = np.random.default_rng(1).normal(0, 0.01, (1, 15 * rate)).astype(np.float32)
+    x[0, np.round(spikes_s * rate).astype(int)] = 40.0
+    assert det.frame_rate == rate  # p(t) interpolated to the signal rate
+    found = np.array([t for t, _, _ in det.detect((x, rate))])
+    assert len(found) == len(spikes_s)
+    assert np.abs(found - spikes_s).max() <= 1.5 / rate
+
+
+def test_features_are_the_framed_normalised_signal():
+    config = replace(load_preset("ecg"), classes=("beat",))
+    stage = make_input_stage("signal", config)
+    x = np.random.default_rng(2).normal(3, 2, (1, 3600)).astype(np.float32)
+    feats = stage.features(stage.read((x, 360.0))).numpy()
+    q25, q50, q75 = np.percentile(x.astype(np.float64), [25, 50, 75])
+    assert np.allclose(feats, frame_signal((x - q50) / ((q75 - q25) / 1.349), 18), atol=1e-4)
+    resampled = stage.features(stage.read((x[:, ::2], 180.0)))
+    assert resampled.shape == feats.shape  # records at other rates are resampled to 360 Hz
+
+
+def test_model_file_of_a_sensor_network_loads_with_the_signal_stage(tmp_path):
+    det = _spike_detector()
+    path = save_model_file(tmp_path / "model.pt", det.model, det.config)
+    mf = read_model_file(path)
+    assert mf.input_kind == "signal" and mf.model_name == "signal-crnn"
+    loaded = Detector.load(path)
+    assert isinstance(loaded.input_stage, SignalInput)
+    x = np.zeros((1, 3600), np.float32)
+    x[0, 1800] = 40.0
+    assert [round(t, 2) for t, _, _ in loaded.detect((x, 360.0))] == [5.0]
