@@ -10,6 +10,7 @@ from softloc.inference import (
     calibrate,
     calibrate_from_timestamps,
     calibrate_time_offset,
+    calibration_source,
 )
 
 
@@ -101,3 +102,33 @@ def test_timestamp_calibration_recovers_a_constant_lag_and_the_best_threshold():
     det = Detector(_MelIsLogit(1), new_cfg)
     times = det.events_from_probabilities(det.probabilities_from_features(mel)).per_class()[0]
     np.testing.assert_allclose(times, truth, atol=1.01 / fr)
+
+
+@pytest.mark.parametrize(("settings", "source"), [
+    (["supervision.labels=counts", "loss.name=loco"], "counts"),
+    (["supervision.labels=onsets", "loss.name=loco"], "counts"),
+    (["supervision.labels=onsets", "loss.name=softloc"], "counts"),
+    (["supervision.labels=onsets", "loss.name=softloc", "loss.softness_ms=0"], "timestamps"),
+    (["supervision.labels=onsets", "loss.name=bce"], "timestamps"),
+    (["supervision.labels=onsets", "loss.name=bce", "supervision.label_noise=normal:50ms"],
+     "counts"),
+    (["supervision.labels=mixed", "loss.name=softloc"], "counts"),
+    (["supervision.labels=onsets", "loss.name=loco", "inference.calibrate_with=timestamps"],
+     "timestamps"),
+    (["supervision.labels=onsets", "loss.name=bce", "inference.calibrate_with=counts"], "counts"),
+])
+def test_calibration_source_is_counts_whenever_validation_timestamps_may_be_noisy(settings,
+                                                                                 source):
+    # drums: calibrate_with auto (the demo preset asks for counts explicitly)
+    assert calibration_source(apply_overrides(load_preset("drums"), settings)) == source
+
+
+def test_a_noisy_label_run_calibrates_from_counts_even_with_validation_timestamps():
+    cfg = _config("classes=[A]", "supervision.labels=onsets", "loss.name=bce",
+                  "supervision.label_noise=normal:100ms", "inference.calibrate_with=auto")
+    mel = _mel(cfg, 3, [{1.0: 0.5}])
+    windows = {"v": [CountWindow("v", 0.0, 3.0, {"A": 1})]}
+    new_cfg, info = calibrate(Detector(_MelIsLogit(1), cfg), {"v": mel},
+                              events={"v": [(1.0, "A")]}, count_windows=windows)
+    assert info["source"].startswith("validation counts")
+    assert new_cfg.inference.class_offsets_s == ()  # a count carries no time

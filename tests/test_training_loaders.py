@@ -6,6 +6,7 @@ import torch
 from softloc.config import apply_overrides, load_preset
 from softloc.data import synthesize_drum_dataset
 from softloc.training import (
+    carve_validation,
     check_supervision,
     collate_batch,
     make_loaders,
@@ -108,3 +109,51 @@ def test_collate_renames_keys_and_clamps_shared_frames():
     assert set(b) == {"inputs", "lengths", "counts", "targets"}
     assert b["targets"].max() == 1.0 and b["counts"].tolist() == [[2], [2]]
     assert b["inputs"].shape == (2, 2, 5) and b["lengths"].tolist() == [4, 4]
+
+
+def test_carve_validation_is_a_seeded_disjoint_split_of_train():
+    stems = [f"s{i:02d}" for i in range(40)]
+    train, valid = carve_validation(stems, 0.15, seed=3)
+    assert len(valid) == 6 and sorted(train + valid) == stems and not set(train) & set(valid)
+    assert carve_validation(list(reversed(stems)), 0.15, seed=3) == (train, valid)
+    assert carve_validation(stems, 0.15, seed=4)[1] != valid
+    assert carve_validation(["a", "b"], 0.15, seed=0)[1] in (["a"], ["b"])  # at least one
+    assert carve_validation(["a"], 0.5, seed=0) == (["a"], [])  # nothing left to train on
+    assert carve_validation(stems, 0.0, seed=0) == (stems, [])
+
+
+def test_without_valid_txt_validation_is_carved_from_train_and_announced(data_root, tmp_path,
+                                                                         caplog):
+    import shutil
+
+    root = tmp_path / "d"
+    shutil.copytree(data_root, root)
+    valid = (root / "splits" / "valid.txt").read_text().split()
+    (root / "splits" / "valid.txt").unlink()
+    with open(root / "splits" / "train.txt", "a") as f:
+        f.write("".join(f"{s}\n" for s in valid))
+    cfg = _config("counts", "loco", "data.valid_fraction=0.34")
+    sources, plan = check_supervision(cfg, root, requires=frozenset({"counts"}))
+    with caplog.at_level("WARNING", logger="softloc.training"):
+        data = prepare_training_data(cfg, root, sources=sources, use_plan=plan,
+                                     cache_dir=tmp_path / "cache")
+    assert len(data.valid_stems) == 1 and len(data.train_stems) == 2
+    assert not set(data.valid_stems) & set(data.train_stems)
+    assert "carved from train" in data.split_note and "carved from train" in caplog.text
+    assert data.valid_set is not None and data.valid_counts[data.valid_stems[0]]
+
+
+def test_label_noise_reaches_the_validation_labels_but_not_the_counts(data_root, tmp_path):
+    from softloc.data import load_dataset
+
+    clean = load_dataset(data_root)
+    cfg = _config("onsets", "bce", "supervision.label_noise=normal:40ms")
+    sources, plan = check_supervision(cfg, data_root, requires=frozenset({"targets"}))
+    data = prepare_training_data(cfg, data_root, sources=sources, use_plan=plan,
+                                 cache_dir=tmp_path / "cache")
+    for stem in data.valid_stems + data.train_stems:
+        noisy, truth = data.index.events[stem], clean.events[stem]
+        assert noisy != truth and len(noisy) == len(truth)
+    assert data.valid_files == []  # no F1 on (noisy) timestamps: selection on counts
+    stem = data.valid_stems[0]
+    assert data.valid_counts[stem] == list(clean.count_windows[stem])  # counts.csv, unchanged

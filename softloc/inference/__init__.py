@@ -27,6 +27,7 @@ from softloc.inference.calibrate import (
     calibrate_from_counts,
     calibrate_from_timestamps,
     calibrate_time_offset,
+    calibration_source,
 )
 from softloc.inference.detector import (
     INPUT_STAGES,
@@ -79,6 +80,7 @@ __all__ = [
     "calibrate_from_counts",
     "calibrate_from_timestamps",
     "calibrate_time_offset",
+    "calibration_source",
     "cleaning_events",
     "collect_audio_inputs",
     "decode_detections",
