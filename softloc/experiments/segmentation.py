@@ -34,6 +34,7 @@ import io
 import json
 import logging
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from softloc._checks import (
     check_choice,
@@ -53,28 +55,27 @@ from softloc._checks import (
 from softloc._io import atomic_write_text
 from softloc.data.generators.segments import generate_segment_dataset
 from softloc.data.mstcn import MSTCNDataset, list_splits, load_mstcn
-from softloc.losses.segmentation import (
-    SegmentationCELoss,
-    SegmentationSLLLoss,
-    SegmentationSoftLocLoss,
-)
+from softloc.losses.segmentation import SEGMENTATION_LOSSES, build_segmentation_loss
 from softloc.metrics.segments import evaluate_dataset
-from softloc.models.tcn import EDTCN
 from softloc.noise import parse_noise
 from softloc.segment_noise import perturb_boundaries, random_shift
 
 __all__ = [
     "LOSSES",
     "RESULT_COLUMNS",
+    "MODELS",
     "SegmentationConfig",
     "format_table",
     "relative_to_ce",
     "run_segmentation",
     "summarize",
+    "write_report",
 ]
 
 #: Losses of the study (SoftLoc §5.3): cross-entropy, L_SLL, L_SoftLoc.
-LOSSES = ("ce", "sll", "softloc")
+LOSSES = SEGMENTATION_LOSSES
+#: Networks of the study: ED-TCN (Lea et al. 2017, the paper's) and MS-TCN (Farha & Gall 2019).
+MODELS = ("ed-tcn", "ms-tcn")
 #: Columns of ``results.csv``.
 RESULT_COLUMNS = ("loss", "shift_s", "seed", "split", "f1_10", "f1_25", "f1_50", "edit",
                   "accuracy", "softness_s")
@@ -98,7 +99,12 @@ class SegmentationConfig:
             give the softness sweep of Fig. 10 (CE runs once per shift, not per softness).
         alpha: α of L_SoftLoc, constant.
         k_max: top count bin of the segment-count term.
+        model: ``"ed-tcn"`` (SoftLoc §5.3) or ``"ms-tcn"`` (4 stages of 10 layers, 64 channels;
+            trained with the loss on every stage, MS-TCN eq. 7).
         filters, kernel_size, dropout: ED-TCN settings (Lea et al.: (64, 96), dropout 0.3).
+        distance: ``"squared"`` or ``"log"`` distance of L_SLL (SoftLoc eq. 5).
+        save_models: write ``OUT/models/<loss>_<shift>s_<softness>s_seed<k>_split<k>.pt`` per
+            run (``softloc.inference.save_model_file``, input kind ``"features"``).
         epochs, batch_size, learning_rate: Adam training.
         smoothing_weight: λ of MS-TCN's T-MSE term added to every loss (0 = off).
         boundary_noise: optional noise spec of :func:`softloc.noise.parse_noise` (e.g.
@@ -117,6 +123,9 @@ class SegmentationConfig:
     softness_s: tuple[float, ...] = (7.0,)
     alpha: float = 0.1
     k_max: int = 16
+    model: str = "ed-tcn"
+    distance: str = "squared"
+    save_models: bool = False
     filters: tuple[int, ...] = (64, 96)
     kernel_size: int = 25
     dropout: float = 0.3
@@ -146,6 +155,8 @@ class SegmentationConfig:
         check_int(fn, "batch_size", self.batch_size, minimum=1)
         check_real(fn, "learning_rate", self.learning_rate, positive=True)
         check_unit_float(fn, "alpha", self.alpha)
+        check_choice(fn, "model", self.model, MODELS)
+        check_choice(fn, "distance", self.distance, ("squared", "log"))
         if self.boundary_noise is not None:
             parse_noise(self.boundary_noise, frame_rate=self.fps)
 
@@ -210,31 +221,45 @@ def _batch(dataset: MSTCNDataset, labels: Sequence[np.ndarray], idx: Sequence[in
     return {"inputs": inputs, "lengths": lengths, "targets": targets}
 
 
-def _loss_module(config: SegmentationConfig, loss: str, softness_s: float, rate: float):
-    lam = config.smoothing_weight
-    if loss == "ce":
-        return SegmentationCELoss(smoothing_weight=lam)
-    sigma = softness_s * rate
-    if loss == "sll":
-        return SegmentationSLLLoss(sigma, smoothing_weight=lam)
-    return SegmentationSoftLocLoss(sigma, alpha=config.alpha, k_max=config.k_max,
-                                   smoothing_weight=lam)
+class _AllStages(nn.Module):
+    """Training view of an MS-TCN: every stage's logits ``(stage, batch, class, time)``, which
+    the segmentation losses sum over (MS-TCN eq. 7); ``EventModule`` stays unchanged."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net.forward_stages(x, lengths=lengths)
+
+
+def _network(config: SegmentationConfig, n_features: int, n_classes: int) -> nn.Module:
+    from softloc.models.build import build_model
+
+    if config.model == "ms-tcn":
+        return build_model("ms-tcn", n_features=n_features, n_classes=n_classes)
+    return build_model("ed-tcn", n_features=n_features, n_classes=n_classes,
+                       filters=list(config.filters), kernel_size=config.kernel_size,
+                       dropout=config.dropout)
 
 
 def _train(config: SegmentationConfig, train: MSTCNDataset, labels: list[np.ndarray],
-           loss: str, softness_s: float, seed: int) -> EDTCN:
-    """Train an ED-TCN in an ``EventModule`` on (``train``, misaligned ``labels``)."""
+           loss: str, softness_s: float, seed: int) -> nn.Module:
+    """Train the network in an ``EventModule`` on (``train``, misaligned ``labels``)."""
     import lightning as L
 
     from softloc.training import EventModule, OptimSettings
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     torch.manual_seed(seed)
-    model = EDTCN(train.n_features, len(train.classes), filters=config.filters,
-                  kernel_size=config.kernel_size, dropout=config.dropout)
+    model = _network(config, train.n_features, len(train.classes))
     n = len(train.videos)
     steps = config.epochs * math.ceil(n / config.batch_size)
-    module = EventModule(model, _loss_module(config, loss, softness_s, train.frame_rate),
+    loss_module = build_segmentation_loss(
+        loss, frame_rate=train.frame_rate, softness_s=softness_s, alpha=config.alpha,
+        k_max=config.k_max, distance=config.distance, smoothing_weight=config.smoothing_weight)
+    trained = _AllStages(model) if config.model == "ms-tcn" else model
+    module = EventModule(trained, loss_module,
                          optim=OptimSettings(config.learning_rate, steps, "constant"))
     order = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -252,7 +277,7 @@ def _train(config: SegmentationConfig, train: MSTCNDataset, labels: list[np.ndar
 
 
 @torch.no_grad()
-def _score(config: SegmentationConfig, model: EDTCN, test: MSTCNDataset) -> dict[str, float]:
+def _score(config: SegmentationConfig, model: nn.Module, test: MSTCNDataset) -> dict[str, float]:
     estimates = []
     for video in test.videos:
         logits = model(torch.from_numpy(video.features)[None])  # (1, D, T) -> (1, C, T)
@@ -277,7 +302,8 @@ def _misaligned_labels(config: SegmentationConfig, dataset: MSTCNDataset, shift_
 
 
 #: Settings that change results: a resumed study must keep them (``OUT/study.json``).
-_FIXED = ("data", "fps", "subsample", "alpha", "k_max", "filters", "kernel_size", "dropout",
+_FIXED = ("data", "fps", "subsample", "alpha", "k_max", "model", "distance", "filters",
+          "kernel_size", "dropout",
           "epochs", "batch_size", "learning_rate", "smoothing_weight", "boundary_noise",
           "ignore_background")
 
@@ -345,10 +371,67 @@ def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[s
         model = _train(config, train, labels, loss, 0.0 if math.isnan(softness) else softness,
                        seed)
         row.update(_score(config, model, test))
+        if config.save_models:
+            _save_model(model, config, out, row, train)
         rows.append(row)
         done.add(_key(row))
         _write_rows(path, rows)
     return rows
+
+
+def _save_model(model: nn.Module, config: SegmentationConfig, out: Path,
+                row: Mapping[str, Any], train: MSTCNDataset) -> Path:
+    """``OUT/models/<run>.pt``: the network, its classes and feature rate (input kind
+    ``"features"``; ``softloc.inference.features_input`` reads it)."""
+    from softloc.config import RunConfig
+    from softloc.inference.model_file import save_model_file
+
+    soft = float(row["softness_s"])
+    name = (f"{row['loss']}_{float(row['shift_s']):g}s"
+            + ("" if math.isnan(soft) else f"_soft{soft:g}s")
+            + f"_seed{row['seed']}_split{row['split']}.pt")
+    extra = {"task": "segmentation", "fps": config.fps, "subsample": config.subsample,
+             "frame_rate": train.frame_rate, "classes": list(train.classes),
+             "loss": str(row["loss"]), "shift_s": float(row["shift_s"]),
+             "softness_s": None if math.isnan(soft) else soft}
+    (out / "models").mkdir(exist_ok=True)
+    return save_model_file(out / "models" / name, model, RunConfig(classes=tuple(train.classes)),
+                           extra=extra, input_kind="features")
+
+
+def write_report(rows: Sequence[Mapping[str, Any]], out: str | os.PathLike, *,
+                 figures: bool = True) -> dict[str, Path]:
+    """``OUT/results.md`` (Table 4 analogue for F1@10, F1@50 and edit, and SoftLoc relative to
+    CE for Fig. 10) and, with ``figures``, ``OUT/table4.png`` (:func:`softloc.plots.segments.
+    plot_segmentation_shifts`) and ``OUT/fig10.png`` (:func:`~softloc.plots.segments.
+    plot_segmentation_softness`, when SoftLoc and CE share a shift).
+
+    Returns:
+        ``{"table": path, "table4": path, "fig10": path}`` for the files written.
+    """
+    out = Path(out)
+    summary = summarize(rows)
+    parts = ["# Action segmentation with misaligned labels (SoftLoc §5.3)\n"]
+    for score, title in (("f1_10", "F1@10"), ("f1_50", "F1@50"), ("edit", "edit")):
+        parts.append(f"\n## {title} ×100, mean (std) over seeds and folds\n\n")
+        parts.append(format_table(summary, score=score))
+    relative = relative_to_ce(summary)
+    if relative:
+        parts.append("\n## SoftLoc F1@10 relative to CE (Fig. 10)\n\n"
+                     "| shift (s) | softness (s) | relative (%) |\n|---|---|---|\n")
+        parts += [f"| {r['shift_s']:g} | {r['softness_s']:g} | {r['relative_pct']:+.1f} |\n"
+                  for r in relative]
+    written = {"table": out / "results.md"}
+    atomic_write_text(written["table"], "".join(parts))
+    if figures and summary:
+        from softloc.plots.segments import plot_segmentation_shifts, plot_segmentation_softness
+
+        written["table4"] = plot_segmentation_shifts(summary, out / "table4.png",
+                                                     title="F1@10 vs label shift")
+        if relative:
+            written["fig10"] = plot_segmentation_softness(relative, out / "fig10.png",
+                                                          title="SoftLoc vs CE")
+    return written
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
