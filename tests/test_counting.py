@@ -398,6 +398,166 @@ def test_float32_far_tail_does_not_underflow():
 
 
 # ------------------------------------------------------------------------------------------
+# Logits of any size (issue 13, item 4): p or 1 - p below float64's range
+
+
+def extreme_logits() -> torch.Tensor:
+    """(6, 2, 40) logits: saturated rows (sigmoid rounds p or 1 - p to 0, or to a subnormal),
+    mixed with ordinary logits."""
+    gen = torch.Generator().manual_seed(13)
+    x = 3.0 * torch.randn(6, 2, 40, generator=gen, dtype=torch.float64)
+    x[0, 0], x[0, 1] = 1e4, -1e4  # whole rows saturated
+    x[1, 0, ::3], x[1, 1, ::2] = 1e4, -1e4  # mixed with ordinary frames
+    x[2, 0], x[2, 1] = -730.0, 720.0  # p, resp. 1 - p subnormal
+    x[3, 0, :10], x[3, 1, :7] = -745.5, 740.0  # around the underflow of exp
+    x[4, 0, 5], x[4, 1, 30] = 1e4, -1e4  # a single saturated frame
+    x[5] = x[5].sign() * 1e4
+    return x
+
+
+EXTREME_COUNTS = torch.tensor([[0, 3], [5, 25], [2, 1], [4, 40], [0, 20], [7, 33]])
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_logits_of_any_size_match_the_reference(backend):
+    # The cpu backend gave NaN gradients near -730 and -inf at +720; both fast backends gave
+    # -inf with a zero gradient at +-1e4 (p = 1 or 0 in float64 counted as a sure frame).
+    x, counts, k_max = extreme_logits(), EXTREME_COUNTS, 32
+    lengths = torch.tensor([40, 40, 33, 40, 25, 40])
+    got_x, ref_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+    kw = dict(lengths=lengths, logits=True)
+    got = count_log_likelihood(got_x, counts, k_max, backend=backend, **kw)
+    want = count_log_likelihood(ref_x, counts, k_max, backend="reference", **kw)
+    assert torch.isfinite(want).all() and want.min() < -1e5
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
+    (got_g,) = torch.autograd.grad(got.sum(), got_x)
+    (want_g,) = torch.autograd.grad(want.sum(), ref_x)
+    torch.testing.assert_close(got_g, want_g, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_log_distribution_of_extreme_logits_matches_the_reference(backend):
+    x, k_max = extreme_logits(), 12
+    weights = torch.randn(6, 2, k_max + 1, dtype=torch.float64)
+    out = []
+    for name in (backend, "reference"):
+        v = x.clone().requires_grad_()
+        dist = count_distribution(v, k_max, log=True, logits=True, backend=name)
+        (grad,) = torch.autograd.grad((dist * weights).sum(), v)
+        out.append((dist, grad))
+    (got, got_g), (want, want_g) = out
+    assert torch.isfinite(want).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(got_g, want_g, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("z", [1e4, -1e4, 1e15, -1e15, 3e18, 1e100, -1e300])
+def test_equal_huge_logits_match_the_binomial_closed_form(backend, z):
+    # All T frames share the logit z: Y ~ Binomial(T, sigmoid(z)), and by symmetry
+    # d log Pr(Y in A) / d z_t = E[Y | Y in A] / T - p. Counts below, at and above T p.
+    t_len, k_max = 9, 6
+    lp, lq = -math.log1p(math.exp(-z)) if z > 0 else z, -z if z > 0 else -math.log1p(math.exp(z))
+    ks = np.arange(t_len + 1)
+    log_pmf = np.array([math.lgamma(t_len + 1) - math.lgamma(k + 1) - math.lgamma(t_len - k + 1)
+                        for k in ks]) + ks * lp + (t_len - ks) * lq  # fmt: skip
+    counts = torch.tensor([[0], [2], [5], [k_max], [t_len]])
+    x = torch.full((5, 1, t_len), z, dtype=torch.float64, requires_grad=True)
+    ll = count_log_likelihood(x, counts, k_max, logits=True, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), x)
+    p = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+    for i, n in enumerate(counts[:, 0].tolist()):
+        sel = ks == n if n < k_max else ks >= k_max
+        lse = np.logaddexp.reduce(log_pmf[sel])
+        mean = (ks[sel] * np.exp(log_pmf[sel] - lse)).sum()
+        assert ll[i, 0].item() == pytest.approx(lse, rel=1e-14, abs=1e-12), n
+        np.testing.assert_allclose(grad[i, 0].numpy(), mean / t_len - p, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_mixed_huge_logits_match_exact_arithmetic(backend):
+    # Logits of 1e15 + k differ by whole numbers: the posterior depends on those differences
+    # only. The fast backends tilt relative to a logit near -lam (exact differences); the
+    # reference's log-space sums of -1e15 have a spacing of 0.125 and are rough here.
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 50
+    x = torch.tensor([1e15 + k for k in (0, 0, 1, 2, 3, 5)] + [0.3, -1.2, 2.0, -4.0])
+    x = x.to(torch.float64)[None, None]
+    n = 3  # three of the six huge logits must fail
+    ps = [(1 / (1 + mp.exp(-mp.mpf(v))), 1 / (1 + mp.exp(mp.mpf(v)))) for v in x.flatten().tolist()]
+
+    def coefficients(factors):
+        poly = [mp.mpf(1)]
+        for p, q in factors:
+            poly = [a * q + b * p for a, b in zip(poly + [0], [0] + poly, strict=True)]
+        return poly
+
+    total = coefficients(ps)[n]
+    want_g = [
+        float(ps[t][0] * coefficients(ps[:t] + ps[t + 1 :])[n - 1] / total - ps[t][0])
+        for t in range(len(ps))
+    ]
+    v = x.clone().requires_grad_()
+    ll = count_log_likelihood(v, torch.tensor([[n]]), 8, logits=True, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), v)
+    assert ll.item() == pytest.approx(float(mp.log(total)), rel=1e-15)
+    np.testing.assert_allclose(grad.flatten().numpy(), want_g, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_log_likelihood_below_float64_range_is_minus_inf_without_nan(backend):
+    # Pr(Y = 1) = 3 e^(-2 * 1.7e308): its log is not a float64; -inf with a zero gradient.
+    x = torch.full((1, 1, 3), 1.7e308, dtype=torch.float64, requires_grad=True)
+    ll = count_log_likelihood(x, torch.tensor([[1]]), 4, logits=True, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), x)
+    assert ll.item() == -math.inf and grad.eq(0).all()
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_log_space_fallback_matches_the_reference(backend, monkeypatch):
+    # With SAFE > 1 every row goes to the tail and every tilted value counts as unresolved:
+    # the whole result comes from the log-space fallback (in real use: logits of ~1e18).
+    from softloc.counting import _cpu, _tree
+
+    monkeypatch.setattr(_cpu if backend == "cpu" else _tree, "SAFE", 2.0)
+    x = extreme_logits()[:, :, :12]
+    x[2, 0, 3], x[2, 1, 4:6] = math.inf, -math.inf  # dropped, and a shifted count
+    counts, k_max = torch.tensor([[0, 3], [5, 2], [2, 1], [4, 12], [0, 10], [7, 3]]), 6
+    got_x = x.clone().requires_grad_()
+    got = count_log_likelihood(got_x, counts, k_max, logits=True, backend=backend)
+    (got_g,) = torch.autograd.grad(got.sum(), got_x)
+    # The reference on the same rows without the infinite logits (its gradient is NaN at them).
+    finite = torch.isfinite(x)
+    for b, c in itertools.product(range(6), range(2)):
+        row = x[b, c][finite[b, c]].clone().requires_grad_()
+        n = int(counts[b, c]) - int((x[b, c] == math.inf).sum())
+        n_max = k_max - int((x[b, c] == math.inf).sum())
+        want = count_log_likelihood(row[None, None], torch.tensor([[n]]), n_max, logits=True,
+                                    backend="reference")  # fmt: skip
+        (want_g,) = torch.autograd.grad(want.sum(), row)
+        assert got[b, c].item() == pytest.approx(want.item(), rel=1e-13), (b, c)
+        torch.testing.assert_close(got_g[b, c][finite[b, c]], want_g, rtol=0, atol=1e-12)
+        assert got_g[b, c][~finite[b, c]].eq(0).all()
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_probability_gradients_in_the_tilted_tail_are_exact_at_zero_and_one(backend):
+    # Pr(Y = 2) ~ 60 * 0.001^59 < 1e-120: the tilted path, with a p = 0 and a p = 1 frame.
+    p = torch.tensor([0.0, 1.0] + [0.999] * 60, dtype=torch.float64)
+    n = 2
+    v = p[None, None].clone().requires_grad_()
+    ll = count_log_likelihood(v, torch.tensor([[n]]), 5, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), v)
+    full = oracle_log_pmf(p.numpy(), 10)
+    assert full[n] < math.log(1e-120) and ll.item() == pytest.approx(full[n], rel=1e-13)
+    want = []
+    for t in range(len(p)):  # d log Pr(Y = n) / d p_t = (P_-t(n - 1) - P_-t(n)) / P(n)
+        rest = oracle_log_pmf(np.delete(p.numpy(), t), 10)
+        want.append(np.exp(rest[n - 1] - full[n]) - np.exp(rest[n] - full[n]))
+    np.testing.assert_allclose(grad.flatten().numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
 # Misc properties
 
 
@@ -509,7 +669,6 @@ def test_auto_backend_picks_cpu_kernel_on_cpu():
     torch.testing.assert_close(
         count_distribution(p, 3), count_distribution(p, 3, backend="cpu"), rtol=0, atol=0
     )
-
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

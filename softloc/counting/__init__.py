@@ -26,11 +26,15 @@ How underflow is avoided without log space or ``+1e-9``: the fast backends run t
 recursion in float64, where every state entry is a probability <= 1 and underflow only costs an
 absolute error of ~1e-143 (values below 1e-150 are flushed to zero to keep the arithmetic out of
 the slow subnormal range). A probability below 1e-120 is recomputed exactly on an exponentially
-tilted problem (p'_t proportional to p_t e^lam, with lam chosen so that the target count is near
-the tilted mean, Pr(Y = n) = Pr'(Y = n) prod_t (1 - p_t + p_t e^lam) e^(-n lam)), which brings the
-target back near the mode. So log-likelihoods of counts far in the tail (count 0 with sum p = 5000)
-are finite and exact, and so are their gradients, d log Pr(Y = n) / d logit_t =
-Pr(b_t = 1 | Y = n) - p_t, which are bounded in [-1, 1].
+tilted problem, Pr(Y = n) = Pr'(Y = n) prod_t (1 - p_t + p_t e^lam) e^(-n lam) with
+logit(p'_t) = logit(p_t) + lam, lam chosen so that the target count is near the tilted mean,
+which brings the target back near the mode. The tilt is taken in log space (log p = -softplus(-x),
+log(1 - p) = -softplus(x)), so it never forms e^lam: log-likelihoods of counts far in the tail
+(count 0 with sum p = 5000, or logits of +-1e4 where p or 1 - p is below float64's range) are
+finite and exact, and so are their gradients, d log Pr(Y = n) / d logit_t =
+Pr(b_t = 1 | Y = n) - p_t, which are bounded in [-1, 1]. Only an exactly certain frame (p = 0
+or 1, logit +-inf) makes a count impossible (-inf, with a zero gradient); a log-likelihood below
+-1.8e308 (logits of ~1e308) overflows to -inf the same way.
 
 Layout: :mod:`softloc.counting.api` (this API, the boundary checks and the dispatch),
 ``_reference`` (the log-space recursion), ``_cpu`` + ``_cpu_kernels`` (numba), ``_tree`` (torch).

@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from softloc.counting._common import SAFE, possible, tilt_targets
+from softloc.counting import _reference
+from softloc.counting._common import (
+    SAFE,
+    feasible_range,
+    log_pq,
+    possible,
+    tilt_shift,
+    tilt_targets,
+)
 
 
 @dataclass(frozen=True)
@@ -153,11 +161,6 @@ class _Rows:
                     qt[:n, i] = 1.0 - pt[:n, i]
         return pt, qt
 
-    def row_major(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(len(idx), T) float64 p and q of a few rows, identity beyond their lengths."""
-        pt, qt = self.time_major(idx, len(idx))
-        return np.ascontiguousarray(pt.T), np.ascontiguousarray(qt.T)
-
     def chain(self, grads: np.ndarray) -> np.ndarray:
         """(R, T) d/dp along q = 1 - p -> d/dx for the input parametrisation (in place)."""
         if self.logits:
@@ -167,22 +170,21 @@ class _Rows:
 
 
 class _Jobs:
-    """Kernel jobs: input rows, each with a target bin, a tilt lam and a top-bin discount.
+    """Kernel jobs: input rows, each with a target bin and a top-bin discount.
 
     A target n < k_max needs bins 0..n only, with an exact top bin (discount 0); the absorbing
-    target n = k_max needs k_max + 1 bins with discount 1 (or e^-lam when tilted). Jobs are
-    sorted by target so that each group of LANES lanes runs on the fewest bins its largest
-    target needs (lanes with smaller targets ignore the bins above theirs). With fewer jobs
+    target n = k_max needs k_max + 1 bins with discount 1 (or e^-lam when tilted, ``_Tail``).
+    Jobs are sorted by target so that each group of LANES lanes runs on the fewest bins its
+    largest target needs (lanes with smaller targets ignore the bins above theirs). With fewer jobs
     than lanes, each row is cut into chunks that run in separate lanes and are multiplied
     together afterwards (the truncated product is exactly associative).
     """
 
-    def __init__(self, rows: _Rows, row, target, disc, k_max, lam=None):
+    def __init__(self, rows: _Rows, row, target, disc, k_max):
         k = _kernels()
         self.target = np.asarray(target, dtype=np.int64)
         n_jobs = len(self.target)
         self.row = np.arange(n_jobs) if row is None else np.asarray(row, dtype=np.int64)
-        self.lam = np.zeros(n_jobs) if lam is None else lam
         self.job_disc = np.asarray(disc, dtype=np.float64)
         self.width = k_max + 1
         self.t_len = rows.t_len
@@ -208,21 +210,8 @@ class _Jobs:
             self.pt, self.qt = rows.time_major(src, padded)  # (T, lanes_pad), lanes contiguous
         else:
             self.pt, self.qt = rows.time_major_chunks(src, self.lane_t0, self.lane_len, padded)
-        self.norm = None
-        lane_csums = np.zeros(n_lanes)
-        lane_lam = self.lam[self.lane_job]
-        if lam is not None:  # tilted jobs: p' = p theta / (q + p theta), q' = q / (q + p theta)
-            theta = np.exp(lane_lam)[None, :]
-            p, q = self.pt[:, :n_lanes], self.qt[:, :n_lanes]
-            self.norm = q + p * theta  # (T, lanes); 1 on padded steps
-            lane_csums = np.log(self.norm).sum(0)
-            p *= theta / self.norm
-            q /= self.norm
-        self.csums = np.bincount(self.lane_job, weights=lane_csums, minlength=n_jobs)
         self.disc = np.zeros(padded)
         self.disc[:n_lanes] = self.job_disc[self.lane_job]
-        self.theta = np.ones(padded)
-        self.theta[:n_lanes] = np.exp(lane_lam)
         lane_steps = np.zeros(padded, dtype=np.int64)
         lane_steps[:n_lanes] = self.lane_len
         self.group_steps = lane_steps.reshape(self.n_groups, k.LANES).max(1)
@@ -262,10 +251,8 @@ class _Jobs:
         return self.states[np.arange(len(self.target)), self.target]
 
     def backward(self, b_final: np.ndarray) -> np.ndarray:
-        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. the untilted p (q = 1 - p).
-
-        For tilted jobs ``b_final`` must be e_target / Pr'(target); the result is then
-        d log Pr(Y = target) / d p. Entries of ``b_final`` above a job's width are ignored.
+        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. p (along q = 1 - p); 0 at
+        steps beyond each row's length. Entries of ``b_final`` above a job's width are ignored.
         """
         k = _kernels()
         n_jobs = len(self.target)
@@ -284,10 +271,10 @@ class _Jobs:
         grad_t = np.empty_like(self.pt)
         _run_parallel(  # three passes per step: recompute, gradient, adjoint
             k.backward_groups, 3 * self.group_steps * self.group_width * k.LANES,
-            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.theta,
-            self.ckpt, padded, grad_t,
+            self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, padded,
+            grad_t,
         )  # fmt: skip
-        if self.n_chunks == 1 and self.norm is None:  # the common case, in one pass
+        if self.n_chunks == 1:  # the common case, in one pass
             grads = np.empty((n_jobs, self.t_len))
             _run_parallel(
                 k.scatter_rows, np.full(self.n_groups, _LAYOUT_COST * k.LANES * self.t_len),
@@ -295,20 +282,15 @@ class _Jobs:
             )  # fmt: skip
             return grads
         lanes = grad_t[:, :n_lanes]
-        if self.norm is not None:
-            lanes /= self.norm
         # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
         # identity padding, or nothing at all (beyond its group's longest lane).
         s_len = lanes.shape[0]
         if (self.lane_len < s_len).any():
             lanes[np.arange(s_len)[:, None] >= self.lane_len[None, :]] = 0.0
         grads = np.zeros((n_jobs, self.t_len))
-        if self.n_chunks == 1:
-            grads[self.lane_job, :s_len] = lanes.T  # (T, lanes) -> (jobs, T)
-        else:
-            for i in range(n_lanes):
-                t0, n = self.lane_t0[i], self.lane_len[i]
-                grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
+        for i in range(n_lanes):
+            t0, n = self.lane_t0[i], self.lane_len[i]
+            grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
         return grads
 
 
@@ -327,29 +309,108 @@ def _sat_adjoint_ext(u: np.ndarray, disc: float) -> np.ndarray:
     return np.concatenate([u[: w - 1], u[w - 1] * disc ** np.arange(w, dtype=np.float64)])
 
 
-def _tilted_jobs(rows: _Rows, idx, n, k_max, lo, hi) -> _Jobs:
-    """Jobs computing Pr(Y = n) (n < k_max) or Pr(Y >= k_max) of rows ``idx``, tilted."""
-    p, q = rows.row_major(idx)
-    target = tilt_targets(torch.from_numpy(n), torch.from_numpy(lo), torch.from_numpy(hi))
-    lam = np.zeros(len(idx))
-    steps = np.ascontiguousarray(rows.steps[idx])
-    _kernels().solve_tilts(p, q, steps, np.arange(len(idx)), target.numpy(), lam)
-    top = n == k_max
-    lam = np.where(top, np.maximum(lam, 0.0), lam)
-    jobs = _Jobs(rows, idx, n, np.where(top, np.exp(-lam), 0.0), k_max, lam=lam)
-    jobs.forward()
-    return jobs
+class _Tail:
+    """log Pr(Y = n) (n < k_max) or log Pr(Y >= k_max) of (row, n) pairs too small for the
+    plain recursion (below SAFE), recomputed exactly on exponentially tilted problems.
+
+    Pr(Y = n) = Pr'(Y = n) prod_t (q_t + p_t e^lam) e^(-n lam) holds for any lam. The tilt is a
+    shift of the logit, z'_t = z_t + lam with z = log p - log(1 - p), and
+    s_t = log(q_t + p_t e^lam) = logaddexp(log q_t, log p_t + lam) is taken in log space, so no
+    e^lam is formed: logits of 1e4 and probabilities of 1e-300 tilt exactly. lam puts the
+    tilted mean at n (half a count inside the feasible range), where Pr'(Y = n) is of order
+    1 / sqrt(T) and the linear recursion exact. Pairs of logits whose tilt float64 cannot
+    resolve (Pr' still below SAFE: logits beyond ~1e18) run the log-space recursion instead
+    (``_reference.exact_log_values``).
+    """
+
+    def __init__(self, rows: _Rows, idx, n, k_max, lo, hi):
+        self.rows, self.idx, self.n, self.k_max = rows, idx, n, k_max
+        steps = torch.from_numpy(rows.steps[idx])
+        lp, lq, z = (t.numpy() for t in log_pq(rows.x[torch.from_numpy(idx)], steps, rows.logits))
+        target = tilt_targets(torch.from_numpy(n), torch.from_numpy(lo), torch.from_numpy(hi))
+        top = n == k_max
+        z_ref, delta = (
+            t.numpy()[:, None]
+            for t in tilt_shift(torch.from_numpy(z), target, torch.from_numpy(top), _solve_tilts)
+        )
+        self.zt = (z - z_ref) + delta  # masked steps: -inf, the identity
+        self.lam = delta - z_ref  # (J, 1)
+        self.s = np.logaddexp(lq, lp + self.lam)  # masked steps: logaddexp(0, -inf) = 0
+        self.lp = lp
+        tilted = _Rows(torch.from_numpy(self.zt), steps, True)
+        disc = np.where(top, np.exp(-np.maximum(self.lam[:, 0], 0.0)), 0.0)
+        self.jobs = _Jobs(tilted, None, n, disc, k_max)
+        self.jobs.forward()
+        self.value = self.jobs.target_value()
+        self.ok = self.value >= SAFE  # False for NaN too
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            self.log_values = np.log(self.value) + self.s.sum(1) - n * self.lam[:, 0]
+        # Probabilities never get here (|logit| <= 745). Logits may: a tilt of ~-1e18 has a
+        # float64 spacing of ~256, or sum s - n lam of logits ~1e308 overflows in the sum.
+        bad = ~(self.ok & np.isfinite(self.log_values))
+        self.exact = np.flatnonzero(bad) if rows.logits else np.zeros(0, dtype=np.int64)
+        for j in self.exact:
+            self.log_values[j] = self._exact(j, None)
+
+    def _exact(self, j: int, g: float | None):
+        """log value of pair j by the log-space recursion, or (g=...) g times its gradient."""
+        r = self.idx[j]
+        x = self.rows.x[r, : self.rows.steps[r]].to(torch.float64)
+        if g is None:
+            with torch.no_grad():
+                return float(_reference.exact_log_values(x, self.k_max, [int(self.n[j])]))
+        x.requires_grad_()
+        with torch.enable_grad():
+            value = _reference.exact_log_values(x, self.k_max, [int(self.n[j])]).sum()
+            (grad,) = torch.autograd.grad(value * g, x)
+        return grad.numpy()
+
+    def grads(self, g: np.ndarray) -> np.ndarray:
+        """(J,) incoming gradients -> (J, T) gradients w.r.t. the input rows (p or logit).
+
+        With h = d log Pr'(Y = n) / d p'_t from the adjoint pass on the tilted problem:
+        d log Pr / d z_t = p'_t q'_t h + p'_t - p_t (the posterior minus the prior, unchanged
+        by the tilt), and d log Pr / d p_t = e^(lam - s_t) (1 + q'_t h) - e^(-s_t) (1 - p'_t h),
+        which is finite at p = 0 and 1 as well.
+        """
+        n_jobs = len(self.idx)
+        b_final = np.zeros((n_jobs, self.jobs.width))
+        use = np.ones(n_jobs, dtype=bool)
+        use[self.exact] = False
+        b_final[np.arange(n_jobs), self.n] = np.where(use, g / np.where(use, self.value, 1.0), 0.0)
+        gh = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
+        pt = np.exp(-np.logaddexp(0.0, -self.zt))
+        qt = np.exp(-np.logaddexp(0.0, self.zt))
+        gc = g[:, None]
+        if self.rows.logits:
+            out = gh * pt * qt + gc * (pt - np.exp(self.lp))  # 0 at masked steps (pt = p = 0)
+        else:
+            valid = np.arange(self.zt.shape[1])[None, :] < self.rows.steps[self.idx][:, None]
+            # lam - s <= -log p: the clamp only matters for p = 0 (or subnormal) and lam > 709.
+            with np.errstate(over="ignore", invalid="ignore"):
+                up = np.exp(np.minimum(self.lam - self.s, 709.0)) * (gc + qt * gh)
+                out = np.where(valid, up - np.exp(-self.s) * (gc - pt * gh), 0.0)
+        for j in self.exact:
+            out[j] = 0.0
+            if np.isfinite(self.log_values[j]):  # else below -1.8e308: zero, as impossible
+                out[j, : self.rows.steps[self.idx[j]]] = self._exact(j, float(g[j]))
+        return out
+
+
+def _solve_tilts(z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``_common.solve_tilt`` by the numba kernel: (J, T) CPU logits -> (J,) lam."""
+    lam = np.zeros(z.shape[0])
+    steps = np.full(z.shape[0], z.shape[1], dtype=np.int64)  # masked steps are -inf: no term
+    _kernels().solve_tilts(np.ascontiguousarray(z.numpy()), steps, target.numpy(), lam)
+    return torch.from_numpy(lam)
 
 
 def _np_feasible_range(rows: _Rows, idx: np.ndarray):
-    """Per row in ``idx``: number of sure events (p == 1) and of possible events (p > 0)."""
-    p, q = rows.row_major(idx)  # masked steps hold p = 0, q = 1 and count for neither
-    return (q == 0).sum(1), (p > 0).sum(1)
-
-
-def _tilted_log_values(jobs: _Jobs) -> np.ndarray:
-    """log Pr(Y = target) of tilted jobs: log Pr' + sum_t c_t - n lam."""
-    return np.log(jobs.target_value()) + jobs.csums - jobs.target * jobs.lam
+    """Per row in ``idx``: number of sure events and of possible events (``feasible_range``)."""
+    lo, hi = feasible_range(
+        rows.x[torch.from_numpy(idx)], torch.from_numpy(rows.steps[idx]), rows.logits
+    )
+    return lo.numpy(), hi.numpy()
 
 
 class LogLikelihood(torch.autograd.Function):
@@ -366,7 +427,7 @@ class LogLikelihood(torch.autograd.Function):
         ll = np.full(r, -np.inf)
         ok = value >= SAFE
         ll[ok] = np.log(value[ok])
-        extra = None
+        tail = None
         low = np.flatnonzero(~ok)
         if len(low):
             lo, hi = _np_feasible_range(rows, low)
@@ -375,27 +436,25 @@ class LogLikelihood(torch.autograd.Function):
             ).numpy()
             redo = low[feasible]
             if len(redo):
-                extra = _tilted_jobs(rows, redo, n_np[redo], k_max, lo[feasible], hi[feasible])
-                ll[redo] = _tilted_log_values(extra)
-        ctx.saved = (rows, jobs, ok, value, extra)
+                tail = _Tail(rows, redo, n_np[redo], k_max, lo[feasible], hi[feasible])
+                ll[redo] = tail.log_values
+        ctx.saved = (rows, jobs, ok, value, tail)
         ctx.in_dtype = x.dtype
         return torch.from_numpy(ll)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        rows, jobs, ok, value, extra = ctx.saved
+        rows, jobs, ok, value, tail = ctx.saved
         r = len(jobs.target)
         g = grad_out.detach().to("cpu", torch.float64).numpy()
         # The VJP is linear in b_final: fold the incoming gradient into it.
         b_final = np.zeros((r, jobs.width))
         b_final[np.arange(r), jobs.target] = np.where(ok, g / np.where(ok, value, 1.0), 0.0)
-        grads = jobs.backward(b_final)
-        if extra is not None:
-            b_extra = np.zeros((len(extra.row), extra.width))
-            b_extra[np.arange(len(extra.row)), extra.target] = g[extra.row] / extra.target_value()
-            grads[extra.row] = extra.backward(b_extra)
-        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
+        grads = rows.chain(jobs.backward(b_final))
+        if tail is not None:
+            grads[tail.idx] = tail.grads(g[tail.idx])
+        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
 
 
 class Distribution(torch.autograd.Function):
@@ -408,7 +467,7 @@ class Distribution(torch.autograd.Function):
         jobs = _Jobs(rows, None, np.full(r, k_max), np.ones(r), k_max)
         jobs.forward()
         states = jobs.states
-        extra, out = None, states.copy()
+        tail, out = None, states.copy()
         safe = np.ones_like(states, dtype=bool)
         if log:
             feasible = np.ones_like(states, dtype=bool)
@@ -425,28 +484,23 @@ class Distribution(torch.autograd.Function):
                 out = np.where(safe, np.log(np.where(safe, states, 1.0)), -np.inf)
             er, ek = np.nonzero(feasible & ~safe)
             if len(er):
-                extra = _tilted_jobs(rows, er, ek, k_max, lo[er], hi[er])
-                out[er, ek] = _tilted_log_values(extra)
-        ctx.saved = (rows, jobs, extra, safe, log)
+                tail = _Tail(rows, er, ek, k_max, lo[er], hi[er])
+                out[er, ek] = tail.log_values
+        ctx.saved = (rows, jobs, tail, safe, log)
         ctx.in_dtype = x.dtype
         return torch.from_numpy(out)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        rows, jobs, extra, safe, log = ctx.saved
+        rows, jobs, tail, safe, log = ctx.saved
         g = grad_out.detach().to("cpu", torch.float64).numpy()
         if log:
             # d log P_k = dP_k / P_k on safe bins; the others come from their own tilted jobs.
             b_final = np.where(safe, g / np.where(safe, jobs.states, 1.0), 0.0)
         else:
             b_final = g
-        grads = jobs.backward(b_final)
-        if extra is not None:
-            n_extra = len(extra.row)
-            b_extra = np.zeros((n_extra, extra.width))
-            b_extra[np.arange(n_extra), extra.target] = (
-                g[extra.row, extra.target] / extra.target_value()
-            )
-            np.add.at(grads, extra.row, extra.backward(b_extra))
-        return torch.from_numpy(rows.chain(grads)).to(ctx.in_dtype), None, None, None, None
+        grads = rows.chain(jobs.backward(b_final))
+        if tail is not None:
+            np.add.at(grads, tail.idx, tail.grads(g[tail.idx, tail.n]))
+        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None

@@ -14,13 +14,14 @@ All three are ``top <- top * (q + p * disc) + p * prev`` and exactly associative
 Why linear space without rescaling: every state entry is a probability <= 1, so nothing
 overflows, and flushing values below ``TINY`` costs an absolute error of at most
 (#operations) * TINY ~ 1e-143. Results above ~1e-120 are therefore exact to rounding. Below that
-the caller runs the job on an exponentially tilted problem,
+the caller runs the job on an exponentially tilted problem (``counting._cpu._Tail``),
 
-    p'_t = p_t e^lam / (q_t + p_t e^lam),
+    logit(p'_t) = logit(p_t) + lam,
     Pr(Y = n) = Pr'(Y = n) * prod_t (q_t + p_t e^lam) / e^(n lam),
 
-with ``lam`` chosen so that the tilted mean is near n; then Pr'(Y = n) >= ~1/(T + 1) and the
-linear recursion is exact again. The tilt leaves Pr(b_t = 1 | Y = n) unchanged.
+with ``lam`` chosen (:func:`solve_tilts`) so that the tilted mean is near n; then
+Pr'(Y = n) >= ~1/(T + 1) and the linear recursion is exact again. The tilt leaves
+Pr(b_t = 1 | Y = n) unchanged.
 
 Layout: jobs run in groups of ``LANES`` in lockstep, bins outer and lanes inner, so the inner
 loops have a fixed trip count and vectorise (a row's own bin loop is too short to, for
@@ -119,16 +120,14 @@ def forward_groups(
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def backward_groups(
-    pt, qt, group_steps, group_width, disc, theta, ckpt, b_final, grad_t, g_lo, g_hi
+    pt, qt, group_steps, group_width, disc, ckpt, b_final, grad_t, g_lo, g_hi
 ):  # pragma: no cover - compiled
-    """Groups ``g_lo..g_hi-1``: grad_t[t, job] = theta A_t - B_t (see below).
+    """Groups ``g_lo..g_hi-1``: grad_t[t, job] = A_t - B_t = d <b_final, state_T> / d p_t along
+    q_t = 1 - p_t.
 
-    With prefix state a (before step t) and suffix adjoint b (after step t) of the problem the
-    job runs, A_t = sum_j a_j b_up(j), B_t = sum_j a_j b_j, where up(j) = j + 1 below the top and
-    the top maps to itself with weight disc. Untilted (theta = 1), A_t - B_t is
-    d <b_final, state_T> / d p_t along q_t = 1 - p_t. Tilted, a_j and b_j pick up factors
-    theta^(+-j) and the normaliser prod_s (q_s + p_s theta); with b_final = e_n / Pr'(Y = n),
-    (theta A_t - B_t) / (q_t + p_t theta) is d log Pr(Y = n) / d p_t; the caller divides.
+    With prefix state a (before step t) and suffix adjoint b (after step t),
+    A_t = sum_j a_j b_up(j) and B_t = sum_j a_j b_j, where up(j) = j + 1 below the top and the
+    top maps to itself with weight disc.
     """
     w_max = ckpt.shape[2]
     bv_buf = np.zeros((w_max, LANES))
@@ -142,11 +141,6 @@ def backward_groups(
         bv = bv_buf[:width]
         nb = nb_buf[:width]
         dl = disc[c0 : c0 + LANES].copy()
-        th = theta[c0 : c0 + LANES].copy()
-        untilted = True
-        for k in range(LANES):
-            if th[k] != 1.0:
-                untilted = False
         for k in range(LANES):
             tiny[k] = 0.0
             for j in range(width):
@@ -174,19 +168,11 @@ def backward_groups(
                 pr = pt[t, c0 : c0 + LANES]
                 qr = qt[t, c0 : c0 + LANES]
                 out = grad_t[t, c0 : c0 + LANES]
-                # Gradient theta A - B; untilted groups (the usual case) skip the theta factor.
-                if untilted:
+                for k in range(LANES):  # gradient A - B
+                    out[k] = s[top, k] * (dl[k] - 1.0) * bv[top, k]
+                for j in range(top):
                     for k in range(LANES):
-                        out[k] = s[top, k] * (dl[k] - 1.0) * bv[top, k]
-                    for j in range(top):
-                        for k in range(LANES):
-                            out[k] += s[j, k] * (bv[j + 1, k] - bv[j, k])
-                else:
-                    for k in range(LANES):
-                        out[k] = s[top, k] * (th[k] * dl[k] - 1.0) * bv[top, k]
-                    for j in range(top):
-                        for k in range(LANES):
-                            out[k] += s[j, k] * (th[k] * bv[j + 1, k] - bv[j, k])
+                        out[k] += s[j, k] * (bv[j + 1, k] - bv[j, k])
                 for j in range(top):  # adjoint step
                     for k in range(LANES):
                         nb[j, k] = qr[k] * bv[j, k] + pr[k] * bv[j + 1, k]
@@ -195,27 +181,70 @@ def backward_groups(
                 bv, nb = nb, bv
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def solve_tilts(p, q, lengths, rows, targets, lams):  # pragma: no cover - compiled
-    """lams[i] solves sum_t p e^lam / (q + p e^lam) = targets[i] on row rows[i] (bisection)."""
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        lo = -700.0
-        hi = 700.0
-        for _ in range(64):
-            mid = 0.5 * (lo + hi)
-            theta = math.exp(mid)
-            m = 0.0
-            for t in range(lengths[r]):
-                x = p[r, t] * theta
-                m += x / (q[r, t] + x)
-            if m < targets[i]:
-                lo = mid
-            else:
-                hi = mid
-            if hi - lo < 1e-6:
+@njit(cache=True, nogil=True)
+def _to_u(lam):  # pragma: no cover - compiled
+    return math.copysign(math.log1p(abs(lam)), lam)
+
+
+@njit(cache=True, nogil=True)
+def _from_u(u):  # pragma: no cover - compiled
+    return math.copysign(math.expm1(abs(u)), u)
+
+
+@njit(cache=True, nogil=True)
+def _midpoint(a, b):  # pragma: no cover - compiled
+    """A point inside (a, b) (as ``counting._common.tilt_midpoint``): the arithmetic midpoint
+    once a and b have one sign and are within a factor ~2 of each other, else the midpoint of
+    u = sign(lam) log(1 + |lam|)."""
+    if (a >= 0.0 and b <= 2.0 * a + 1.0) or (b <= 0.0 and a >= 2.0 * b - 1.0):
+        return 0.5 * a + 0.5 * b
+    mid = _from_u(0.5 * (_to_u(a) + _to_u(b)))
+    return mid if a < mid < b else 0.5 * a + 0.5 * b
+
+
+@njit(cache=True, nogil=True)
+def solve_tilts(z, lengths, targets, lams):  # pragma: no cover - compiled
+    """lams[i] solves sum_{t < lengths[i]} sigmoid(z[i, t] + lam) = targets[i].
+
+    z: (J, T) logits (+-inf allowed). Bisection (:func:`_midpoint`) over the bracket
+    [-max z - 40, -min z + 40] of the finite z, which holds the root of every target strictly
+    between the numbers of logits = +inf and > -inf (each finite term is within 4e-18 of 0 or
+    1 at its ends); it ends with lam to 1e-6, or to the float64 spacing at large |lam|
+    (logits of 1e4 need lam of about -1e4).
+    """
+    for i in range(z.shape[0]):
+        n = lengths[i]
+        z_lo = math.inf
+        z_hi = -math.inf
+        for t in range(n):
+            v = z[i, t]
+            if math.isfinite(v):
+                z_lo = min(z_lo, v)
+                z_hi = max(z_hi, v)
+        if z_lo > z_hi:  # no finite logit: nothing to tilt
+            lams[i] = 0.0
+            continue
+        a = -z_hi - 40.0
+        b = -z_lo + 40.0
+        for _ in range(300):
+            lam = _midpoint(a, b)
+            if not a < lam < b:
                 break
-        lams[i] = 0.5 * (lo + hi)
+            m = 0.0
+            for t in range(n):
+                y = z[i, t] + lam
+                if y >= 0:
+                    m += 1.0 / (1.0 + math.exp(-y))
+                else:
+                    e = math.exp(y)
+                    m += e / (1.0 + e)
+            if m < targets[i]:
+                a = lam
+            else:
+                b = lam
+            if b - a < 1e-6:
+                break
+        lams[i] = 0.5 * a + 0.5 * b
 
 
 # Steps per block of the layout changes below: a block of 32 lanes x 16 steps of both layouts

@@ -2,7 +2,10 @@
 
 Slow (a Python loop over time steps, autograd through every step) and obviously correct: the
 baseline the fast backends (``_cpu``, ``_tree``) are tested against. Its autograd gradient is
-NaN where p is exactly 0 or 1 (derivative of log p); the other backends are finite there.
+NaN where p is exactly 0 or 1 (derivative of log p); the other backends are finite there. Its
+log-space sums carry an absolute rounding error of the size of the largest |log p| involved, so
+for logits of ~1e12 and beyond (states of -1e12 are spaced by 1e-4) its gradients are rough,
+where the fast backends, which work on differences of logits, stay exact.
 """
 
 from __future__ import annotations
@@ -46,3 +49,27 @@ def log_states(x: torch.Tensor, k_max: int, steps: torch.Tensor, logits: bool) -
     else:
         log_p, log_q = torch.log(x64), torch.log1p(-x64)
     return _log_recursion(log_p, log_q, k_max, steps)
+
+
+def exact_log_values(x_row: torch.Tensor, k_max: int, bins: list[int]) -> torch.Tensor:
+    """log Pr(Y = k) (k < k_max) or log Pr(Y >= k_max) for the ``bins`` of one row of logits.
+
+    ``x_row`` (T,) holds the valid steps only; any logits, also of any magnitude. Sure frames
+    (logit +inf) are dropped and shift the count by one each, impossible ones (-inf) are
+    dropped: the recursion's gradient is NaN at them, and the exact limit of the gradient there
+    is 0. Autograd-capable. The fast backends' last resort for the rare rows whose tilted
+    problem cannot be resolved in float64 (|logits| of ~1e18 and above).
+    """
+    sure = int((x_row == math.inf).sum())
+    keep = x_row[torch.isfinite(x_row)][None, :]  # (1, T')
+    inner = log_states(keep, k_max, torch.tensor([keep.shape[1]]), True)[0]
+    out = []
+    for k in bins:
+        j = k - sure
+        if k < k_max:
+            out.append(inner[j] if j >= 0 else inner.new_tensor(-math.inf))
+        elif j <= 0:  # Pr(Y >= k_max) = 1: the sure events alone reach the top bin
+            out.append(inner.new_zeros(()))
+        else:
+            out.append(torch.logsumexp(inner[j:], 0))
+    return torch.stack(out)

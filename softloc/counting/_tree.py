@@ -20,7 +20,17 @@ import math
 import torch
 import torch.nn.functional as F
 
-from softloc.counting._common import SAFE, feasible_range, possible, pq, tilt_targets
+from softloc.counting import _reference
+from softloc.counting._common import (
+    SAFE,
+    feasible_range,
+    log_pq,
+    possible,
+    pq,
+    solve_tilt,
+    tilt_shift,
+    tilt_targets,
+)
 
 
 def _merge(a: torch.Tensor, b: torch.Tensor, width: int, disc: torch.Tensor) -> torch.Tensor:
@@ -70,21 +80,6 @@ def tree_states(p: torch.Tensor, q: torch.Tensor, width: int, disc: torch.Tensor
     return out
 
 
-def solve_tilt(p: torch.Tensor, q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """lam (R,) with sum_t p e^lam / (q + p e^lam) = target, by batched bisection (no grad)."""
-    with torch.no_grad():
-        lo = torch.full_like(target, -700.0)
-        hi = torch.full_like(target, 700.0)
-        for _ in range(48):
-            mid = 0.5 * (lo + hi)
-            pt = p * mid.exp()[:, None]
-            m = (pt / (q + pt)).sum(-1)
-            below = m < target
-            lo = torch.where(below, mid, lo)
-            hi = torch.where(below, hi, mid)
-        return 0.5 * (lo + hi)
-
-
 # --------------------------------------------------------------------------------------------
 # The backend: exact log-likelihoods and distributions on top of tree_states.
 
@@ -95,24 +90,70 @@ def _masked_pq(x: torch.Tensor, steps: torch.Tensor, logits: bool):
     return torch.where(valid, p, 0.0), torch.where(valid, q, 1.0)
 
 
-def _tilted_log(
-    p: torch.Tensor,
-    q: torch.Tensor,
-    n: torch.Tensor,
-    k_max: int,
-    lo: torch.Tensor,
-    hi: torch.Tensor,
-) -> torch.Tensor:
-    """log Pr(Y = n) (n < k_max) / log Pr(Y >= k_max) per row via the tilted problem."""
-    lam = solve_tilt(p.detach(), q.detach(), tilt_targets(n, lo, hi).to(p.device))
+def _tilted(x, p, q, steps, z_ref, delta, logits):
+    """p', q' of the problem tilted by e^lam and s_t = log(q_t + p_t e^lam) (autograd).
+
+    Logits: the tilt is a shift, p' = sigmoid(x + lam), and s = log(e^(log q) + e^(log p + lam))
+    in log space, so no e^lam is ever formed (|lam| can be 1e4 for logits of 1e4).
+    Probabilities: with s0 = s without gradient, p' = p a / N and q' = q b / N with the
+    constants a = e^(lam - s0), b = e^(-s0) and N = q b + p a (1 in value; it carries the
+    gradient): exact at p = 0 and 1 too, where the logit is infinite.
+    """
+    valid = torch.arange(x.shape[1], device=x.device)[None, :] < steps.to(x.device)[:, None]
+    z_ref, delta = z_ref[:, None], delta[:, None]
+    lam = delta - z_ref
+    if logits:
+        z = torch.where(valid, x.to(torch.float64), -math.inf)  # masked: the identity
+        zt = (z - z_ref) + delta  # z + lam, exact near the logit z_ref
+        pt, qt = torch.sigmoid(zt), torch.sigmoid(-zt)
+        # s = log q + softplus(z') = lam + log p + softplus(-z'), the form without cancellation
+        # for each sign of z; both have the exact gradient ds/dz = p' - p.
+        pos = z > 0
+        zn, zp = torch.where(pos, -1.0, z), torch.where(pos, z, 1.0)
+        ztn, ztp = torch.where(pos, -1.0, zt), torch.where(pos, zt, 1.0)
+        s_neg = F.logsigmoid(-zn) - F.logsigmoid(-ztn)
+        s_pos = lam + F.logsigmoid(zp) - F.logsigmoid(ztp)
+        return pt, qt, torch.where(pos, s_pos, s_neg)
+    lp, lq, _ = log_pq(x, steps, logits)
+    s0 = torch.logaddexp(lq, lp + lam)
+    # lam - s0 <= -log p <= 708.4 for every normal p > 0; the clamp only keeps p = 0 (and
+    # subnormal p) from 0 * inf when lam exceeds that.
+    a, b = torch.exp((lam - s0).clamp(max=709.0)), torch.exp(-s0)
+    norm = q * b + p * a
+    return p * a / norm, q * b / norm, s0 + torch.log(norm)
+
+
+def _tail_log(x, p, q, steps, n, k_max, lo, hi, logits):
+    """log Pr(Y = n) (n < k_max) / log Pr(Y >= k_max) per row via the tilted problem.
+
+    Pr(Y = n) = Pr'(Y = n) prod_t (q_t + p_t e^lam) e^(-n lam) for any lam; lam puts the tilted
+    mean at n, where Pr'(Y = n) is of order 1 and the linear recursion exact. Rows of logits
+    whose tilt float64 cannot resolve (Pr' still below SAFE: logits beyond ~1e18) fall back to
+    the log-space recursion.
+    """
+    _, _, z = log_pq(x, steps, logits)
     top = n == k_max
-    lam = torch.where(top, lam.clamp(min=0.0), lam)
-    theta = lam.exp()[:, None]
-    s = q + p * theta
-    disc = torch.where(top, torch.exp(-lam), torch.zeros_like(lam))
-    states = tree_states(p * theta / s, q / s, k_max + 1, disc)
+    z_ref, delta = tilt_shift(z, tilt_targets(n, lo, hi).to(z.device), top, solve_tilt)
+    lam = delta - z_ref
+    pt, qt, s = _tilted(x, p, q, steps, z_ref, delta, logits)
+    disc = torch.where(top, torch.exp(-lam.clamp(min=0.0)), torch.zeros_like(lam))
+    states = tree_states(pt, qt, k_max + 1, disc)
     value = states.gather(1, n[:, None]).squeeze(1)
-    return torch.log(value) + torch.log(s).sum(-1) - n * lam
+    bad = ~(value.detach() >= SAFE)  # NaN included
+    ll = torch.log(torch.where(bad, 1.0, value)) + s.sum(-1) - n * lam
+    # Also where sum s - n lam overflows (logits of ~1e308): -inf - -inf.
+    bad = bad | ~torch.isfinite(ll.detach())
+    if logits and bool(bad.any()):
+        idx = bad.nonzero().squeeze(1)
+        n_steps = steps.to(x.device)
+        exact = []
+        for i in idx.tolist():
+            row = x[i, : int(n_steps[i])].to(torch.float64)
+            v = _reference.exact_log_values(row, k_max, [int(n[i])])
+            # Below -1.8e308 (logits of ~1e308): -inf with a zero gradient, as impossible.
+            exact.append(v if bool(torch.isfinite(v).all()) else v.detach())
+        ll = ll.index_put((idx,), torch.cat(exact))
+    return ll
 
 
 def log_likelihood(
@@ -120,8 +161,9 @@ def log_likelihood(
 ) -> torch.Tensor:
     """(R, T) probs or logits, (R,) counts -> (R,) float64 log Pr(Y = min(n, k_max))."""
     n = n.to(x.device)
+    steps = steps.to(x.device)
     p, q = _masked_pq(x, steps, logits)
-    lo, hi = feasible_range(p, q, steps)
+    lo, hi = feasible_range(x, steps, logits)
     top = n == k_max
     states = tree_states(p, q, k_max + 1, top.to(p.dtype))
     value = states.gather(1, n[:, None]).squeeze(1)
@@ -130,8 +172,9 @@ def log_likelihood(
     ok = feasible & ~redo
     ll = torch.where(ok, torch.log(torch.where(ok, value, 1.0)), -math.inf)
     if bool(redo.any()):
-        idx = redo.nonzero().squeeze(1)
-        ll = ll.index_put((idx,), _tilted_log(p[idx], q[idx], n[idx], k_max, lo[idx], hi[idx]))
+        i = redo.nonzero().squeeze(1)
+        tail = _tail_log(x[i], p[i], q[i], steps[i], n[i], k_max, lo[i], hi[i], logits)
+        ll = ll.index_put((i,), tail)
     return ll
 
 
@@ -139,18 +182,19 @@ def distribution(
     x: torch.Tensor, steps: torch.Tensor, k_max: int, logits: bool, log: bool
 ) -> torch.Tensor:
     """(R, T) probs or logits -> (R, k_max + 1) float64 distribution (or its log)."""
+    steps = steps.to(x.device)
     p, q = _masked_pq(x, steps, logits)
     r = p.shape[0]
     states = tree_states(p, q, k_max + 1, p.new_ones(r))
     if not log:
         return states
-    lo, hi = feasible_range(p, q, steps)
+    lo, hi = feasible_range(x, steps, logits)
     ks = torch.arange(k_max + 1, device=p.device)[None, :].expand(r, -1)
     feasible = possible(ks, k_max, lo[:, None], hi[:, None])
     safe = feasible & (states.detach() >= SAFE)
     out = torch.where(safe, torch.log(torch.where(safe, states, 1.0)), -math.inf)
     er, ek = torch.nonzero(feasible & ~safe, as_tuple=True)
     if len(er):
-        vals = _tilted_log(p[er], q[er], ek, k_max, lo[er], hi[er])
+        vals = _tail_log(x[er], p[er], q[er], steps[er], ek, k_max, lo[er], hi[er], logits)
         out = out.index_put((er, ek), vals)
     return out

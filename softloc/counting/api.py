@@ -97,7 +97,8 @@ def _numba_available() -> bool:
 
             logging.getLogger("softloc.counting").warning(
                 "softloc: numba is not installed, the count loss runs on the slower 'tree' "
-                "backend (pip install 'softloc[train]' for the fast 'cpu' one)")
+                "backend (pip install 'softloc[train]' for the fast 'cpu' one)"
+            )
     return _NUMBA[0]
 
 
@@ -251,9 +252,10 @@ def count_log_likelihood(
             errors.
 
     Returns:
-        Log-likelihoods in the dtype of ``probs`` (computed in float64). ``-inf`` exactly where
-        the count is impossible (only when some p are exactly 0 or 1); the gradient of such an
-        entry is set to 0 by the ``"cpu"`` and ``"tree"`` backends.
+        Log-likelihoods in the dtype of ``probs`` (computed in float64), finite for any finite
+        logits. ``-inf`` exactly where the count is impossible (only when some p are exactly 0
+        or 1, logits +-inf), or below -1.8e308 (logits of ~1e308); the gradient of such an entry
+        is set to 0 by the ``"cpu"`` and ``"tree"`` backends.
 
     Raises:
         TypeError: a tensor argument is not a tensor, or has the wrong dtype.
