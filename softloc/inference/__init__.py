@@ -47,6 +47,7 @@ from softloc.inference.ensemble import (
     nw_ensemble_events,
     trigger_density,
 )
+from softloc.inference.features_input import FeatureInput  # noqa: F401 (kind 'features')
 from softloc.inference.images import HilbertImageInput, decode_detections, detections_px
 from softloc.inference.model_file import (
     FORMAT,
