@@ -12,7 +12,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from softloc.cli._common import add_overwrite, add_progress, progress_of, say
+from softloc.cli._common import add_overwrite, add_progress, need_training, progress_of, say
 from softloc.cli._detect import (
     add_detect,
     add_evaluate,
@@ -100,10 +100,7 @@ def add_train(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from softloc._deps import require
-
-    for module in ("lightning", "tensorboard"):
-        require(module, extra="train", purpose="softloc train")
+    need_training(args, "softloc train")
     from softloc._io import folder_lock, is_rank_zero
     from softloc.config import apply_overrides, load_config, load_preset
     from softloc.training import train
@@ -244,10 +241,7 @@ def add_demo(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from softloc._deps import require
-
-    for module in ("lightning", "tensorboard"):
-        require(module, extra="train", purpose="softloc demo")
+    need_training(args, "softloc demo")
     from softloc._io import folder_lock
     from softloc.experiments.drums import run_demo
 

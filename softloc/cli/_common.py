@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ __all__ = [
     "check_output_file",
     "common_parent",
     "is_quiet",
+    "need_training",
     "progress_of",
     "say",
     "threads_arg",
@@ -52,6 +54,20 @@ def say(args: argparse.Namespace, message: str) -> None:
     """Print ``message`` on stdout unless ``-q``."""
     if not is_quiet(args):
         print(message, flush=True)
+
+
+def need_training(args: argparse.Namespace, purpose: str) -> None:
+    """Import the ``train`` extra (one line naming it when missing) and set Lightning's log
+    level (importing Lightning resets it to INFO): its info lines only with ``-vv``."""
+    from softloc._deps import require
+
+    for module in ("lightning", "tensorboard"):
+        require(module, extra="train", purpose=purpose)
+    level = logging.INFO if int(getattr(args, "verbose", 0) or 0) > 1 else logging.WARNING
+    if is_quiet(args):
+        level = logging.ERROR
+    for name in ("lightning", "lightning.fabric", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(level)
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:

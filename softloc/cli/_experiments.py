@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from softloc.cli._commands import add_set, loss_name
+from softloc.cli._common import add_overwrite, add_progress, need_training, progress_of
 
 __all__ = [
     "add_exp_drums",
@@ -62,32 +63,39 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
                    help="decodings to score, comma-separated, from: threshold, clean, "
                    "tta-mean, tta-nw, tta-nw-clean (default threshold)")
     p.add_argument("--export", type=Path, help="copy the trained model.pt here")
-    p.add_argument("--overwrite", action="store_true")
+    add_overwrite(p, "the outputs of an earlier experiment in --out (never its input data or "
+                  "files it did not write)")
+    add_progress(p)
     p.set_defaults(func=cmd_exp_drums)
 
 
 def cmd_exp_drums(args: argparse.Namespace) -> int:
+    need_training(args, "softloc experiment drums")
+    from softloc._io import folder_lock
     from softloc.experiments.drums import DemoSize, run_experiment
 
-    run_experiment(
-        args.out,
-        preset=args.preset,
-        labels=args.labels,
-        loss=args.loss,
-        label_noise=args.label_noise,
-        data_root=args.data,
-        size=DemoSize(n_train_files=args.n_train_files, n_eval_files_per_kit=args.n_eval_files,
-                      backing_music=args.backing_music),
-        kits=tuple(args.kits),
-        eval_kits=tuple(args.eval_kits),
-        system_kits=not args.no_system_kits,
-        decodings=tuple(parse_list("--decodings", args.decodings, str)),
-        seed=args.seed,
-        max_steps=args.max_steps,
-        overrides=tuple(args.set),
-        overwrite=args.overwrite,
-        export=args.export,
-    )
+    size = DemoSize(n_train_files=args.n_train_files, n_eval_files_per_kit=args.n_eval_files,
+                    backing_music=args.backing_music)
+    with folder_lock(args.out, command="softloc experiment drums"):
+        run_experiment(
+            args.out,
+            preset=args.preset,
+            labels=args.labels,
+            loss=args.loss,
+            label_noise=args.label_noise,
+            data_root=args.data,
+            size=size,
+            kits=tuple(args.kits),
+            eval_kits=tuple(args.eval_kits),
+            system_kits=not args.no_system_kits,
+            decodings=tuple(parse_list("--decodings", args.decodings, str)),
+            seed=args.seed,
+            max_steps=args.max_steps,
+            overrides=tuple(args.set),
+            overwrite=args.overwrite,
+            export=args.export,
+            progress=progress_of(args),
+        )
     return 0
 
 
@@ -141,7 +149,7 @@ def add_noise_study(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="training steps per run (default: preset's)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run")
     add_set(p, "config override for every run, e.g. train.learning_rate=1e-3")
-    p.add_argument("--progress", action="store_true", help="show training progress bars")
+    add_progress(p)
 
 
 def add_exp_robustness(p: argparse.ArgumentParser) -> None:
@@ -166,6 +174,7 @@ def add_exp_robustness(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_exp_robustness(args: argparse.Namespace) -> int:
+    need_training(args, "softloc experiment robustness")
     from softloc.experiments.robustness import run_robustness
 
     run_robustness(
@@ -175,7 +184,7 @@ def cmd_exp_robustness(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set),
         loss_overrides=parse_loss_sets(args.loss_set), skew_shape=args.skew_shape,
-        threads=args.threads, progress=args.progress,
+        threads=args.threads, progress=progress_of(args),
     )
     return 0
 
@@ -197,6 +206,7 @@ def add_exp_sweep(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_exp_sweep(args: argparse.Namespace) -> int:
+    need_training(args, "softloc experiment softness-sweep")
     from softloc.experiments.softness_sweep import run_softness_sweep
 
     run_softness_sweep(
@@ -204,7 +214,7 @@ def cmd_exp_sweep(args: argparse.Namespace) -> int:
         sigma_range_ms=parse_range("--sigma-range", args.sigma_range),
         softness_range_ms=parse_range("--softness-range", args.softness_range), seed=args.seed,
         max_steps=args.max_steps, overrides=tuple(args.set), bandwidth_ms=args.bandwidth,
-        skew_shape=args.skew_shape, threads=args.threads, progress=args.progress,
+        skew_shape=args.skew_shape, threads=args.threads, progress=progress_of(args),
     )
     return 0
 
@@ -275,6 +285,11 @@ def digits_config(args: argparse.Namespace):  # -> softloc.experiments.digits.Di
 
 
 def cmd_exp_digits(args: argparse.Namespace) -> int:
+    need_training(args, "softloc experiment digits")
+    if args.source == "sklearn":
+        from softloc._deps import require
+
+        require("sklearn", extra="experiments", purpose="the sklearn digits")
     from softloc.experiments.digits import run_digits
 
     results = run_digits(digits_config(args), overwrite=args.overwrite)

@@ -56,7 +56,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from softloc._io import atomic_save, atomic_write_text, provenance
+from softloc._io import atomic_save, atomic_write_text, is_rank_zero, provenance
 from softloc._version import __version__
 from softloc.config import (
     RunConfig,
@@ -212,6 +212,18 @@ def _check_run_dir(out_dir: Path, resume: bool) -> None:
         )
 
 
+def _wait_for_rank_zero(out_dir: Path, timeout_s: float = 4 * 3600.0) -> None:
+    """A non-zero rank waits until rank 0 has checked the run folder and written its
+    ``config.yaml`` (its features are then in the cache). The run folder must be on a file
+    system that every node sees (docs/distributed.md)."""
+    t0 = time.monotonic()
+    while not (out_dir / "config.yaml").is_file():
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"{out_dir}: rank 0 wrote no config.yaml in {timeout_s:.0f} s; "
+                               "is the run folder on a file system shared by every node?")
+        time.sleep(1.0)
+
+
 def _resume_config(config: RunConfig, out_dir: Path) -> RunConfig:
     """``config`` checked against the run's saved one; only :data:`RUNTIME_FIELDS` may differ.
 
@@ -305,6 +317,9 @@ def _make_trainer(config: RunConfig, out_dir: Path, callbacks: list[Callback], *
         logger=loggers,
         plugins=[_RunCheckpointIO()],
         enable_progress_bar=progress,
+        # each rank draws its own slice of a step's windows (StepSampler), so Lightning must not
+        # wrap the sampler; validation runs whole on every rank
+        use_distributed_sampler=False,
         enable_model_summary=False,
         log_every_n_steps=min(50, t.max_steps),
         default_root_dir=out_dir,
@@ -331,12 +346,9 @@ def _first_batch(loader: DataLoader) -> dict[str, torch.Tensor]:
 def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start_step: int,
                 resume: bool, progress: bool) -> tuple[L.Trainer, _LastCheckpoint]:
     """Run Lightning; returns the trainer and the last-checkpoint callback."""
-    train_loader, valid_loader = make_loaders(data, start_step=start_step)
-    if not resume and data.config.model.exact_prior:
-        bias = prior_output_bias(window_frames(data.config), data.config.model.prior_omega)
-        match_output_prior(module.model, _first_batch(train_loader), output_bias=bias)
     ckpt_dir = out_dir / "checkpoints"
-    has_val = valid_loader is not None or bool(data.valid_files)
+    val_windows = data.valid_set is not None and len(data.valid_set) > 0  # type: ignore[arg-type]
+    has_val = val_windows or bool(data.valid_files)
     every = min(data.config.train.val_every_n_steps, data.config.train.max_steps)
     last = _LastCheckpoint(ckpt_dir, every_n_steps=every, has_val=has_val)
     callbacks: list[Callback] = [last]
@@ -345,8 +357,14 @@ def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start
             dirpath=ckpt_dir, filename="best", monitor="val/score", mode="max", save_top_k=1,
             enable_version_counter=False, save_on_train_epoch_end=False))
     trainer = _make_trainer(data.config, out_dir, callbacks, has_val=has_val,
-                            val_batches=valid_loader is not None, resume=resume,
-                            progress=progress)
+                            val_batches=val_windows, resume=resume, progress=progress)
+    # with DDP, rank r of W draws the r-th slice of each step's W * batch_size windows
+    train_loader, valid_loader = make_loaders(data, start_step=start_step,
+                                              rank=trainer.global_rank,
+                                              world_size=trainer.world_size)
+    if not resume and data.config.model.exact_prior:
+        bias = prior_output_bias(window_frames(data.config), data.config.model.prior_omega)
+        match_output_prior(module.model, _first_batch(train_loader), output_bias=bias)
     if valid_loader is None and data.valid_files:
         # F1 on whole files only: one empty batch so that validation runs at all
         valid_loader = DataLoader([{}], batch_size=1,  # type: ignore[arg-type]
@@ -420,12 +438,14 @@ def _best_checkpoint(out_dir: Path, trainer: L.Trainer) -> tuple[Path, float | N
 
 
 def _prepare(config: RunConfig, loss: Any, data_root: Any, out_dir: Path, *, sources: Any,
-             use_plan: bool, cache: Path) -> tuple[TrainingData, EventModule]:
-    """Data, the saved configuration and the module (the network initialised from the seed)."""
+             use_plan: bool, cache: Path, write: bool = True) -> tuple[TrainingData, EventModule]:
+    """Data, the saved configuration (``write``: rank 0 only) and the module (the network
+    initialised from the seed)."""
     data = prepare_training_data(config, data_root, sources=sources, use_plan=use_plan,
                                  cache_dir=cache)
     config = data.config
-    save_config(config, out_dir / "config.yaml")
+    if write:
+        save_config(config, out_dir / "config.yaml")
     validator = file_f1_validator(config, data.valid_files) if data.valid_files else None
     L.seed_everything(config.train.seed, workers=True, verbose=False)  # the initialisation
     module = EventModule(model_from_config(config), loss,
@@ -469,7 +489,14 @@ def fit(
         TrainingInterrupted: Ctrl-C during training (the run can be resumed).
     """
     out_dir = Path(out_dir)
-    _check_run_dir(out_dir, resume)
+    # Distributed runs: only rank 0 checks, creates and writes the run folder (Lightning re-runs
+    # the command for the other ranks after rank 0 wrote config.yaml; torchrun / srun start
+    # them together, and they wait for it).
+    rank_zero = is_rank_zero()
+    if rank_zero:
+        _check_run_dir(out_dir, resume)
+    else:
+        _wait_for_rank_zero(out_dir)
     if resume:
         config = _resume_config(config, out_dir)
     start_step = _resume_step(out_dir, config) if resume else 0
@@ -488,11 +515,11 @@ def fit(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         data, module = _prepare(config, loss, data_root, out_dir, sources=sources,
-                                use_plan=use_plan, cache=cache)
+                                use_plan=use_plan, cache=cache, write=rank_zero)
     except BaseException:
-        if created:
+        if created and rank_zero:
             shutil.rmtree(out_dir, ignore_errors=True)
-        elif own_cache:
+        elif own_cache and rank_zero:
             shutil.rmtree(cache, ignore_errors=True)
         raise
     config = data.config

@@ -399,36 +399,47 @@ def collate_batch(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tenso
 class StepSampler(Sampler):
     """Training draws as a function of ``(seed, step)``: ``(step, window)`` keys, step by step.
 
-    The windows of optimiser step ``s`` are ``batch_size`` indices drawn with replacement by
-    ``numpy.random.default_rng([seed, s])``; iteration runs over steps ``start_step`` ..
-    ``max_steps - 1``. ``len`` is ``max_steps * batch_size`` whatever ``start_step`` is, so that
-    the loader's length is the run's (Lightning counts a resumed epoch from the steps done).
+    The windows of optimiser step ``s`` are ``batch_size * world_size`` indices drawn with
+    replacement by ``numpy.random.default_rng([seed, s])``; rank ``r`` of a distributed run
+    (DDP) takes the ``r``-th slice of ``batch_size`` of them, so that W processes with
+    ``batch_size`` B train exactly as one process with batch ``W * B`` (DDP averages the
+    gradients). Iteration runs over steps ``start_step`` .. ``max_steps - 1``. ``len`` is
+    ``max_steps * batch_size`` whatever ``start_step`` is, so that the loader's length is the
+    run's (Lightning counts a resumed epoch from the steps done).
 
     Args:
         n_items: windows in the training set (>= 1).
-        batch_size: windows per step.
+        batch_size: windows per step and process.
         max_steps: steps of the run.
         seed: the run's seed.
         start_step: first step to draw (a resumed run's completed steps).
+        rank: this process's rank in a distributed run (0 otherwise).
+        world_size: number of processes (1 when not distributed).
     """
 
     def __init__(self, n_items: int, *, batch_size: int, max_steps: int, seed: int,
-                 start_step: int = 0) -> None:
+                 start_step: int = 0, rank: int = 0, world_size: int = 1) -> None:
         if n_items < 1:
             raise ValueError(f"StepSampler: the training set is empty (n_items={n_items})")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"StepSampler: need 0 <= rank < world_size, got rank={rank}, "
+                             f"world_size={world_size}")
         self.n_items, self.batch_size, self.max_steps = n_items, batch_size, max_steps
         self.seed, self.start_step = seed, start_step
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return self.max_steps * self.batch_size
 
     def step_indices(self, step: int) -> np.ndarray:
-        """The window indices of step ``step``."""
-        return np.random.default_rng([self.seed, step]).integers(0, self.n_items, self.batch_size)
+        """The window indices of step ``step`` over all ranks (``batch_size * world_size``)."""
+        return np.random.default_rng([self.seed, step]).integers(
+            0, self.n_items, self.batch_size * self.world_size)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
+        lo = self.rank * self.batch_size
         for step in range(self.start_step, self.max_steps):
-            for i in self.step_indices(step).tolist():
+            for i in self.step_indices(step)[lo:lo + self.batch_size].tolist():
                 yield step, i
 
 
@@ -467,13 +478,14 @@ class _StepLoader(DataLoader):
         pass
 
 
-def make_loaders(data: TrainingData, *, start_step: int = 0
-                 ) -> tuple[DataLoader, DataLoader | None]:
-    """The training loader (:class:`StepSampler` from ``start_step`` on) and the validation
-    loader (``None`` without validation windows)."""
+def make_loaders(data: TrainingData, *, start_step: int = 0, rank: int = 0,
+                 world_size: int = 1) -> tuple[DataLoader, DataLoader | None]:
+    """The training loader (:class:`StepSampler` from ``start_step`` on; with DDP, this rank's
+    slice of every step) and the validation loader (``None`` without validation windows)."""
     d, t = data.config.data, data.config.train
     sampler = StepSampler(len(data.train_set), batch_size=d.batch_size,  # type: ignore[arg-type]
-                          max_steps=t.max_steps, seed=t.seed, start_step=start_step)
+                          max_steps=t.max_steps, seed=t.seed, start_step=start_step,
+                          rank=rank, world_size=world_size)
     train_loader = _StepLoader(
         _StepDraws(data.train_set),
         batch_size=d.batch_size,
