@@ -511,6 +511,90 @@ def test_logits_keep_count_loss_finite_where_float32_sigmoid_saturates():
     assert bool(torch.isfinite(z.grad).all())
 
 
+def _saturated_logits():
+    """(2, 3, 30) float64 logits with whole rows and single frames at +-1e4, and labels that
+    disagree with them (an event where the logit is -1e4 and none where it is +1e4)."""
+    gen = torch.Generator().manual_seed(4)
+    z = 2.0 * torch.randn(2, 3, 30, generator=gen, dtype=torch.float64)
+    z[0, 0], z[0, 1, ::2], z[1, 2, ::5], z[1, 1] = 1e4, -1e4, 1e4, -1e4
+    targets = (torch.rand(2, 3, 30, generator=gen) < 0.15).to(torch.float64)
+    targets[0, 1, 2], targets[0, 0, 3] = 1.0, 0.0
+    return z, targets
+
+
+def _value_and_grad(fn, z):
+    v = z.clone().requires_grad_()
+    out = fn(v)
+    (grad,) = torch.autograd.grad(out.sum(), v)
+    return out.detach(), grad
+
+
+def test_cross_entropies_at_logits_of_1e4_match_torch():
+    z, targets = _saturated_logits()
+    lengths = torch.tensor([30, 22])
+    mask = (torch.arange(30)[None, :] < lengths[:, None])[:, None, :].to(torch.float64)
+    got = _value_and_grad(lambda v: bce_loss(v, targets, lengths=lengths, logits=True), z)
+    want = _value_and_grad(
+        lambda v: (
+            (F.binary_cross_entropy_with_logits(v, targets, reduction="none") * mask).sum()
+            / mask.expand_as(v).sum()
+        ),
+        z,
+    )
+    assert got[0].item() > 1e3 and torch.isfinite(got[1]).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
+    # Bootstrapping: cross-entropy against beta y + (1 - beta) sigmoid(z), gradient through both.
+    got = _value_and_grad(lambda v: bootstrap_loss(v, targets, beta=0.8, logits=True), z)
+    want = _value_and_grad(
+        lambda v: F.binary_cross_entropy_with_logits(v, 0.8 * targets + 0.2 * torch.sigmoid(v)), z
+    )
+    assert torch.isfinite(got[1]).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_count_losses_at_logits_of_1e4_are_finite_and_exact():
+    from softloc.counting import count_log_likelihood
+
+    z, targets = _saturated_logits()
+    counts = torch.tensor([[0, 20, 3], [4, 2, 9]])
+    got = _value_and_grad(lambda v: loco_loss(v, counts, 12, logits=True), z)
+    want = _value_and_grad(
+        lambda v: -count_log_likelihood(v, counts, 12, logits=True, backend="reference").mean(), z
+    )
+    assert got[0].item() > 1e4 and torch.isfinite(got[1]).all()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    # SoftLoc: the SLL on sigmoid(z) (0 and 1 exactly here) mixed with the same count term.
+    for sigma, distance in ((2.0, "squared"), (0.0, "log"), (3.0, "log")):
+        got = _value_and_grad(
+            lambda v, s=sigma, d=distance: softloc_loss(
+                v, targets, s, 0.3, 12, counts=counts, logits=True, distance=d
+            ),
+            z,
+        )
+        assert torch.isfinite(got[0]) and torch.isfinite(got[1]).all(), (sigma, distance)
+        sll = soft_localization_loss(torch.sigmoid(z), targets, sigma, distance=distance)
+        nll = -count_log_likelihood(z, counts, 12, logits=True, backend="reference").mean()
+        assert got[0].item() == pytest.approx((0.7 * sll + 0.3 * nll).item(), rel=1e-12)
+
+
+def test_probabilities_of_exactly_zero_and_one_give_finite_gradients():
+    # log(p).clamp(min=-100) at p = 0 back-propagates 0 * inf = NaN; the floor's gradient is 0.
+    p = torch.tensor([[[0.0, 1.0, 0.0, 1.0, 1e-50, 0.3]]], dtype=torch.float64)
+    y = torch.tensor([[[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]]], dtype=torch.float64)
+    value, grad = _value_and_grad(lambda v: bce_loss(v, y, reduction="sum"), p)
+    assert value.item() == pytest.approx(F.binary_cross_entropy(p, y, reduction="sum").item())
+    torch.testing.assert_close(grad[0, 0], torch.tensor([0, 0, 1, -1, 0, -1 / 0.3]).double())
+    value, grad = _value_and_grad(lambda v: bootstrap_loss(v, y, reduction="sum"), p)
+    assert torch.isfinite(value) and torch.isfinite(grad).all()
+    # The log distance of the SLL at sigma = 0 is the same cross-entropy: -log(1 - |p - y|).
+    value, grad = _value_and_grad(
+        lambda v: soft_localization_loss(v, y, 0.0, distance="log", reduction="sum"), p
+    )
+    assert value.item() == pytest.approx(F.binary_cross_entropy(p, y, reduction="sum").item())
+    # (|p - y| has a zero gradient where p = y.)
+    torch.testing.assert_close(grad[0, 0], torch.tensor([0, 0, 0, 0, 0, -1 / 0.3]).double())
+
+
 # ---------------------------------------------------------------------------------- validation
 
 

@@ -133,11 +133,26 @@ def filter_per_item(x: torch.Tensor, sigmas: torch.Tensor, truncate: float) -> t
     return out
 
 
+def floored_log(x: torch.Tensor) -> torch.Tensor:
+    """log x floored at LOG_FLOOR (torch's binary_cross_entropy). The floor has a zero gradient,
+    at x = 0 as well (a clamp of log 0 would back-propagate 0 * inf = NaN)."""
+    keep = x > math.exp(LOG_FLOOR)
+    return torch.where(keep, torch.log(torch.where(keep, x, 1.0)), LOG_FLOOR)
+
+
+def floored_log1p(x: torch.Tensor) -> torch.Tensor:
+    """log(1 + x) floored at LOG_FLOOR, with a zero gradient on the floor (x = -1 included)."""
+    inside = x > -1.0
+    value = torch.log1p(torch.where(inside, x, 0.0))
+    keep = inside & (value > LOG_FLOOR)
+    return torch.where(keep, value, LOG_FLOOR)
+
+
 def pointwise(diff: torch.Tensor, distance: str) -> torch.Tensor:
     if distance == "squared":
         return diff.square()
     # -log(1 - |d|) (SoftLoc eq. 5), floored like torch's binary_cross_entropy.
-    return -torch.log1p(-diff.abs()).clamp(min=LOG_FLOOR)
+    return -floored_log1p(-diff.abs())
 
 
 def bce_elementwise(
@@ -149,8 +164,7 @@ def bce_elementwise(
     if z is not None:  # exact log p and log(1 - p) from the logits, no floor needed
         log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
     else:
-        log_p = torch.log(probs).clamp(min=LOG_FLOOR)
-        log_q = torch.log1p(-probs).clamp(min=LOG_FLOOR)
+        log_p, log_q = floored_log(probs), floored_log1p(-probs)
     pos = targets * log_p
     if pos_weight is not None:
         pos = pos * pos_weight.to(probs.dtype).view(1, -1, 1)  # (C,) -> (1, C, 1)
