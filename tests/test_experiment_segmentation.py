@@ -106,3 +106,31 @@ def test_summary_table_and_relative_performance_by_hand():
         {"shift_s": 0.0, "softness_s": 7.0, "relative_pct": pytest.approx(0.0)},
         {"shift_s": 10.0, "softness_s": 7.0, "relative_pct": pytest.approx(25.0)},
     ]
+
+
+def test_ms_tcn_trains_on_every_stage_and_saves_models(tiny_root, tmp_path, monkeypatch):
+    import softloc.experiments.segmentation as experiment
+
+    seen = []
+    real = experiment.build_segmentation_loss
+
+    def spy(*a, **k):
+        loss = real(*a, **k)
+        forward = loss.forward
+
+        def record(logits, **kw):
+            seen.append(logits.dim())
+            return forward(logits, **kw)
+
+        loss.forward = record
+        return loss
+
+    monkeypatch.setattr(experiment, "build_segmentation_loss", spy)
+    rows = run_segmentation(_config(tiny_root, model="ms-tcn", losses=("ce",),
+                                    save_models=True), tmp_path)
+    assert len(rows) == 1 and seen and set(seen) == {4}  # (stage, batch, class, time)
+    from softloc.inference import load_model_file
+
+    (path,) = (tmp_path / "models").glob("*.pt")
+    model, _, extra = load_model_file(path)
+    assert type(model).__name__ == "MSTCN" and extra["classes"]

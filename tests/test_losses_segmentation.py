@@ -357,3 +357,20 @@ def test_errors_name_function_and_argument():
         seg.SegmentationCELoss(smoothing_weight=-0.1)
     with pytest.raises(ValueError, match=r"segment_counts: `targets` must have shape"):
         seg.segment_counts(targets[0], 4)
+
+
+def test_segmentation_loss_table_builds_each_loss_with_softness_in_frames():
+    assert seg.SEGMENTATION_LOSSES == ("ce", "sll", "softloc")
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 20)
+    y = torch.randint(0, 3, (2, 20))
+    ce = seg.build_segmentation_loss("CE", frame_rate=3.0)
+    assert torch.allclose(ce(logits, targets=y), F.cross_entropy(logits, y))
+    sll = seg.build_segmentation_loss("sll", frame_rate=3.0, softness_s=2.0)
+    assert sll.sigma == pytest.approx(6.0)  # 2 s at 3 frames/s
+    soft = seg.build_segmentation_loss("softloc", frame_rate=3.0, softness_s=2.0, alpha=0.25,
+                                       k_max=4)
+    expect = seg.segmentation_softloc_loss(logits, y, 6.0, 0.25, k_max=4)
+    assert torch.allclose(soft(logits, targets=y), expect)
+    with pytest.raises(ValueError, match="build_segmentation_loss"):
+        seg.build_segmentation_loss("loco", frame_rate=3.0)
