@@ -15,7 +15,7 @@ from softloc.experiments.noise_study import (
     result_columns,
     write_rows,
 )
-from softloc.losses import AlphaSchedule
+from softloc.losses import AlphaSchedule, build_loss
 from softloc.noise import parse_noise
 
 
@@ -28,8 +28,14 @@ def test_every_loss_maps_to_a_known_config_and_alpha():
         cfg = cell_config(base, name, seed=3)
         assert cfg.loss.name == spec.loss and cfg.train.seed == 3
         assert cfg.train.val_every_n_steps == n
-        sched = AlphaSchedule(start=cfg.loss.alpha_start_step, ramp=cfg.loss.alpha_ramp_steps,
+        # the schedule the registry builds for the run (relative ramp: fractions of n)
+        sched = AlphaSchedule(start=round(cfg.loss.alpha_start_fraction * n),
+                              ramp=round(cfg.loss.alpha_ramp_fraction * n),
                               floor=cfg.loss.alpha_min, ceiling=cfg.loss.alpha_max)
+        if spec.loss == "softloc":
+            built = build_loss(cfg.loss, frame_rate=100.0, max_steps=n).alpha
+            assert [built(s) for s in range(0, n + 1, 10)] == [sched(s)
+                                                                 for s in range(0, n + 1, 10)]
         if name == "mc":
             assert sched(0) == sched(n) == 1.0
         elif name == "softloc":
@@ -119,3 +125,21 @@ def test_results_csv_round_trips_and_rejects_other_columns(tmp_path):
     path.write_text(",".join(columns) + "\nbce,0\n")
     with pytest.raises(ValueError, match=rf"r.csv:2: expected {len(columns)} fields, got 2"):
         read_rows(path, columns)
+
+
+def test_threshold_decoding_uses_the_runs_calibrated_class_thresholds():
+    base = apply_overrides(load_preset("demo"), ["classes=[A, B]"])
+    fr = base.features.frame_rate
+    probs = np.zeros((2, 300))
+    probs[0, [40, 140]] = 0.3  # class A: peaks at 0.3
+    probs[1, [60, 160, 260]] = 0.3  # class B: the same height
+    calibrated = apply_overrides(base, ["inference.class_thresholds=[0.2, 0.5]"])
+    ev = decode(probs, cell_config(calibrated, "softloc", seed=0), time_offset_s=0.02)
+    assert ev.frames.tolist() == [40, 140] and ev.classes.tolist() == [0, 0]
+    assert ev.times_s.tolist() == pytest.approx([40 / fr + 0.02, 140 / fr + 0.02])
+    both = apply_overrides(base, ["inference.class_thresholds=[0.2, 0.25]"])
+    ev = decode(probs, cell_config(both, "softloc", seed=0))
+    assert ev.frames.tolist() == [40, 60, 140, 160, 260]  # sorted by time across classes
+    assert ev.classes.tolist() == [0, 1, 0, 1, 1]
+    # without calibrated thresholds, inference.threshold (demo: 0.4) for every class
+    assert len(decode(probs, cell_config(base, "softloc", seed=0))) == 0

@@ -10,10 +10,13 @@ clean test split. This module holds what every such study needs, in the order a 
    refused) and caches the features of the validation and test files (``OUT/cache/``).
 3. :func:`noisy_labels`: the perturbed train/valid annotation folder of one (noise, σ, seed),
    written once (``OUT/labels/``) and shared by every loss.
-4. :func:`train_and_score`: trains one run (``softloc.training.train``), calibrates the time
-   offset of its decoder (the registry's for its loss, :func:`decoder_of`) on the NOISY
-   validation labels and scores the clean test split (±50 ms, mir_eval matching); the
-   Lightning checkpoints are deleted afterwards (``model.pt`` is kept).
+4. :func:`train_and_score`: trains one run (``softloc.training.train``, which calibrates the
+   per-class thresholds of the ``threshold`` decoder on what the run may see:
+   ``softloc.inference.calibrate.calibration_source``, the validation COUNTS for SoftLoc/LoCo,
+   the noisy validation timestamps for the frame-wise baselines), calibrates the time offset of
+   its decoder (the registry's for its loss, :func:`decoder_of`) on the NOISY validation
+   labels and scores the clean test split (±50 ms, mir_eval matching); the Lightning
+   checkpoints are deleted afterwards (``model.pt`` is kept).
 5. :func:`read_rows`, :func:`write_rows`: the resumable results table (CSV, rewritten atomically
    after every run; a rerun skips the runs already in it).
 
@@ -71,7 +74,7 @@ class LossSpec:
 
     Attributes:
         loss: ``loss.name`` of the run configuration (``softloc.losses.registry.LOSS_NAMES``).
-        alpha: ``"schedule"`` (SoftLoc's α ramp, rescaled to the run length) or a constant α
+        alpha: ``"schedule"`` (the preset's α ramp, relative to the run length) or a constant α
             (``None``: the loss's own).
         softness_ms: σ of the loss's Gaussian in ms (``None``: the preset's ``loss.softness_ms``).
         description: one line for the table.
@@ -85,10 +88,11 @@ class LossSpec:
 
 #: Loss names of a study -> training configuration (SoftLoc §5.1, Table 1). The decoders
 #: (``softloc.decode.DECODERS``) are the registry's: ``threshold`` (one event per run of
-#: p > ``inference.threshold``, SoftLoc's own decoding) for most; ``peaks`` (local maxima of p
-#: above 0.5) for peak-normalised heat maps; ``peaks-normalized`` (p / max Φ_σ above 0.35,
-#: facts §5.4) for sum-normalised ones; ``mass-peaks`` (the probability mass within ±50 ms above
-#: 0.5: the "simple threshold-based peak picking" of the SLL ablation).
+#: p above the run's calibrated per-class threshold, SoftLoc's own decoding) for most;
+#: ``peaks`` (local maxima of p above 0.5) for peak-normalised heat maps; ``peaks-normalized``
+#: (p / max Φ_σ above 0.35, facts §5.4) for sum-normalised ones; ``mass-peaks`` (the
+#: probability mass within ±50 ms above 0.5: the "simple threshold-based peak picking" of the
+#: SLL ablation).
 LOSSES: dict[str, LossSpec] = {
     "softloc": LossSpec("softloc", "schedule", None,
                         "SoftLoc (1-α)·L_SLL + α·L_MC, softness from the preset (eq. 4)"),
@@ -143,15 +147,11 @@ def noise_spec(kind: str, magnitude_ms: float, *, skew_shape: float = -2.0) -> s
     return f"{kind}:{fmt_ms(magnitude_ms)}ms"
 
 
-def _alpha_overrides(spec: LossSpec, max_steps: int) -> list[str]:
-    if spec.alpha is None:
+def _alpha_overrides(spec: LossSpec) -> list[str]:
+    if spec.alpha is None or spec.alpha == "schedule":
+        # "schedule": the preset's α ramp, which is relative to the run (loss.alpha_*_fraction;
+        # drums: the paper's 30k/100k of 150k steps at any run length)
         return []
-    if spec.alpha == "schedule":
-        # The drum schedule (facts §4.2: α 0.2 until 1/3 of the run, 0.9 from 4/5 on, start
-        # 30k and ramp 100k of 150k steps) rescaled to this run's length.
-        return ["loss.alpha_min=0.2", "loss.alpha_max=0.9",
-                f"loss.alpha_start_step={round(0.2 * max_steps)}",
-                f"loss.alpha_ramp_steps={max(1, round(2 * max_steps / 3))}"]
     a = float(spec.alpha)
     return [f"loss.alpha_min={a}", f"loss.alpha_max={a}"]
 
@@ -184,7 +184,7 @@ def cell_config(base: RunConfig, loss: str, *, seed: int, softness_ms: float | N
              # validate once, at the end: the last checkpoint is kept (see module docstring)
              f"train.val_every_n_steps={steps}",
              "inference.calibrate_offset=false"]
-    extra += _alpha_overrides(spec, steps)
+    extra += _alpha_overrides(spec)
     soft = softness_ms if softness_ms is not None else spec.softness_ms
     if soft is not None:
         extra.append(f"loss.softness_ms={soft}")
@@ -344,26 +344,41 @@ def decoder_of(config: RunConfig) -> str:
 
 
 def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float):
-    from softloc.decode import decode_events
+    from softloc.decode import Events, decode_events
     from softloc.timebase import ms_to_frames
 
     fr = config.features.frame_rate
+    min_distance = max(1, round(config.inference.min_distance_s * fr))
     settings: dict[str, Any] = {}
     if decoder == "threshold":
+        thresholds = config.inference.class_thresholds
+        if thresholds:  # calibrated per class by the run (from counts or noisy timestamps)
+            parts = [decode_events(probs[c:c + 1], decoder, frame_rate=fr, threshold=thr,
+                                   time_offset_s=offset_s, min_distance_frames=min_distance)
+                     for c, thr in enumerate(thresholds)]
+            classes = np.concatenate([np.full(len(e), c, dtype=np.int64)
+                                      for c, e in enumerate(parts)])
+            times = np.concatenate([e.times_s for e in parts])
+            order = np.lexsort((classes, times))
+            return Events(frames=np.concatenate([e.frames for e in parts])[order],
+                          classes=classes[order],
+                          scores=np.concatenate([e.scores for e in parts])[order],
+                          times_s=times[order], n_classes=len(thresholds), frame_rate=fr,
+                          time_offset_s=offset_s)
         settings["threshold"] = config.inference.threshold
     elif decoder == "peaks-normalized":
         settings["sigma_frames"] = ms_to_frames(config.loss.softness_ms, fr)
     elif decoder == "mass-peaks":
         settings["half_window_frames"] = max(1, round(ms_to_frames(_MASS_HALF_WINDOW_MS, fr)))
     return decode_events(probs, decoder, frame_rate=fr, time_offset_s=offset_s,
-                         min_distance_frames=max(1, round(config.inference.min_distance_s * fr)),
-                         **settings)
+                         min_distance_frames=min_distance, **settings)
 
 
 def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
     """Events of ``probs`` ``(class, time)`` by the decoder that fits ``config.loss``
-    (:func:`decoder_of`), with the study's settings: ``inference.threshold`` for
-    ``threshold``, the registry defaults for the others (0.5; 0.35 on the normalised scale),
+    (:func:`decoder_of`), with the study's settings: the run's calibrated per-class thresholds
+    (``inference.class_thresholds``, else ``inference.threshold``) for ``threshold``, the
+    registry defaults for the others (0.5; 0.35 on the normalised scale),
     the loss's softness for ``peaks-normalized``, ±50 ms for ``mass-peaks``.
 
     Returns:
