@@ -535,7 +535,7 @@ def fit(
     valid = data.valid_stems
     config, calibration = calibrate(
         Detector(model, config),
-        {s: torch.as_tensor(data.store.get(s, 1.0)) for s in valid},
+        {s: torch.tensor(data.store.get(s, 1.0)) for s in valid},  # a copy: the cache is read-only
         events={s: data.index.events.get(s) for s in valid},
         count_windows=data.valid_counts,
     )
