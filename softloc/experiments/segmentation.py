@@ -9,6 +9,9 @@ and scores the clean test videos with the metrics of the field
 (:func:`softloc.metrics.segments.evaluate_dataset`: F1@{10,25,50} as per-video means, Lea et al.'s
 protocol that SoftLoc replicates; edit; pooled frame accuracy).
 
+Networks come from ``softloc.models.build`` (``"ed-tcn"``, ``"ms-tcn"``; MS-TCN is trained through
+a thin view returning every stage's logits, so the loss sums over stages as MS-TCN eq. 7) and
+losses from :func:`softloc.losses.segmentation.build_segmentation_loss`.
 Training runs on the shared machinery: the one LightningModule
 :class:`softloc.training.EventModule` with a segmentation loss of
 :mod:`softloc.losses.segmentation` injected (batches ``{"inputs": (B, D, T), "lengths": (B,),
@@ -21,6 +24,8 @@ Output (``out``)::
                       run; a rerun skips the rows already there, so a killed run resumes)
     OUT/study.json    the settings that change results; a rerun must keep them
     OUT/data/         the generated dataset when ``config.data`` is None
+    OUT/models/       one model file per run with ``save_models`` (input kind ``"features"``)
+    OUT/results.md, OUT/table4.png, OUT/fig10.png   from :func:`write_report`
 
 Summaries for the paper's Table 4 and Fig. 10: :func:`summarize` (mean and std over seeds and
 folds per loss, shift and softness), :func:`format_table` (Markdown) and
