@@ -40,6 +40,8 @@ MODEL_REGISTRY: dict[str, str] = {
     "digits": "softloc.models.digits:DigitDetector",
     "fc-lstm": "softloc.models.sensor:FCLSTM",
     "signal-crnn": "softloc.models.sensor:SignalCRNN",
+    "pitch-band-crnn": "softloc.models.piano:PitchBandCRNN",
+    "harmonic-key": "softloc.models.harmonic:HarmonicKeyNet",
     "ed-tcn": "softloc.models.tcn:EDTCN",
     "ms-tcn": "softloc.models.tcn:MSTCN",
 }

@@ -1,0 +1,76 @@
+"""models.harmonic: the mel -> semitone interpolation, the harmonic stacking, LoCo eq. 15 at
+initialisation, one detector shared by all keys, rebuilding from a model file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from softloc.features import hz_to_mel
+from softloc.models.build import build_model, model_spec
+from softloc.models.harmonic import HarmonicKeyNet, semitone_interpolation
+
+
+def test_interpolation_matches_a_loop_over_band_centres():
+    n_mels, f_min, f_max = 40, 30.0, 8000.0
+    pitches = np.linspace(10, 130, 97)
+    w = semitone_interpolation(n_mels=n_mels, f_min_hz=f_min, f_max_hz=f_max, pitches=pitches)
+    centres = np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)[1:-1]
+    for row, p in zip(w, pitches, strict=True):
+        m = hz_to_mel(440 * 2 ** ((p - 69) / 12))
+        expected = np.zeros(n_mels)
+        if centres[0] <= m <= centres[-1]:
+            j = min(np.searchsorted(centres, m, side="right") - 1, n_mels - 2)
+            a = (m - centres[j]) / (centres[j + 1] - centres[j])
+            expected[j], expected[j + 1] = 1 - a, a
+        np.testing.assert_allclose(row, expected, atol=1e-9)
+
+
+def _net(**kw):
+    args = dict(n_mels=64, f_min_hz=30.0, f_max_hz=8000.0, n_classes=12, lowest_pitch=48,
+                conv_channels=(4,), key_channels=6, temporal_layers=2, output_bias=-4.2)
+    args.update(kw)
+    return HarmonicKeyNet(**args)
+
+
+def test_initial_logits_are_the_eq15_bias_and_gradients_reach_every_layer():
+    net = _net()
+    x = torch.rand(3, 64, 20)
+    logits = net(x, torch.tensor([20, 15, 9]))
+    assert logits.shape == (3, 12, 20)
+    torch.testing.assert_close(logits, torch.full_like(logits, -4.2))
+    logits.sum().backward()
+    assert net.readout.weight.grad.abs().sum() > 0  # the zero read-out still learns
+    net.readout.weight.data.normal_()
+    net.zero_grad()
+    net(x).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in net.named_parameters()
+               if n != "key_bias")
+
+
+def test_keys_share_one_detector():
+    """Two keys whose stacked harmonic inputs are equal get equal logits (no key embedding)."""
+    torch.manual_seed(0)
+    net = _net(harmonics=(1.0,), lowest_pitch=60, n_classes=8, output_bias=0.0)
+    net.readout.weight.data.normal_()
+    # grid bin j := mel band j (one bin per key), so the input sets each key's grid directly
+    assert net.grid_weights.shape == (8, 64)
+    net.grid_weights = torch.eye(8, 64)
+    x = torch.rand(1, 64, 12) + 0.1
+    x[:, 1:4] = x[:, 4:7]  # grid bins 1..3 equal bins 4..6 (keys 2 and 5 with neighbours)
+    logits = net(x)
+    torch.testing.assert_close(logits[0, 2], logits[0, 5])
+    assert not torch.allclose(logits[0, 0], logits[0, 5])
+
+
+def test_rebuilt_from_name_and_args():
+    net = build_model("harmonic-key", n_mels=64, f_min_hz=30.0, f_max_hz=8000.0, n_classes=12,
+                      lowest_pitch=48, conv_channels=[4], key_channels=6, output_bias=-3.0)
+    name, args = model_spec(net)
+    again = build_model(name, **args)
+    again.load_state_dict(net.state_dict())
+    x = torch.rand(2, 64, 10)
+    torch.testing.assert_close(again(x), net(x))
+    with pytest.raises(ValueError, match="HarmonicKeyNet"):
+        HarmonicKeyNet(n_mels=64, f_min_hz=100.0, f_max_hz=50.0)
