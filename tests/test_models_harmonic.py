@@ -74,3 +74,17 @@ def test_rebuilt_from_name_and_args():
     torch.testing.assert_close(again(x), net(x))
     with pytest.raises(ValueError, match="HarmonicKeyNet"):
         HarmonicKeyNet(n_mels=64, f_min_hz=100.0, f_max_hz=50.0)
+
+
+def test_spec_of_a_piano_config():
+    from softloc.config import apply_overrides, load_preset
+    from softloc.models.harmonic import harmonic_key_spec
+
+    cfg = load_preset("piano-loco")
+    name, args = harmonic_key_spec(cfg)
+    assert (name, args["n_mels"], args["n_classes"], args["lowest_pitch"]) == \
+        ("harmonic-key", cfg.features.n_mels, 88, 21)
+    net = build_model(name, **args)
+    assert net(torch.rand(1, cfg.features.n_mels, 5)).shape == (1, 88, 5)
+    with pytest.raises(ValueError, match="consecutive MIDI"):
+        harmonic_key_spec(apply_overrides(cfg, ["classes=[KD, SD]"]))

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,7 +44,7 @@ from torch import nn
 
 from softloc.features import hz_to_mel, log_delta
 
-__all__ = ["HarmonicKeyNet", "semitone_interpolation"]
+__all__ = ["HarmonicKeyNet", "harmonic_key_spec", "semitone_interpolation"]
 
 
 def semitone_interpolation(*, n_mels: int, f_min_hz: float, f_max_hz: float,
@@ -165,3 +166,33 @@ class HarmonicKeyNet(nn.Module):
             x = torch.relu(conv(x)) + x
         logits = self.readout(x).view(b, self.n_classes, t)
         return logits + self.key_bias[None, :, None]
+
+
+def harmonic_key_spec(config: Any) -> tuple[str, dict[str, Any]]:
+    """``("harmonic-key", args)`` for a ``RunConfig``: the front end's mel bands and range, one
+    key per class (``lowest_pitch`` = the first class label, which must be a MIDI number), the
+    LoCo eq. 15 bias of ``model.prior_omega`` over one window, ``model.input_scale``, and
+    ``model.args`` for the rest (``conv_channels``, ``key_channels``, ``harmonics`` ...).
+
+    Raises:
+        ValueError: empty classes, or classes that are not consecutive MIDI numbers.
+    """
+    from softloc.models.heads import prior_output_bias
+    from softloc.timebase import duration_frames
+
+    classes = list(config.classes)
+    numbers = [int(c) for c in classes if c.isdigit()]
+    if not classes or len(numbers) != len(classes) or \
+            numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        raise ValueError("harmonic_key_spec: `classes` must be consecutive MIDI numbers such as "
+                         f"'21'..'108', got {classes[:3]}{'...' if len(classes) > 3 else ''}")
+    f = config.features
+    args: dict[str, Any] = {
+        "n_mels": f.n_mels, "f_min_hz": float(f.f_min_hz), "f_max_hz": float(f.f_max),
+        "n_classes": len(classes), "lowest_pitch": int(classes[0]),
+        "output_bias": prior_output_bias(duration_frames(config.data.window_s, f.frame_rate),
+                                         config.model.prior_omega),
+        "input_scale": float(config.model.input_scale),
+    }
+    args.update(dict(getattr(config.model, "args", {}) or {}))
+    return "harmonic-key", args
