@@ -14,11 +14,12 @@ command                         Python API
 ``experiment robustness``       :func:`softloc.experiments.robustness.run_robustness`
 ``experiment softness-sweep``   :func:`softloc.experiments.softness_sweep.run_softness_sweep`
 ``experiment digits``           :func:`softloc.experiments.digits.run_digits`
-``data synth-piano`` ...        :mod:`softloc.cli._piano` (piano data commands)
-``experiment piano``            :func:`softloc.experiments.piano.run_piano`
 ``data import-wfdb``            :func:`softloc.data.physionet.import_wfdb`
 ``data synth-puffs``            :func:`softloc.data.generators.puffs.generate_puff_dataset`
 ``experiment sensor``           :func:`softloc.experiments.sensor.run_sensor`
+``data synth-piano`` ...        :mod:`softloc.cli._piano` (piano data commands)
+``experiment piano``            :func:`softloc.experiments.piano.run_piano`
+``data synth-segments`` ...     :mod:`softloc.cli._segmentation` (issue 16)
 ==============================  ====================================================================
 
 Layout: this module assembles the parser (:data:`COMMANDS`, :data:`EXPERIMENTS`,
@@ -69,6 +70,7 @@ from softloc.cli._experiments import (
     add_exp_sweep,
 )
 from softloc.cli._piano import add_exp_piano
+from softloc.cli._segmentation import add_exp_segmentation
 from softloc.cli._sensor import add_exp_sensor
 
 __all__ = ["main", "build_parser", "COMMANDS", "EXPERIMENTS"]
@@ -96,10 +98,12 @@ EXPERIMENTS: dict[str, tuple[str, _Adder]] = {
                        "map", add_exp_sweep),
     "digits": ("LoCo §8: digit detection along a Hilbert curve, trained from counts",
                add_exp_digits),
-    "piano": ("LoCo Table 2 / SoftLoc Fig. 5: piano note onsets from counts and noisy "
-              "timestamps", add_exp_piano),
     "sensor": ("SoftLoc §5.2 / Table 3: sensor events with misaligned labels, LOSO x seeds, "
                "LR-M vs CE vs SoftLoc", add_exp_sensor),
+    "piano": ("LoCo Table 2 / SoftLoc Fig. 5: piano note onsets from counts and noisy "
+              "timestamps", add_exp_piano),
+    "segmentation": ("SoftLoc §5.3 / Table 4: action segmentation with shifted labels, "
+                     "ED-TCN x {ce, sll, softloc}", add_exp_segmentation),
 }
 
 

@@ -196,13 +196,17 @@ def add_data(p: argparse.ArgumentParser) -> None:
                    help="fraction of files with synthesised music under the drums (default 0.2)")
     s.set_defaults(func=cmd_synth)
 
+    from softloc.cli._sensor import add_sensor_data
+
+    add_sensor_data(dsub)
+
     from softloc.cli._piano import add_piano_data
 
     add_piano_data(dsub)
 
-    from softloc.cli._sensor import add_sensor_data
+    from softloc.cli._segmentation import add_segment_data
 
-    add_sensor_data(dsub)
+    add_segment_data(dsub)
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
