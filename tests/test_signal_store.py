@@ -170,3 +170,19 @@ def test_check_signal_run_refuses_mismatched_networks_and_channels(tmp_path):
                                                      ("a", "b")), overwrite=True)
     with pytest.raises(ValueError, match="s1.npy: 2 channel.*every signal"):
         check_signal_run(load_preset("ecg"), load_dataset(tmp_path))
+
+
+def test_a_csv_signal_dataset_loads_and_frames_like_its_npy_twin(tmp_path):
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 720)).astype(np.float32)
+    (tmp_path / "signals").mkdir()
+    lines = ["time,a,b"] + [f"{i / 360:.9f},{float(x[0, i])!r},{float(x[1, i])!r}"
+                            for i in range(720)]
+    (tmp_path / "signals" / "c.csv").write_text("\n".join(lines) + "\n")
+    write_signal(tmp_path / "signals" / "n", Signal(x, 360.0, ("a", "b")))
+    index = load_dataset(tmp_path)
+    assert index.kind == "signal" and index.durations_s == pytest.approx({"c": 2.0, "n": 2.0})
+    cfg = load_preset("ecg").features
+    store = prepare_signal_store(index, cfg, stems=["c", "n"])
+    assert np.allclose(store.get("c"), store.get("n"), atol=1e-5)
+    assert store.get("n").shape == (2 * cfg.hop_length, 40)
