@@ -168,12 +168,12 @@ def test_detect_and_plot_commands_work_on_a_digits_run(tmp_path, capsys):
                  "--out", str(tmp_path / "fig.png")]) == 0
     assert (tmp_path / "fig.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["plot", str(tmp_path / "canvas.npy"), "--model", str(out), "--annotations",
-                 str(tmp_path / "a.txt"), "--out", str(tmp_path / "fig2.png")]) == 1
+                 str(tmp_path / "a.txt"), "--out", str(tmp_path / "fig2.png")]) == 2
     assert "annotations" in capsys.readouterr().err
 
 
 def test_cli_digits_errors_are_reported(tmp_path, capsys):
-    assert main(["experiment", "digits", "--source", "mnist", "--out", str(tmp_path / "o")]) == 1
+    assert main(["experiment", "digits", "--source", "mnist", "--out", str(tmp_path / "o")]) == 2
     assert "--source mnist needs --mnist-dir" in capsys.readouterr().err
     assert main(["experiment", "digits", "--out", str(tmp_path / "o"), "--conv-preset",
                  "resnet"]) == 2

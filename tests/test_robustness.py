@@ -178,12 +178,12 @@ def test_bad_arguments_are_refused(tiny_data, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     rc = main(["experiment", "robustness", "--data", str(tiny_data), "--out",
                str(tmp_path / "y"), "--sigmas", "0,a"])
-    assert rc == 1
+    assert rc == 2
     assert "softloc experiment robustness: error: --sigmas: cannot read 'a' as float" in \
         capsys.readouterr().err
     rc = main(["experiment", "robustness", "--data", str(tiny_data), "--out",
                str(tmp_path / "y"), "--loss-set", "bce=1"])
-    assert rc == 1
+    assert rc == 2
     assert "--loss-set 'bce=1': expected 'LOSS:dotted.key=value'" in capsys.readouterr().err
     assert not (tmp_path / "y").exists()
 

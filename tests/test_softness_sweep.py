@@ -79,5 +79,5 @@ def test_bad_sweep_arguments_are_refused(tiny_data, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     rc = main(["experiment", "softness-sweep", "--data", str(tiny_data), "--out",
                str(tmp_path / "y"), "--sigma-range", "0,10,20"])
-    assert rc == 1
+    assert rc == 2
     assert "--sigma-range: expected LOW,HIGH in ms" in capsys.readouterr().err
