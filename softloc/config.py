@@ -110,6 +110,10 @@ class ModelConfig:
             eq. 15 bias (``softloc.training.recipe``); the N(0, 1) head weights of the official
             code otherwise add a random offset of several logits per class. ``false`` = the
             official code's bias only.
+        unit_variance_init: before training, scale each convolution so that its output has unit
+            variance on the first training batch (LSUV, ``softloc.training.recipe``); with the
+            official Glorot init the activations shrink ~2.5x per conv layer and the initial
+            network barely depends on its input. ``false`` = the official init.
         name: the network: ``crnn`` (the audio CRNN above; ``per_class`` picks the per-class
             one) or a sensor network of ``softloc.models.sensor`` (``signal-crnn`` on raw
             signals, ``fc-lstm`` on feature steps), which is built from ``args`` and reads
@@ -129,6 +133,7 @@ class ModelConfig:
     per_class: bool = False
     input_scale: float = 0.05
     exact_prior: bool = True
+    unit_variance_init: bool = False
     name: str = "crnn"
     args: dict[str, Any] = field(default_factory=dict)
 

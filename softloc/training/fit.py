@@ -80,7 +80,7 @@ from softloc.training.loaders import (
     prepare_training_data,
 )
 from softloc.training.module import EventModule, OptimSettings
-from softloc.training.recipe import match_output_prior
+from softloc.training.recipe import match_output_prior, unit_variance_convolutions
 
 __all__ = [
     "RUNTIME_FIELDS",
@@ -362,9 +362,14 @@ def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start
     train_loader, valid_loader = make_loaders(data, start_step=start_step,
                                               rank=trainer.global_rank,
                                               world_size=trainer.world_size)
-    if not resume and data.config.model.exact_prior:
-        bias = prior_output_bias(window_frames(data.config), data.config.model.prior_omega)
-        match_output_prior(module.model, _first_batch(train_loader), output_bias=bias)
+    m = data.config.model
+    if not resume and (m.exact_prior or m.unit_variance_init):
+        first = _first_batch(train_loader)
+        if m.unit_variance_init:
+            unit_variance_convolutions(module.model, first)
+        if m.exact_prior:
+            bias = prior_output_bias(window_frames(data.config), m.prior_omega)
+            match_output_prior(module.model, first, output_bias=bias)
     if valid_loader is None and data.valid_files:
         # F1 on whole files only: one empty batch so that validation runs at all
         valid_loader = DataLoader([{}], batch_size=1,  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Initialisation steps of the training recipe that need data: the exact LoCo eq. 15 prior.
+"""Initialisation steps of the training recipe that need data: unit-variance convolutions
+(:func:`unit_variance_convolutions`) and the exact LoCo eq. 15 prior (:func:`match_output_prior`).
 
 LoCo §5.2 initialises the pre-sigmoid predictions to the bias of eq. 15,
 ``b = log((1 - ω^(1/T)) / ω^(1/T))``, so that the initial count distribution of a window of ``T``
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["match_output_prior", "output_layers"]
+__all__ = ["match_output_prior", "output_layers", "unit_variance_convolutions"]
 
 
 def output_layers(model: nn.Module, n_classes: int) -> list[nn.Linear] | None:
@@ -73,3 +74,46 @@ def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *, output_bia
         layer.bias.add_(torch.tensor(shifts[c:c + n], dtype=layer.bias.dtype))
         c += n
     return [float(s) for s in shifts]
+
+
+_CONVS = (nn.Conv1d, nn.Conv2d)
+
+
+@torch.no_grad()
+def unit_variance_convolutions(model: nn.Module, batch: Mapping[str, Any]) -> list[float]:
+    """Layer-sequential unit-variance initialisation of the convolutions (LSUV, Mishkin & Matas
+    2016) on one training batch.
+
+    In forward order, each convolution's weights and bias are divided by the standard deviation
+    of its output on ``batch``, so that every convolution starts with unit output variance.
+    With Glorot weights, ReLU and max-pooling, the drum CRNN's activations otherwise shrink by
+    ~2.5x per layer (time-std 0.67 at the input, 0.014 after five convolutions, 0.005 after the
+    LSTM): the initial network is nearly input-independent and the count loss has little to
+    start from.
+
+    Args:
+        model: the freshly initialised network.
+        batch: one training batch (``"inputs"``, ``"lengths"``).
+
+    Returns:
+        the factor each convolution was divided by, in forward order (empty: no convolution).
+    """
+    convs = [m for m in model.modules() if isinstance(m, _CONVS)]
+    was_training = model.training
+    model.eval()
+    factors = []
+    for conv in convs:
+        seen: list[torch.Tensor] = []
+        handle = conv.register_forward_hook(lambda mod, inp, out, seen=seen: seen.append(out))
+        try:
+            model(batch["inputs"], batch.get("lengths"))
+        finally:
+            handle.remove()
+        std = float(seen[0].float().std()) if seen else 0.0
+        if std > 0 and std == std:
+            conv.weight.div_(std)
+            if conv.bias is not None:
+                conv.bias.div_(std)
+            factors.append(std)
+    model.train(was_training)
+    return factors
