@@ -141,3 +141,54 @@ def test_models_rebuild_from_their_registry_name_and_args(name, args, shape):
     x = torch.randn(*shape)
     with torch.no_grad():
         torch.testing.assert_close(again(x), net(x))
+
+
+def test_sign_invariant_network_gives_the_same_logits_for_a_flipped_signal():
+    torch.manual_seed(0)
+    net = SignalCRNN(1, 1, conv_channels=(4, 4), kernel_sizes=(5, 3), strides=(3, 2),
+                     gru_units=3, sign_invariant=True).eval()
+    x = torch.randn(2, 1, 120)
+    with torch.no_grad():
+        assert torch.allclose(net(x), net(-x), atol=1e-6)
+    plain = SignalCRNN(1, 1, conv_channels=(4, 4), kernel_sizes=(5, 3), strides=(3, 2),
+                       gru_units=3).eval()
+    with torch.no_grad():
+        assert not torch.allclose(plain(x), plain(-x), atol=1e-3)
+
+
+def test_framed_input_gives_the_logits_of_the_raw_signal():
+    torch.manual_seed(1)
+    raw = SignalCRNN(2, 1, conv_channels=(4, 4), kernel_sizes=(5, 3), strides=(3, 2),
+                     gru_units=3).eval()
+    framed = SignalCRNN(2, 1, conv_channels=(4, 4), kernel_sizes=(5, 3), strides=(3, 2),
+                        gru_units=3, framed=True).eval()
+    framed.load_state_dict(raw.state_dict())
+    x = torch.randn(3, 2, 60)  # 10 frames of 6 samples
+    # framed[b, c * 6 + k, j] = x[b, c, j * 6 + k]
+    xf = x.reshape(3, 2, 10, 6).transpose(2, 3).reshape(3, 12, 10)
+    lengths = torch.tensor([10, 7, 4])
+    with torch.no_grad():
+        assert torch.allclose(framed(xf, lengths), raw(x, lengths * 6), atol=1e-6)
+
+
+def test_sensor_spec_builds_the_preset_networks_and_checks_the_frame_hop():
+    from dataclasses import replace
+
+    from softloc.config import load_preset
+    from softloc.models.build import model_from_config, model_spec
+    from softloc.models.heads import prior_output_bias
+    from softloc.models.sensor import sensor_spec
+
+    ecg = replace(load_preset("ecg"), classes=("beat",))
+    net = model_from_config(ecg)
+    name, args = model_spec(net)
+    assert name == "signal-crnn" and args["framed"] and net.hop_samples == 18
+    assert args["output_bias"] == pytest.approx(prior_output_bias(200, 1e-5))  # 10 s at 20/s
+    puffs = replace(load_preset("puffs"), classes=("puff",))
+    assert model_spec(model_from_config(puffs))[0] == "fc-lstm"
+    bad = replace(ecg, model=replace(ecg.model, args=dict(ecg.model.args, strides=[3, 2, 1])))
+    with pytest.raises(ValueError, match=r"features.hop_length.*\(18 samples per frame\).*6"):
+        sensor_spec(bad)
+    fixed = replace(ecg, model=replace(ecg.model, args={"n_classes": 2}))
+    with pytest.raises(ValueError, match="must not set \\['n_classes'\\]"):
+        sensor_spec(fixed)

@@ -194,6 +194,10 @@ class SignalCRNN(nn.Module):
             :func:`softloc.models.heads.prior_output_bias` (LoCo eq. 15).
         framed: the input is framed (see the module docstring): ``(batch, n_channels *
             hop_samples, frames)`` with ``lengths`` in frames, one output frame per input frame.
+        sign_invariant: take the absolute value of the first convolution (which has no bias),
+            so the network's output is the same for ``x`` and ``-x``: an ECG lead whose QRS
+            points down (electrode placement, another person's heart axis) looks like one whose
+            QRS points up, as Pan–Tompkins' squared derivative does.
 
     Shape:
         x ``(batch, n_channels, samples)``, lengths ``(batch,)`` in samples ->
@@ -214,7 +218,8 @@ class SignalCRNN(nn.Module):
                  conv_channels: Sequence[int] = (16, 32, 32),
                  kernel_sizes: Sequence[int] = (9, 9, 5), strides: Sequence[int] = (3, 2, 1),
                  gru_units: int = 32, bidirectional: bool = True, dropout: float = 0.1,
-                 output_bias: float = 0.0, framed: bool = False) -> None:
+                 output_bias: float = 0.0, framed: bool = False,
+                 sign_invariant: bool = False) -> None:
         super().__init__()
         fn = "SignalCRNN"
         self.n_channels = check_int(fn, "n_channels", n_channels, minimum=1)
@@ -232,6 +237,7 @@ class SignalCRNN(nn.Module):
         units = check_int(fn, "gru_units", gru_units, minimum=0)
         self.bidirectional = check_bool(fn, "bidirectional", bidirectional)
         self.framed = check_bool(fn, "framed", framed)
+        self.sign_invariant = check_bool(fn, "sign_invariant", sign_invariant)
         p = _check_dropout(fn, dropout)
         widths = (self.n_channels, *chans)
         self.convs = nn.ModuleList(
@@ -288,9 +294,11 @@ class SignalCRNN(nn.Module):
         h, hop = x, 1
         if lengths is not None:
             h = h * _mask(lengths, h.shape[2], h)
-        for conv, norm, s in zip(self.convs, self.norms, self.strides, strict=True):
+        for i, (conv, norm, s) in enumerate(zip(self.convs, self.norms, self.strides,
+                                                strict=True)):
             hop *= s
-            h = torch.relu(norm(conv(h)))  # (B, C, T) -> (B, C', ceil(T / s))
+            h = conv(h)  # (B, C, T) -> (B, C', ceil(T / s))
+            h = torch.relu(norm(h.abs() if i == 0 and self.sign_invariant else h))
             if lengths is not None:
                 h = h * _mask(self._out_lengths(lengths, hop), h.shape[2], h)
         frame_lengths = None if lengths is None else self._out_lengths(lengths, hop)
