@@ -288,3 +288,45 @@ def test_ctrl_c_raises_training_interrupted_naming_the_run(data_root, tmp_path, 
     result = fit(cfg, data_root=data_root, out_dir=tmp_path / "run", resume=True,
                  progress=False)
     assert result.metrics["steps"] == 4
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from softloc.config import load_config
+from softloc.training import EventModule, fit
+
+def kill_at_step_5(self, outputs, batch, batch_idx):
+    if self.global_step == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+EventModule.on_train_batch_end = kill_at_step_5
+fit(load_config(sys.argv[1]), data_root=sys.argv[2], out_dir=sys.argv[3], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_and_resume_reproduce_the_uninterrupted_run(data_root, tmp_path):
+    """The real recipe (warm-up, cosine, exact prior, augmentation): killed by SIGKILL after
+    step 5 (last.ckpt holds step 4), resumed, it ends with the uninterrupted run's weights."""
+    import subprocess
+    import sys
+
+    from softloc.config import save_config
+
+    cfg = apply_overrides(load_preset("drums"), TINY + [
+        "train.max_steps=8", "train.val_every_n_steps=2", "train.warmup_steps=3",
+        "data.rate_factors=[0.875,1.0]", "supervision.labels=onsets", "loss.name=softloc",
+        "model.unit_variance_init=true"])
+    whole = fit(cfg, data_root=data_root, out_dir=tmp_path / "whole", progress=False).run_dir
+    save_config(cfg, tmp_path / "cfg.yaml")
+    run = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(tmp_path / "cfg.yaml"),
+                           str(data_root), str(run)], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (run / MODEL_FILE).exists()
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    result = fit(cfg, data_root=data_root, out_dir=run, resume=True, progress=False)
+    assert result.metrics["steps"] == 8
+    _assert_same_weights(_weights(whole / "checkpoints" / "last.ckpt"),
+                         _weights(run / "checkpoints" / "last.ckpt"), atol=1e-6, rtol=1e-5)
