@@ -335,6 +335,7 @@ def prepare_training_data(
         index = noisy_index(index, train_stems + valid_stems, sup.label_noise,
                             seed=config.train.seed)
     factors = tuple(sorted(set(d.rate_factors) | {1.0}))
+    store: Any  # a FeatureStore, or a SignalStore with the same interface
     if index.kind == "signal":  # framed signals, not cached (cheap to compute)
         store = prepare_signal_store(index, config.features, stems=train_stems + valid_stems,
                                      rate_factors=factors, augment=d.augment,
