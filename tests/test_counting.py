@@ -557,6 +557,20 @@ def test_probability_gradients_in_the_tilted_tail_are_exact_at_zero_and_one(back
     np.testing.assert_allclose(grad.flatten().numpy(), want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ALL)
+def test_probabilities_never_exceed_one_by_rounding(backend):
+    # Found by hypothesis: the top bin summed to 1 + 2e-16 (a log-likelihood of +2e-16).
+    x = torch.tensor([[[18.12628117014429, 26.811992634083648]]], dtype=torch.float64)
+    x.requires_grad_()
+    dist = count_distribution(x, 1, logits=True, backend=backend)
+    log_dist = count_distribution(x, 1, log=True, logits=True, backend=backend)
+    ll = count_log_likelihood(x, torch.tensor([[1]]), 1, logits=True, backend=backend)
+    assert (dist <= 1).all() and (log_dist <= 0).all() and (ll <= 0).all()
+    (grad,) = torch.autograd.grad(ll.sum(), x)  # the gradient is not clipped with the value
+    p, q = torch.sigmoid(x.detach()), torch.sigmoid(-x.detach())
+    torch.testing.assert_close(grad, p * q.prod() / (1 - q.prod()))  # d log(1 - q1 q2) / dx
+
+
 # ------------------------------------------------------------------------------------------
 # Misc properties
 

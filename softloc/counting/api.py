@@ -221,6 +221,7 @@ def count_distribution(
         out = _cpu.Distribution.apply(xr.cpu(), steps, k_max, logits, log).to(x.device)
     else:
         out = _tree.distribution(xr, steps, k_max, logits, log)
+    out = _at_most(out, 0.0 if log else 1.0)
     return out.to(x.dtype).reshape(b, c, k_max + 1)  # (B*C, K+1) -> (B, C, K+1)
 
 
@@ -295,4 +296,10 @@ def count_log_likelihood(
         out = _cpu.LogLikelihood.apply(xr.cpu(), n, steps, k_max, logits).to(probs.device)
     else:
         out = _tree.log_likelihood(xr, n, steps, k_max, logits)
-    return out.to(probs.dtype).reshape(b, c)  # (B*C,) -> (B, C)
+    return _at_most(out, 0.0).to(probs.dtype).reshape(b, c)  # (B*C,) -> (B, C)
+
+
+def _at_most(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """``x`` with rounding above ``bound`` taken off (a probability of 1 + 2e-16, a log of
+    2e-16: the loss -log P stays >= 0), the gradient passed through unchanged."""
+    return x - (x.detach() - bound).clamp(min=0.0)
