@@ -595,6 +595,22 @@ def test_probabilities_of_exactly_zero_and_one_give_finite_gradients():
     torch.testing.assert_close(grad[0, 0], torch.tensor([0, 0, 0, 0, 0, -1 / 0.3]).double())
 
 
+def test_infinite_logits_give_zero_or_infinite_cross_entropy_never_nan():
+    z = torch.tensor(
+        [[[math.inf, -math.inf, math.inf, -math.inf, 0.0, math.inf]]], dtype=torch.float64
+    )
+    y = torch.tensor([[[1.0, 0.0, 0.0, 1.0, 1.0, 0.0]]]).double()
+    for fn in (bce_loss, bootstrap_loss):
+        value, grad = _value_and_grad(lambda v, f=fn: f(v, y, logits=True, reduction="none"), z)
+        assert value[0, 0, :2].eq(0).all() and value[0, 0, 2:4].eq(math.inf).all()
+        assert torch.isfinite(grad).all()
+        # Steps beyond the length are dropped, whatever they hold (inf * 0 was NaN).
+        value, grad = _value_and_grad(
+            lambda v, f=fn: f(v, y, logits=True, lengths=torch.tensor([2])), z
+        )
+        assert value.item() == 0.0 and torch.isfinite(grad).all()
+
+
 # ---------------------------------------------------------------------------------- validation
 
 

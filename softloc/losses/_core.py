@@ -51,7 +51,8 @@ def time_mask(lengths: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor 
 
 
 def masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else x * mask.to(x.dtype)
+    """``x`` with 0 at the masked steps (a select, not a product: inf * 0 would be NaN)."""
+    return x if mask is None else torch.where(mask, x, 0.0)
 
 
 def n_valid(x: torch.Tensor, lengths: torch.Tensor | None) -> int:
@@ -161,11 +162,19 @@ def bce_elementwise(
     targets: torch.Tensor,
     pos_weight: torch.Tensor | None,
 ) -> torch.Tensor:
+    weight = None if pos_weight is None else pos_weight.to(probs.dtype).view(1, -1, 1)  # (C,)
     if z is not None:  # exact log p and log(1 - p) from the logits, no floor needed
-        log_p, log_q = F.logsigmoid(z), F.logsigmoid(-z)
+        # At logits of +-inf log p or log(1 - p) is -inf: its term is 0 where its weight is 0
+        # (not 0 * inf = NaN) and +inf where not, with a zero gradient either way.
+        low, high = z == -math.inf, z == math.inf
+        log_p = torch.where(low, 0.0, F.logsigmoid(z))
+        log_q = torch.where(high, 0.0, F.logsigmoid(-z))
+        pos_mass = targets if weight is None else targets * weight
+        sure = (low & (pos_mass > 0)) | (high & (targets < 1))
     else:
-        log_p, log_q = floored_log(probs), floored_log1p(-probs)
+        log_p, log_q, sure = floored_log(probs), floored_log1p(-probs), None
     pos = targets * log_p
-    if pos_weight is not None:
-        pos = pos * pos_weight.to(probs.dtype).view(1, -1, 1)  # (C,) -> (1, C, 1)
-    return -(pos + (1 - targets) * log_q)
+    if weight is not None:
+        pos = pos * weight
+    elem = -(pos + (1 - targets) * log_q)
+    return elem if sure is None else torch.where(sure, math.inf, elem)
