@@ -13,6 +13,7 @@ Run::
     python -m benchmarks.count_loss --quick          # small shapes, few repeats
     python -m benchmarks.count_loss --device cuda --shapes 32,3,400,32 8,88,400,43
     python -m benchmarks.count_loss --threads 1      # what docs/benchmarks.md reports
+    python -m benchmarks.count_loss --logits         # logits in (as training passes them)
 
 All contenders use the same torch thread setting (the fused CPU kernels spread over up to
 ``torch.get_num_threads()`` threads when there is enough work). Columns: median wall time of
@@ -131,15 +132,20 @@ def _peak_bytes(fn, probs, counts, k_max) -> int:
 
 
 BACKEND = "auto"
+LOGITS = False  # --logits: the contenders get logits (the per-step loop their sigmoid)
 
 
 def _fused(x, counts, k_max):
-    return count_log_likelihood(x, counts, k_max, backend=BACKEND)
+    return count_log_likelihood(x, counts, k_max, backend=BACKEND, logits=LOGITS)
 
 
 def _loco(x, counts, k_max):
     # The user-facing loss (auto backend): validation + the fused kernel + the mean.
-    return loco_loss(x, counts, k_max)
+    return loco_loss(x, counts, k_max, logits=LOGITS)
+
+
+def _per_step(x, counts, k_max):
+    return per_step_log_likelihood(torch.sigmoid(x) if LOGITS else x, counts, k_max)
 
 
 def make_inputs(shape, dtype, device, seed=0):
@@ -171,28 +177,32 @@ def run(shapes, dtypes, device, repeats, warmup, baseline_huge):
         huge = b * c * t_len >= HUGE or t_len >= LONG
         for dtype in dtypes:
             probs, counts = make_inputs(shape, dtype, device)
+            if LOGITS:
+                probs = torch.logit(probs.double()).to(dtype)
             reps = max(3, repeats // 5) if huge else repeats
             contenders = [(_fused, reps, warmup), (_loco, reps, warmup)]
             with_base = t_len < LONG or baseline_huge
             if with_base:  # huge: one cold run of the per-step loop
                 base_reps = 1 if huge else max(3, repeats // 4)
-                contenders.append((per_step_log_likelihood, base_reps, 0 if huge else 1))
+                contenders.append((_per_step, base_reps, 0 if huge else 1))
             timed = _time(contenders, probs, counts, k_max)
             t_fused, t_loco = timed[:2]
             mem_fused = _peak_bytes(_fused, probs, counts, k_max)
             t_base = mem_base = None
             if with_base:
                 t_base = timed[2]
-                mem_base = _peak_bytes(per_step_log_likelihood, probs, counts, k_max)
+                mem_base = _peak_bytes(_per_step, probs, counts, k_max)
             # Accuracy against the float64 log-space reference backend.
             loss, grad = _step(_fused, probs, counts, k_max)
             ref = probs.detach().to(torch.float64).cpu().requires_grad_()
-            ref_loss = count_log_likelihood(ref, counts.cpu(), k_max, backend="reference").mean()
+            ref_loss = count_log_likelihood(
+                ref, counts.cpu(), k_max, backend="reference", logits=LOGITS
+            ).mean()
             ref_loss.backward()
             err_loss = abs(loss.double().item() - ref_loss.item())
             err_grad = (grad.double().cpu() - ref.grad).abs().max().item()
             with torch.no_grad():
-                base_loss = per_step_log_likelihood(probs, counts, k_max).mean().double().item()
+                base_loss = _per_step(probs, counts, k_max).mean().double().item()
             err_base = abs(base_loss - ref_loss.item())
             rows.append(
                 dict(
@@ -247,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
     parser.add_argument(
+        "--logits", action="store_true", help="pass logits (logits=True) instead of probabilities"
+    )
+    parser.add_argument(
         "--baseline-huge",
         action="store_true",
         help="also time the per-step baseline on the huge shapes (minutes)",
@@ -259,14 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     # The table's last column is k_max + 1 bins, as in the issue; the API takes k_max.
     shapes = [(b, c, t, k1 - 1) for b, c, t, k1 in shapes]
     repeats = 5 if args.quick else args.repeats
-    global BACKEND
+    global BACKEND, LOGITS
     BACKEND = args.backend
+    LOGITS = args.logits
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     dtypes = [getattr(torch, d) for d in args.dtypes]
     print(
-        f"device={device} backend={BACKEND} torch={torch.__version__} "
+        f"device={device} backend={BACKEND} logits={LOGITS} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} "
         f"repeats={repeats} (rows*time >= {HUGE} or time >= {LONG}: repeats/5, one per-step run; "
         f"time >= {LONG}: per-step baseline skipped unless --baseline-huge)"
