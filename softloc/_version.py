@@ -1,3 +1,3 @@
-"""The package version, in a module that imports nothing (``softloc --version`` must stay instant)."""
+"""The package version, in a module that imports nothing (`softloc --version` stays instant)."""
 
 __version__ = "0.2.0"
