@@ -511,6 +511,15 @@ def test_log_likelihood_below_float64_range_is_minus_inf_without_nan(backend):
     ll = count_log_likelihood(x, torch.tensor([[1]]), 4, logits=True, backend=backend)
     (grad,) = torch.autograd.grad(ll.sum(), x)
     assert ll.item() == -math.inf and grad.eq(0).all()
+    # Pr(Y = 2) = 3 e^-1.7e308 sigmoid(-0.5) sigmoid(1.7e308): finite, though the tilt's
+    # sum_t log(q_t + p_t e^lam) - n lam is -inf - -inf; posterior minus prior as gradient.
+    x = torch.tensor([[[1.7e308, -1.7e308, 1.7e308, 0.5, 1.7e308]]], dtype=torch.float64)
+    x.requires_grad_()
+    ll = count_log_likelihood(x, torch.tensor([[2]]), 3, logits=True, backend=backend)
+    (grad,) = torch.autograd.grad(ll.sum(), x)
+    assert ll.item() == pytest.approx(-1.7e308, rel=1e-15)
+    want = torch.tensor([-1 / 3, 0.0, -1 / 3, -1 / (1 + math.exp(-0.5)), -1 / 3]).double()
+    torch.testing.assert_close(grad.flatten(), want)
 
 
 @pytest.mark.parametrize("backend", FAST)

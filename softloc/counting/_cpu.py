@@ -318,9 +318,10 @@ class _Tail:
     s_t = log(q_t + p_t e^lam) = logaddexp(log q_t, log p_t + lam) is taken in log space, so no
     e^lam is formed: logits of 1e4 and probabilities of 1e-300 tilt exactly. lam puts the
     tilted mean at n (half a count inside the feasible range), where Pr'(Y = n) is of order
-    1 / sqrt(T) and the linear recursion exact. Pairs of logits whose tilt float64 cannot
-    resolve (Pr' still below SAFE: logits beyond ~1e18) run the log-space recursion instead
-    (``_reference.exact_log_values``).
+    1 / sqrt(T) and the linear recursion exact; beyond |lam| = 1e6 it is taken relative to the
+    logit nearest to -lam (``_common.tilt_shift``), so logits of 1e18 tilt exactly too. Pairs of
+    logits that still fail (Pr' below SAFE, or sum s - n lam beyond float64 for logits of
+    ~1e308) run the log-space recursion instead (``_reference.exact_log_values``).
     """
 
     def __init__(self, rows: _Rows, idx, n, k_max, lo, hi):
@@ -333,9 +334,10 @@ class _Tail:
             t.numpy()[:, None]
             for t in tilt_shift(torch.from_numpy(z), target, torch.from_numpy(top), _solve_tilts)
         )
-        self.zt = (z - z_ref) + delta  # masked steps: -inf, the identity
-        self.lam = delta - z_ref  # (J, 1)
-        self.s = np.logaddexp(lq, lp + self.lam)  # masked steps: logaddexp(0, -inf) = 0
+        with np.errstate(over="ignore"):  # logits of ~1e308: inf, caught below
+            self.zt = (z - z_ref) + delta  # masked steps: -inf, the identity
+            self.lam = delta - z_ref  # (J, 1)
+            self.s = np.logaddexp(lq, lp + self.lam)  # masked steps: logaddexp(0, -inf) = 0
         self.lp = lp
         tilted = _Rows(torch.from_numpy(self.zt), steps, True)
         disc = np.where(top, np.exp(-np.maximum(self.lam[:, 0], 0.0)), 0.0)
@@ -345,8 +347,9 @@ class _Tail:
         self.ok = self.value >= SAFE  # False for NaN too
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             self.log_values = np.log(self.value) + self.s.sum(1) - n * self.lam[:, 0]
-        # Probabilities never get here (|logit| <= 745). Logits may: a tilt of ~-1e18 has a
-        # float64 spacing of ~256, or sum s - n lam of logits ~1e308 overflows in the sum.
+        # Probabilities never get here (|logit| <= 745); logits of ~1e308 may: Pr' below SAFE
+        # (value and gradient by the recursion), or sum s - n lam beyond float64 (-inf - -inf;
+        # the value by the recursion, the tilted gradient is exact).
         bad = ~(self.ok & np.isfinite(self.log_values))
         self.exact = np.flatnonzero(bad) if rows.logits else np.zeros(0, dtype=np.int64)
         for j in self.exact:
@@ -363,7 +366,8 @@ class _Tail:
         with torch.enable_grad():
             value = _reference.exact_log_values(x, self.k_max, [int(self.n[j])]).sum()
             (grad,) = torch.autograd.grad(value * g, x)
-        return grad.numpy()
+        # The recursion's float64 sums of logits of ~1e308 can overflow inside: no gradient.
+        return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).numpy()
 
     def grads(self, g: np.ndarray) -> np.ndarray:
         """(J,) incoming gradients -> (J, T) gradients w.r.t. the input rows (p or logit).
@@ -375,8 +379,7 @@ class _Tail:
         """
         n_jobs = len(self.idx)
         b_final = np.zeros((n_jobs, self.jobs.width))
-        use = np.ones(n_jobs, dtype=bool)
-        use[self.exact] = False
+        use = self.ok & np.isfinite(self.log_values)  # -inf: a zero gradient, as impossible
         b_final[np.arange(n_jobs), self.n] = np.where(use, g / np.where(use, self.value, 1.0), 0.0)
         gh = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
         pt = np.exp(-np.logaddexp(0.0, -self.zt))
@@ -390,10 +393,9 @@ class _Tail:
             with np.errstate(over="ignore", invalid="ignore"):
                 up = np.exp(np.minimum(self.lam - self.s, 709.0)) * (gc + qt * gh)
                 out = np.where(valid, up - np.exp(-self.s) * (gc - pt * gh), 0.0)
-        for j in self.exact:
-            out[j] = 0.0
-            if np.isfinite(self.log_values[j]):  # else below -1.8e308: zero, as impossible
-                out[j, : self.rows.steps[self.idx[j]]] = self._exact(j, float(g[j]))
+        out[~use] = 0.0
+        for j in np.flatnonzero(~self.ok & np.isfinite(self.log_values)):
+            out[j, : self.rows.steps[self.idx[j]]] = self._exact(j, float(g[j]))
         return out
 
 

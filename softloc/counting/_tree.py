@@ -93,8 +93,9 @@ def _masked_pq(x: torch.Tensor, steps: torch.Tensor, logits: bool):
 def _tilted(x, p, q, steps, z_ref, delta, logits):
     """p', q' of the problem tilted by e^lam and s_t = log(q_t + p_t e^lam) (autograd).
 
-    Logits: the tilt is a shift, p' = sigmoid(x + lam), and s = log(e^(log q) + e^(log p + lam))
-    in log space, so no e^lam is ever formed (|lam| can be 1e4 for logits of 1e4).
+    Logits: the tilt is a shift, p' = sigmoid(x + lam) with x + lam = (x - z_ref) + delta,
+    and s is formed from log-sigmoids, so no e^lam is ever formed (|lam| can be 1e4 for logits
+    of 1e4).
     Probabilities: with s0 = s without gradient, p' = p a / N and q' = q b / N with the
     constants a = e^(lam - s0), b = e^(-s0) and N = q b + p a (1 in value; it carries the
     gradient): exact at p = 0 and 1 too, where the logit is infinite.
@@ -127,9 +128,10 @@ def _tail_log(x, p, q, steps, n, k_max, lo, hi, logits):
     """log Pr(Y = n) (n < k_max) / log Pr(Y >= k_max) per row via the tilted problem.
 
     Pr(Y = n) = Pr'(Y = n) prod_t (q_t + p_t e^lam) e^(-n lam) for any lam; lam puts the tilted
-    mean at n, where Pr'(Y = n) is of order 1 and the linear recursion exact. Rows of logits
-    whose tilt float64 cannot resolve (Pr' still below SAFE: logits beyond ~1e18) fall back to
-    the log-space recursion.
+    mean at n, where Pr'(Y = n) is of order 1 and the linear recursion exact (relative to the
+    logit nearest to -lam beyond |lam| = 1e6, ``tilt_shift``). Rows of logits that still fail
+    (Pr' below SAFE, or sum s - n lam beyond float64 for logits of ~1e308) fall back to the
+    log-space recursion.
     """
     _, _, z = log_pq(x, steps, logits)
     top = n == k_max
@@ -139,19 +141,24 @@ def _tail_log(x, p, q, steps, n, k_max, lo, hi, logits):
     disc = torch.where(top, torch.exp(-lam.clamp(min=0.0)), torch.zeros_like(lam))
     states = tree_states(pt, qt, k_max + 1, disc)
     value = states.gather(1, n[:, None]).squeeze(1)
-    bad = ~(value.detach() >= SAFE)  # NaN included
-    ll = torch.log(torch.where(bad, 1.0, value)) + s.sum(-1) - n * lam
-    # Also where sum s - n lam overflows (logits of ~1e308): -inf - -inf.
-    bad = bad | ~torch.isfinite(ll.detach())
-    if logits and bool(bad.any()):
-        idx = bad.nonzero().squeeze(1)
+    lost = ~(value.detach() >= SAFE)  # NaN included
+    safe_value = torch.where(lost, 1.0, value)
+    ll = torch.log(safe_value) + s.sum(-1) - n * lam
+    # sum s - n lam beyond float64 (logits of ~1e308: -inf - -inf); the gradient is exact.
+    over = ~lost & ~torch.isfinite(ll.detach())
+    if logits and bool((lost | over).any()):
+        idx = (lost | over).nonzero().squeeze(1)
+        carrier = torch.log(safe_value) + (s - s.detach()).sum(-1)  # the tilted gradient
         n_steps = steps.to(x.device)
         exact = []
         for i in idx.tolist():
             row = x[i, : int(n_steps[i])].to(torch.float64)
-            v = _reference.exact_log_values(row, k_max, [int(n[i])])
-            # Below -1.8e308 (logits of ~1e308): -inf with a zero gradient, as impossible.
-            exact.append(v if bool(torch.isfinite(v).all()) else v.detach())
+            v = _reference.exact_log_values(row if lost[i] else row.detach(), k_max, [int(n[i])])
+            if not bool(torch.isfinite(v).all()):
+                v = v.detach()  # below -1.8e308: -inf with a zero gradient, as impossible
+            elif over[i]:
+                v = carrier[i : i + 1] + (v - carrier[i : i + 1]).detach()
+            exact.append(v)
         ll = ll.index_put((idx,), torch.cat(exact))
     return ll
 
