@@ -236,3 +236,27 @@ def test_piano_detections_as_midi_are_a_piano_track(piano_root, tmp_path):
         assert all(not inst.is_drum for inst in pm.instruments)
         notes = sorted((round(n.start, 3), n.pitch) for i in pm.instruments for n in i.notes)
         assert notes == sorted((round(t, 3), int(lab)) for t, lab in events)
+
+
+def test_experiment_piano_command_runs_one_cell(tmp_path, monkeypatch):
+    import softloc.data.generators.piano as piano
+    from softloc.data.generators.piano import synthesize_piano_dataset
+
+    fonts = []
+    for name in ("A_GM.sf2", "B.sf2"):
+        (tmp_path / name).write_bytes(b"RIFF")
+        fonts.append(tmp_path / name)
+    root = tmp_path / "data"
+    synthesize_piano_dataset(root, soundfonts=fonts, minutes=0.1, valid_minutes=0.05,
+                             test_minutes=0.05, file_duration_s=3.0, sample_rate=SR,
+                             renderer=SineStub(), cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(piano, "TinySoundFontRenderer", None)  # --data: nothing is rendered
+    out = tmp_path / "study"
+    tiny = ["--set", "model.conv_filters=[4, 4, 4, 4, 4, 4, 4, 4]", "--set",
+            "model.lstm_units=8", "--set", "data.augment_renditions=0"]
+    assert main(["experiment", "piano", "--out", str(out), "--data", str(root), "--parts",
+                 "noise", "--losses", "bce", "--sigmas", "0", "--max-steps", "1", *tiny]) == 0
+    text = (out / "results.csv").read_text().splitlines()
+    assert len(text) == 2 and text[1].startswith("onsets,bce,0,0,1,")
+    assert main(["experiment", "piano", "--out", str(out), "--data", str(root),
+                 "--losses", "nope"]) == 2
