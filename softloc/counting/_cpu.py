@@ -382,17 +382,11 @@ class _Tail:
         use = self.ok & np.isfinite(self.log_values)  # -inf: a zero gradient, as impossible
         b_final[np.arange(n_jobs), self.n] = np.where(use, g / np.where(use, self.value, 1.0), 0.0)
         gh = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
-        pt = np.exp(-np.logaddexp(0.0, -self.zt))
-        qt = np.exp(-np.logaddexp(0.0, self.zt))
-        gc = g[:, None]
-        if self.rows.logits:
-            out = gh * pt * qt + gc * (pt - np.exp(self.lp))  # 0 at masked steps (pt = p = 0)
-        else:
-            valid = np.arange(self.zt.shape[1])[None, :] < self.rows.steps[self.idx][:, None]
-            # lam - s <= -log p: the clamp only matters for p = 0 (or subnormal) and lam > 709.
-            with np.errstate(over="ignore", invalid="ignore"):
-                up = np.exp(np.minimum(self.lam - self.s, 709.0)) * (gc + qt * gh)
-                out = np.where(valid, up - np.exp(-self.s) * (gc - pt * gh), 0.0)
+        out = np.empty_like(gh)
+        _kernels().tilt_grads(
+            self.zt, self.lp, self.s, self.lam[:, 0], gh, np.ascontiguousarray(g, dtype=np.float64),
+            self.rows.steps[self.idx], self.rows.logits, out,
+        )  # fmt: skip
         out[~use] = 0.0
         for j in np.flatnonzero(~self.ok & np.isfinite(self.log_values)):
             out[j, : self.rows.steps[self.idx[j]]] = self._exact(j, float(g[j]))

@@ -202,6 +202,23 @@ def _midpoint(a, b):  # pragma: no cover - compiled
     return mid if a < mid < b else 0.5 * a + 0.5 * b
 
 
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _tilted_mean(z, p, q, n, lam):  # pragma: no cover - compiled
+    """sum_{t < n} sigmoid(z_t + lam). For |lam| <= 700 as p e^lam / (q + p e^lam) with
+    p = sigmoid(z), q = sigmoid(-z) precomputed (a product and a division per step; p e^lam
+    cannot overflow); beyond, with one exp per step (1 / inf = 0: no branch needed)."""
+    m = 0.0
+    if abs(lam) <= 700.0:
+        theta = math.exp(lam)
+        for t in range(n):
+            x = p[t] * theta
+            m += x / (q[t] + x)
+    else:
+        for t in range(n):
+            m += 1.0 / (1.0 + math.exp(-(z[t] + lam)))
+    return m
+
+
 @njit(cache=True, nogil=True)
 def solve_tilts(z, lengths, targets, lams):  # pragma: no cover - compiled
     """lams[i] solves sum_{t < lengths[i]} sigmoid(z[i, t] + lam) = targets[i].
@@ -212,12 +229,19 @@ def solve_tilts(z, lengths, targets, lams):  # pragma: no cover - compiled
     1 at its ends); it ends with lam to 1e-6, or to the float64 spacing at large |lam|
     (logits of 1e4 need lam of about -1e4).
     """
+    p = np.empty(z.shape[1])
+    q = np.empty(z.shape[1])
     for i in range(z.shape[0]):
         n = lengths[i]
+        while n > 0 and z[i, n - 1] == -math.inf:  # trailing masked steps add nothing
+            n -= 1
         z_lo = math.inf
         z_hi = -math.inf
         for t in range(n):
             v = z[i, t]
+            e = math.exp(-abs(v))
+            p[t] = 1.0 / (1.0 + e) if v >= 0 else e / (1.0 + e)
+            q[t] = e / (1.0 + e) if v >= 0 else 1.0 / (1.0 + e)
             if math.isfinite(v):
                 z_lo = min(z_lo, v)
                 z_hi = max(z_hi, v)
@@ -230,21 +254,39 @@ def solve_tilts(z, lengths, targets, lams):  # pragma: no cover - compiled
             lam = _midpoint(a, b)
             if not a < lam < b:
                 break
-            m = 0.0
-            for t in range(n):
-                y = z[i, t] + lam
-                if y >= 0:
-                    m += 1.0 / (1.0 + math.exp(-y))
-                else:
-                    e = math.exp(y)
-                    m += e / (1.0 + e)
-            if m < targets[i]:
+            if _tilted_mean(z[i], p, q, n, lam) < targets[i]:
                 a = lam
             else:
                 b = lam
             if b - a < 1e-6:
                 break
         lams[i] = 0.5 * a + 0.5 * b
+
+
+@njit(cache=True, nogil=True)
+def tilt_grads(zt, lp, s, lam, gh, g, steps, logits, out):  # pragma: no cover - compiled
+    """Gradients of tilted jobs w.r.t. their input rows (see ``counting._cpu._Tail.grads``).
+
+    zt: (J, T) tilted logits; lp, s: (J, T) log p and log(q + p e^lam); lam, g: (J,);
+    gh: (J, T) g d log Pr' / d p'. out (J, T): g (p' q' h + p' - p) per logit, or
+    e^(lam - s) (g + q' gh) - e^(-s) (g - p' gh) per probability; 0 at steps >= steps[j].
+    """
+    for j in range(zt.shape[0]):
+        for t in range(zt.shape[1]):
+            if t >= steps[j]:
+                out[j, t] = 0.0
+                continue
+            y = zt[j, t]
+            e = math.exp(-abs(y))
+            big = 1.0 / (1.0 + e)
+            small = e * big
+            pt = big if y >= 0 else small
+            qt = small if y >= 0 else big
+            if logits:
+                out[j, t] = gh[j, t] * pt * qt + g[j] * (pt - math.exp(lp[j, t]))
+            else:  # lam - s <= -log p: the clamp only matters for p = 0 and lam > 709
+                up = math.exp(min(lam[j] - s[j, t], 709.0)) * (g[j] + qt * gh[j, t])
+                out[j, t] = up - math.exp(-s[j, t]) * (g[j] - pt * gh[j, t])
 
 
 # Steps per block of the layout changes below: a block of 32 lanes x 16 steps of both layouts
