@@ -436,7 +436,8 @@ class LogLikelihood(torch.autograd.Function):
                 ll[redo] = tail.log_values
         ctx.saved = (rows, jobs, ok, value, tail)
         ctx.in_dtype = x.dtype
-        return torch.from_numpy(ll)
+        # A top bin of 1 + 2e-16 by rounding: log <= 0 (the gradient is the unclipped one).
+        return torch.from_numpy(np.minimum(ll, 0.0, out=ll))
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -484,7 +485,7 @@ class Distribution(torch.autograd.Function):
                 out[er, ek] = tail.log_values
         ctx.saved = (rows, jobs, tail, safe, log)
         ctx.in_dtype = x.dtype
-        return torch.from_numpy(out)
+        return torch.from_numpy(np.minimum(out, 0.0 if log else 1.0, out=out))  # rounding
 
     @staticmethod
     @torch.autograd.function.once_differentiable

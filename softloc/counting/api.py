@@ -220,8 +220,9 @@ def count_distribution(
     elif name == "cpu":
         out = _cpu.Distribution.apply(xr.cpu(), steps, k_max, logits, log).to(x.device)
     else:
-        out = _tree.distribution(xr, steps, k_max, logits, log)
-    out = _at_most(out, 0.0 if log else 1.0)
+        out = _at_most(_tree.distribution(xr, steps, k_max, logits, log), 0.0 if log else 1.0)
+    if name == "reference":
+        out = _at_most(out, 0.0 if log else 1.0)
     return out.to(x.dtype).reshape(b, c, k_max + 1)  # (B*C, K+1) -> (B, C, K+1)
 
 
@@ -291,15 +292,16 @@ def count_log_likelihood(
     name = resolve_backend(backend, probs.device)
     if name == "reference":
         log_y = _reference.log_states(xr, k_max, steps, logits)
-        out = log_y.gather(1, n.to(probs.device)[:, None]).squeeze(1)
-    elif name == "cpu":
+        out = _at_most(log_y.gather(1, n.to(probs.device)[:, None]).squeeze(1), 0.0)
+    elif name == "cpu":  # clipped inside
         out = _cpu.LogLikelihood.apply(xr.cpu(), n, steps, k_max, logits).to(probs.device)
     else:
-        out = _tree.log_likelihood(xr, n, steps, k_max, logits)
-    return _at_most(out, 0.0).to(probs.dtype).reshape(b, c)  # (B*C,) -> (B, C)
+        out = _at_most(_tree.log_likelihood(xr, n, steps, k_max, logits), 0.0)
+    return out.to(probs.dtype).reshape(b, c)  # (B*C,) -> (B, C)
 
 
 def _at_most(x: torch.Tensor, bound: float) -> torch.Tensor:
     """``x`` with rounding above ``bound`` taken off (a probability of 1 + 2e-16, a log of
-    2e-16: the loss -log P stays >= 0), the gradient passed through unchanged."""
+    2e-16: the loss -log P stays >= 0), the gradient passed through unchanged. (The ``"cpu"``
+    backend clips inside its kernels' output.)"""
     return x - (x.detach() - bound).clamp(min=0.0)
