@@ -547,6 +547,15 @@ def test_log_space_fallback_matches_the_reference(backend, monkeypatch):
         assert got[b, c].item() == pytest.approx(want.item(), rel=1e-13), (b, c)
         torch.testing.assert_close(got_g[b, c][finite[b, c]], want_g, rtol=0, atol=1e-12)
         assert got_g[b, c][~finite[b, c]].eq(0).all()
+    # Probabilities (never there in real use): the same recursion on their logits.
+    p = torch.rand(3, 2, 12, dtype=torch.float64) * 0.98 + 0.01
+    got_x, ref_x = p.clone().requires_grad_(), p.clone().requires_grad_()
+    got = count_log_likelihood(got_x, counts[:3], k_max, backend=backend)
+    want = count_log_likelihood(ref_x, counts[:3], k_max, backend="reference")
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    (got_g,) = torch.autograd.grad(got.sum(), got_x)
+    (want_g,) = torch.autograd.grad(want.sum(), ref_x)
+    torch.testing.assert_close(got_g, want_g, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", FAST)

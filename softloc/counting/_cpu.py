@@ -350,21 +350,19 @@ class _Tail:
         # Probabilities never get here (|logit| <= 745); logits of ~1e308 may: Pr' below SAFE
         # (value and gradient by the recursion), or sum s - n lam beyond float64 (-inf - -inf;
         # the value by the recursion, the tilted gradient is exact).
-        bad = ~(self.ok & np.isfinite(self.log_values))
-        self.exact = np.flatnonzero(bad) if rows.logits else np.zeros(0, dtype=np.int64)
+        self.exact = np.flatnonzero(~(self.ok & np.isfinite(self.log_values)))
         for j in self.exact:
             self.log_values[j] = self._exact(j, None)
 
     def _exact(self, j: int, g: float | None):
         """log value of pair j by the log-space recursion, or (g=...) g times its gradient."""
         r = self.idx[j]
-        x = self.rows.x[r, : self.rows.steps[r]].to(torch.float64)
-        if g is None:
-            with torch.no_grad():
-                return float(_reference.exact_log_values(x, self.k_max, [int(self.n[j])]))
-        x.requires_grad_()
-        with torch.enable_grad():
-            value = _reference.exact_log_values(x, self.k_max, [int(self.n[j])]).sum()
+        x = self.rows.x[r, : self.rows.steps[r]].to(torch.float64).requires_grad_(g is not None)
+        with torch.set_grad_enabled(g is not None):
+            z = x if self.rows.logits else _reference.logit(x)
+            value = _reference.exact_log_values(z, self.k_max, [int(self.n[j])]).sum()
+            if g is None:
+                return float(value)
             (grad,) = torch.autograd.grad(value * g, x)
         # The recursion's float64 sums of logits of ~1e308 can overflow inside: no gradient.
         return torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).numpy()

@@ -58,7 +58,7 @@ def exact_log_values(x_row: torch.Tensor, k_max: int, bins: list[int]) -> torch.
     (logit +inf) are dropped and shift the count by one each, impossible ones (-inf) are
     dropped: the recursion's gradient is NaN at them, and the exact limit of the gradient there
     is 0. Autograd-capable. The fast backends' last resort for the rare rows whose tilted
-    problem cannot be resolved in float64 (|logits| of ~1e18 and above).
+    problem float64 cannot hold (logits of ~1e308).
     """
     sure = int((x_row == math.inf).sum())
     keep = x_row[torch.isfinite(x_row)][None, :]  # (1, T')
@@ -73,3 +73,11 @@ def exact_log_values(x_row: torch.Tensor, k_max: int, bins: list[int]) -> torch.
         else:
             out.append(torch.logsumexp(inner[j:], 0))
     return torch.stack(out)
+
+
+def logit(p: torch.Tensor) -> torch.Tensor:
+    """log p - log(1 - p), +-inf at p = 1 / 0 with a zero gradient there (not 0 * inf = NaN)."""
+    inside = (p > 0) & (p < 1)
+    safe = torch.where(inside, p, 0.5)
+    sure = torch.where(p.detach() >= 1, math.inf, -math.inf)  # constants: no 0 * inf
+    return torch.where(inside, torch.log(safe) - torch.log1p(-safe), sure)

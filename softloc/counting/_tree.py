@@ -146,14 +146,16 @@ def _tail_log(x, p, q, steps, n, k_max, lo, hi, logits):
     ll = torch.log(safe_value) + s.sum(-1) - n * lam
     # sum s - n lam beyond float64 (logits of ~1e308: -inf - -inf); the gradient is exact.
     over = ~lost & ~torch.isfinite(ll.detach())
-    if logits and bool((lost | over).any()):
+    if bool((lost | over).any()):  # (never seen with probabilities, |logit| <= 745)
         idx = (lost | over).nonzero().squeeze(1)
         carrier = torch.log(safe_value) + (s - s.detach()).sum(-1)  # the tilted gradient
         n_steps = steps.to(x.device)
         exact = []
         for i in idx.tolist():
             row = x[i, : int(n_steps[i])].to(torch.float64)
-            v = _reference.exact_log_values(row if lost[i] else row.detach(), k_max, [int(n[i])])
+            row = row if lost[i] else row.detach()
+            row = row if logits else _reference.logit(row)
+            v = _reference.exact_log_values(row, k_max, [int(n[i])])
             if not bool(torch.isfinite(v).all()):
                 v = v.detach()  # below -1.8e308: -inf with a zero gradient, as impossible
             elif over[i]:
