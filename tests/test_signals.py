@@ -7,16 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from softloc.data.signal_store import cut_windows, window_bounds
 from softloc.data.signals import (
     Signal,
     SignalError,
     channel_stats,
-    cut_windows,
     normalize_channels,
     read_csv_signal,
     read_npy_signal,
     read_signal,
-    window_bounds,
     write_signal,
 )
 

@@ -28,6 +28,8 @@ Conventions:
       ``augment.stretch_range`` with ``p_stretch``), a gain (``augment.gain_db``) and white noise
       at ``augment.snr_db`` with ``p_noise``; pitch, EQ and reverb (audio steps) do not apply.
       Rendition ``k`` of a stem is a function of ``(seed, stem, k)``.
+    * Windows in seconds (:func:`window_bounds`, :func:`cut_windows`) are cut at whole samples
+      (``round(seconds * rate_hz)``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from softloc._checks import check_real
 from softloc.data.augment import AugmentSettings
 from softloc.data.layout import DatasetIndex
 from softloc.data.signals import Signal, SignalError, normalize_channels, read_signal
@@ -52,12 +55,14 @@ __all__ = [
     "SignalStore",
     "augment_signal",
     "check_signal_run",
+    "cut_windows",
     "frame_signal",
     "prepare_signal_store",
     "resample_signal",
     "signal_features",
     "time_scale",
     "unframe_signal",
+    "window_bounds",
 ]
 
 #: Per-file, per-channel normalisation of every signal run (``softloc.data.signals``).
@@ -281,3 +286,62 @@ def check_signal_run(config: Any, index: DatasetIndex) -> Any:
                          "dataset must have the same channels")
     args = dict(config.model.args, **{INPUT_ARGS[name]: widths[first]})
     return replace(config, model=replace(config.model, args=args))
+
+
+def window_bounds(n_samples: int, rate_hz: float, *, window_s: float,
+                  hop_s: float | None = None) -> np.ndarray:
+    """Sample bounds of windows ``[k * hop_s, k * hop_s + window_s)`` covering a signal.
+
+    Windows start at ``round(k * hop_s * rate_hz)`` and hold ``round(window_s * rate_hz)``
+    samples; the last window starts before the end and is cut at ``n_samples`` (so every sample
+    lies in some window). A signal shorter than one window gives one window ``[0, n_samples)``.
+
+    Args:
+        n_samples: length of the signal in samples (>= 1).
+        rate_hz: sampling rate in Hz.
+        window_s: window length in seconds (> 0, at least one sample).
+        hop_s: hop in seconds (> 0; default ``window_s``: back-to-back windows).
+
+    Returns:
+        int64 ``(n_windows, 2)`` rows ``(start, stop)``.
+
+    Raises:
+        ValueError: non-positive arguments, or a window shorter than one sample.
+    """
+    fn = "window_bounds"
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+            or n_samples < 1:
+        raise ValueError(f"{fn}: `n_samples` must be an int >= 1, got {n_samples!r}")
+    rate = check_real(fn, "rate_hz", rate_hz, positive=True)
+    hop_s = window_s if hop_s is None else hop_s
+    for name, v in (("window_s", window_s), ("hop_s", hop_s)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v <= 0:
+            raise ValueError(f"{fn}: `{name}` must be a finite number of seconds > 0, got {v!r}")
+    length = int(round(window_s * rate))
+    hop = int(round(hop_s * rate))
+    if length < 1 or hop < 1:
+        raise ValueError(f"{fn}: window_s={window_s} and hop_s={hop_s} must each span at least "
+                         f"one sample at {rate:g} Hz")
+    n = 1 if n_samples <= length else 1 + int(math.ceil((n_samples - length) / hop))
+    starts = np.arange(n, dtype=np.int64) * hop
+    return np.stack([starts, np.minimum(starts + length, n_samples)], axis=1)
+
+
+def cut_windows(x: np.ndarray, rate_hz: float, *, window_s: float,
+                hop_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut ``x`` ``(channel, time)`` into windows of :func:`window_bounds`, zero-padded.
+
+    Returns:
+        ``(windows, lengths, starts)``: float32 ``(n_windows, channel, window_samples)``, the
+        valid samples of each window ``(n_windows,)`` and its first sample ``(n_windows,)``.
+    """
+    if not isinstance(x, np.ndarray) or x.ndim != 2 or x.size == 0:
+        raise ValueError(f"cut_windows: `x` must be a non-empty 2-D array (channel, time), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    bounds = window_bounds(x.shape[1], rate_hz, window_s=window_s, hop_s=hop_s)
+    width = int(round(window_s * rate_hz))
+    out = np.zeros((len(bounds), x.shape[0], width), dtype=np.float32)
+    for i, (a, b) in enumerate(bounds):
+        out[i, :, : b - a] = x[:, a:b]
+    return out, (bounds[:, 1] - bounds[:, 0]), bounds[:, 0].copy()

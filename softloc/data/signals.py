@@ -1,4 +1,4 @@
-"""Time-series signals: CSV and NumPy readers, one dispatcher, normalisation and windows.
+"""Time-series signals: CSV and NumPy readers, one dispatcher, per-channel normalisation.
 
 A *signal* is a float32 array ``(channel, time)`` sampled at ``rate_hz`` with a name per channel
 (:class:`Signal`). It comes from
@@ -14,13 +14,13 @@ A *signal* is a float32 array ``(channel, time)`` sampled at ``rate_hz`` with a 
   the form the generic dataset layout stores (``ROOT/signals/<stem>.npy``).
 
 :func:`read_signal` picks the reader by suffix. Subjects, per-subject splits and
-leave-one-subject-out folds are in :mod:`softloc.data.subjects`.
+leave-one-subject-out folds are in :mod:`softloc.data.subjects`; framing, windows in seconds and
+the training store in :mod:`softloc.data.signal_store`.
 
 Conventions:
     * Arrays are ``(channel, time)``, float32, physical units (mV for ECG) before normalisation.
     * Time is in seconds from the first sample: sample ``i`` lies at ``i / rate_hz``. A CSV time
       column only sets (and checks) the rate; its origin is dropped.
-    * Windows are given in seconds and cut at whole samples (``round(seconds * rate_hz)``).
 
 Errors name the file or record and the field (``x.csv:5: column 'ecg' is not a number``,
 ``x.json: rate mismatch in field 'rate_hz' ...``); they are :class:`SignalError` (a
@@ -49,14 +49,12 @@ __all__ = [
     "Signal",
     "SignalError",
     "channel_stats",
-    "cut_windows",
     "find_signals",
     "normalize_channels",
     "read_csv_signal",
     "read_npy_signal",
     "read_signal",
     "signal_info",
-    "window_bounds",
     "write_signal",
 ]
 
@@ -567,62 +565,3 @@ def _check_2d(fn: str, x: object) -> np.ndarray:
         raise ValueError(f"{fn}: `x` must be a non-empty 2-D array (channel, time), got shape "
                          f"{x.shape}")
     return x
-
-
-# ----------------------------------------------------------------------------- windows
-
-def window_bounds(n_samples: int, rate_hz: float, *, window_s: float,
-                  hop_s: float | None = None) -> np.ndarray:
-    """Sample bounds of windows ``[k * hop_s, k * hop_s + window_s)`` covering a signal.
-
-    Windows start at ``round(k * hop_s * rate_hz)`` and hold ``round(window_s * rate_hz)``
-    samples; the last window starts before the end and is cut at ``n_samples`` (so every sample
-    lies in some window). A signal shorter than one window gives one window ``[0, n_samples)``.
-
-    Args:
-        n_samples: length of the signal in samples (>= 1).
-        rate_hz: sampling rate in Hz.
-        window_s: window length in seconds (> 0, at least one sample).
-        hop_s: hop in seconds (> 0; default ``window_s``: back-to-back windows).
-
-    Returns:
-        int64 ``(n_windows, 2)`` rows ``(start, stop)``.
-
-    Raises:
-        ValueError: non-positive arguments, or a window shorter than one sample.
-    """
-    fn = "window_bounds"
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
-            or n_samples < 1:
-        raise ValueError(f"{fn}: `n_samples` must be an int >= 1, got {n_samples!r}")
-    rate = _check_rate(fn, rate_hz)
-    hop_s = window_s if hop_s is None else hop_s
-    for name, v in (("window_s", window_s), ("hop_s", hop_s)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or v <= 0:
-            raise ValueError(f"{fn}: `{name}` must be a finite number of seconds > 0, got {v!r}")
-    length = int(round(window_s * rate))
-    hop = int(round(hop_s * rate))
-    if length < 1 or hop < 1:
-        raise ValueError(f"{fn}: window_s={window_s} and hop_s={hop_s} must each span at least "
-                         f"one sample at {rate:g} Hz")
-    n = 1 if n_samples <= length else 1 + int(math.ceil((n_samples - length) / hop))
-    starts = np.arange(n, dtype=np.int64) * hop
-    return np.stack([starts, np.minimum(starts + length, n_samples)], axis=1)
-
-
-def cut_windows(x: np.ndarray, rate_hz: float, *, window_s: float,
-                hop_s: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut ``x`` ``(channel, time)`` into windows of :func:`window_bounds`, zero-padded.
-
-    Returns:
-        ``(windows, lengths, starts)``: float32 ``(n_windows, channel, window_samples)``, the
-        valid samples of each window ``(n_windows,)`` and its first sample ``(n_windows,)``.
-    """
-    x = _check_2d("cut_windows", x)
-    bounds = window_bounds(x.shape[1], rate_hz, window_s=window_s, hop_s=hop_s)
-    width = int(round(window_s * rate_hz))
-    out = np.zeros((len(bounds), x.shape[0], width), dtype=np.float32)
-    for i, (a, b) in enumerate(bounds):
-        out[i, :, : b - a] = x[:, a:b]
-    return out, (bounds[:, 1] - bounds[:, 0]), bounds[:, 0].copy()
