@@ -136,12 +136,20 @@ def test_audio_preset_on_a_signal_dataset_is_an_error(ecg_data, tmp_path, capsys
     assert not (tmp_path / "r").exists()
 
 
-def test_synth_puffs_and_a_tiny_sensor_experiment(tmp_path, capsys):
+def test_synth_puffs_train_preset_puffs_and_a_tiny_sensor_experiment(tmp_path, capsys):
     data = tmp_path / "puffs"
     assert main(["data", "synth-puffs", "--out", str(data), "--subjects", "3", "--sessions", "1",
                  "--cycles", "80"]) == 0
     index = load_dataset(data)
     assert index.kind == "signal" and len(set(index.subjects.values())) == 3
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--labels", "onsets", "--loss", "softloc",
+                 "--preset", "puffs", "--out", str(run), "--max-steps", "3",
+                 "--set", "train.val_every_n_steps=3", "--no-progress"]) == 0
+    assert main(["detect", "--model", str(run), "--data", str(data), "--split", "test",
+                 "--out", str(tmp_path / "det")]) == 0
+    test_stems = index.splits["test"]
+    assert sorted(p.stem for p in (tmp_path / "det").glob("*.txt")) == sorted(test_stems)
     out = tmp_path / "exp"
     assert main(["experiment", "sensor", "--out", str(out), "--data", str(data), "--folds", "0",
                  "--levels", "0,1", "--noises", "normal", "--max-steps", "3"]) == 0

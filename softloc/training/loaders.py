@@ -125,7 +125,8 @@ def noisy_index(index: DatasetIndex, stems: list[str], spec: str, *, seed: int) 
 
     Args:
         index: the dataset.
-        stems: the stems to perturb (the training split); others keep their events.
+        stems: the stems to perturb (a run perturbs its training and validation splits);
+            others keep their events.
         spec: a noise spec, e.g. ``"normal:100ms"`` (``softloc.noise.parse_noise``).
         seed: seed of the perturbation.
     """
