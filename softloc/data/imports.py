@@ -2,8 +2,9 @@
 
 :func:`import_maps` (``softloc data import-maps``) and :func:`import_maestro`
 (``softloc data import-maestro``) find the recordings and their note lists
-(:func:`softloc.data.midi.scan_maps`, :func:`~softloc.data.midi.scan_maestro`), write them into
-the generic layout (:func:`~softloc.data.midi.write_pieces_layout`: audio linked or copied,
+(:func:`softloc.data.piano_folders.scan_maps`,
+:func:`~softloc.data.piano_folders.scan_maestro`), write them into the generic layout
+(:func:`~softloc.data.piano_folders.write_pieces_layout`: audio linked or copied,
 ``annotations/<stem>.txt`` with one ``<onset seconds>\\t<MIDI pitch>`` per note, ``splits/``) and
 add the weak labels ``counts.csv`` for the 88 keys (:func:`softloc.data.counts.dataset_counts`).
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from softloc._io import atomic_write_text
 from softloc.data.counts import PIANO_CLASSES, dataset_counts
-from softloc.data.midi import Piece, scan_maestro, scan_maps, write_pieces_layout
+from softloc.data.piano_folders import Piece, scan_maestro, scan_maps, write_pieces_layout
 
 __all__ = ["ImportReport", "assign_piece_splits", "import_maestro", "import_maps"]
 
@@ -138,8 +139,8 @@ def import_maps(src: str | os.PathLike, out_dir: str | os.PathLike, *,
         an :class:`ImportReport`.
 
     Raises:
-        FileNotFoundError, DatasetError: as :func:`~softloc.data.midi.scan_maps` (no MAPS file,
-            a wav without its note list) and the note-list reader (``path:line: ...``).
+        FileNotFoundError, DatasetError: as :func:`~softloc.data.piano_folders.scan_maps` (no
+            MAPS file, a wav without its note list) and the note-list reader (``path:line: ...``).
         FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
     """
     out = Path(out_dir)
@@ -165,11 +166,11 @@ def import_maestro(src: str | os.PathLike, out_dir: str | os.PathLike, *,
     """Import a MAESTRO-style folder (audio + MIDI pairs) into the generic layout.
 
     Splits come from the index (``maestro-v*.csv``/``.json``, see
-    :func:`~softloc.data.midi.scan_maestro`); pieces without one (no index) get a seeded split
-    by piece. Other arguments as :func:`import_maps`.
+    :func:`~softloc.data.piano_folders.scan_maestro`); pieces without one (no index) get a
+    seeded split by piece. Other arguments as :func:`import_maps`.
 
     Raises:
-        FileNotFoundError, DatasetError: as :func:`~softloc.data.midi.scan_maestro`.
+        FileNotFoundError, DatasetError: as :func:`~softloc.data.piano_folders.scan_maestro`.
         FileExistsError: ``out_dir`` is not empty and ``overwrite`` is False.
     """
     out = Path(out_dir)
