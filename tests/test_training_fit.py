@@ -1,4 +1,3 @@
-import importlib
 import json
 import math
 import os
@@ -210,15 +209,15 @@ def test_resume_refuses_max_steps_that_would_not_train_and_leaves_outputs(data_r
 
 def test_last_checkpoint_is_written_at_every_validation_and_at_the_last_step(
         data_root, tmp_path, monkeypatch):
-    fit_module = importlib.import_module("softloc.training.fit")  # the module, not fit()
+    from softloc.training.run_folder import LastCheckpoint
     saved = []
-    original = fit_module._LastCheckpoint._save_checkpoint
+    original = LastCheckpoint._save_checkpoint
 
     def record(self, trainer, filepath):
         saved.append((trainer.global_step, Path(filepath).name))
         original(self, trainer, filepath)
 
-    monkeypatch.setattr(fit_module._LastCheckpoint, "_save_checkpoint", record)
+    monkeypatch.setattr(LastCheckpoint, "_save_checkpoint", record)
     cfg = apply_overrides(load_preset("drums"), TINY + ["train.max_steps=5",
                                                         "train.val_every_n_steps=2"])
     run = fit(cfg, data_root=data_root, out_dir=tmp_path / "run", progress=False).run_dir

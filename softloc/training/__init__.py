@@ -5,8 +5,10 @@
 * ``recipe``: :func:`match_output_prior` (LoCo eq. 15 made exact at initialisation);
 * ``loaders``: dataset -> features -> supervision -> window datasets -> loaders (audio runs;
   batches are a function of the seed and the step, :class:`StepSampler`);
-* ``fit``: :func:`fit` / :func:`train` write a run folder (resume, checkpoints, calibration,
-  ``model.pt``, ``metrics.json``); :class:`TrainingInterrupted` on Ctrl-C.
+* ``fit``: :func:`fit` / :func:`train` write a run folder (Trainer, calibration, ``model.pt``,
+  ``metrics.json``);
+* ``run_folder``: its checks, atomic ``weights_only`` checkpoints, resume
+  (:data:`RUNTIME_FIELDS`), :class:`TrainingInterrupted` on Ctrl-C.
 
 The networks (``softloc.models``) and inference (``softloc.inference``) never import this package.
 """
@@ -14,8 +16,6 @@ The networks (``softloc.models``) and inference (``softloc.inference``) never im
 from __future__ import annotations
 
 from softloc.training.fit import (
-    RUNTIME_FIELDS,
-    TrainingInterrupted,
     TrainResult,
     file_f1_validator,
     fit,
@@ -40,6 +40,7 @@ from softloc.training.module import (
     warmup_factor,
 )
 from softloc.training.recipe import match_output_prior
+from softloc.training.run_folder import RUNTIME_FIELDS, TrainingInterrupted
 
 __all__ = [
     "RUNTIME_FIELDS",

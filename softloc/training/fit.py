@@ -49,19 +49,16 @@ from typing import Any
 
 import lightning as L
 import torch
-import yaml
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from softloc._io import atomic_save, atomic_write_text, is_rank_zero, provenance
+from softloc._io import atomic_write_text, is_rank_zero, provenance
 from softloc._version import __version__
 from softloc.config import (
     RunConfig,
     SupervisionConfig,
-    load_config,
     parse_devices,
     save_config,
 )
@@ -81,19 +78,26 @@ from softloc.training.loaders import (
 )
 from softloc.training.module import EventModule, OptimSettings
 from softloc.training.recipe import match_output_prior, unit_variance_convolutions
+from softloc.training.run_folder import (
+    LastCheckpoint,
+    RunCheckpointIO,
+    RunFolderCheckpoint,
+    TrainingInterrupted,
+    check_run_dir,
+    load_checkpoint,
+    resume_config,
+    resume_step,
+    wait_for_rank_zero,
+)
 
 __all__ = [
-    "RUNTIME_FIELDS",
     "TrainResult",
-    "TrainingInterrupted",
     "file_f1_validator",
     "fit",
     "parse_devices",
     "train",
 ]
 
-#: ``train.*`` fields a resumed run may change (everything else must equal the saved config).
-RUNTIME_FIELDS = ("max_steps", "num_threads", "accelerator", "devices", "num_nodes", "strategy")
 
 _log = logging.getLogger("softloc.training")
 
@@ -111,154 +115,6 @@ class TrainResult:
     run_dir: Path
     config: RunConfig
     metrics: dict
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped by Ctrl-C (SIGINT); ``run_dir`` can be resumed.
-
-    A ``KeyboardInterrupt``, so code that does not catch it stops as on any Ctrl-C; the CLI
-    catches it, prints the message and exits with status 130.
-
-    Attributes:
-        run_dir: the run folder.
-        step: the step of ``RUN/checkpoints/last.ckpt`` (0: none yet, a resume starts over).
-    """
-
-    def __init__(self, run_dir: Path, step: int) -> None:
-        self.run_dir, self.step = Path(run_dir), int(step)
-        where = (f"last checkpoint at step {step}" if step else "no checkpoint yet")
-        super().__init__(f"training interrupted ({where}); continue with `softloc train "
-                         f"--resume --out {run_dir} ...` (fit(..., resume=True))")
-
-
-class _RunCheckpointIO(TorchCheckpointIO):
-    """Checkpoints published atomically (a crash never leaves half a file) and read with
-    ``weights_only=True`` only: a checkpoint can hold tensors and plain data, never code."""
-
-    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Any = None) -> None:
-        atomic_save(Path(path), lambda f: torch.save(checkpoint, f))
-
-    def load_checkpoint(self, path: Any, map_location: Any = None,
-                        weights_only: bool | None = None) -> dict[str, Any]:
-        return _load_checkpoint(Path(path))
-
-
-def _load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint loaded with ``weights_only=True``; errors name the file."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError ...
-        raise ValueError(
-            f"{path}: not a softloc checkpoint that loads with weights_only=True "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-        ) from None
-
-
-class _RunFolderCheckpoint(ModelCheckpoint):
-    """A ModelCheckpoint whose restored state points into its own folder: the paths stored in a
-    checkpoint (of a copied or moved run folder) are re-rooted, never followed."""
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        own = str(self.dirpath)
-
-        def here(p: Any) -> Any:
-            return str(Path(own) / Path(p).name) if isinstance(p, str) and p else p
-
-        state = dict(state_dict, dirpath=own)
-        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
-            if key in state:
-                state[key] = here(state[key])
-        if isinstance(state.get("best_k_models"), dict):
-            state["best_k_models"] = {here(k): v for k, v in state["best_k_models"].items()}
-        super().load_state_dict(state)
-
-
-class _LastCheckpoint(_RunFolderCheckpoint):
-    """``last.ckpt`` at every validation (every ``every_n_steps`` without validation) and at
-    the last step, whether or not the score improved."""
-
-    def __init__(self, dirpath: Path, *, every_n_steps: int, has_val: bool) -> None:
-        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1,
-                         enable_version_counter=False, save_on_train_epoch_end=False,
-                         every_n_train_steps=None if has_val else every_n_steps)
-        self._every, self._has_val = every_n_steps, has_val
-        self.interrupted = False
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any, **kwargs: Any) -> None:
-        super().on_train_batch_end(trainer, *args, **kwargs)
-        step = trainer.global_step
-        validates_now = self._has_val and step % self._every == 0
-        if step >= (trainer.max_steps or 0) and not validates_now \
-                and self._last_global_step_saved != step:
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
-
-    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
-        self.interrupted = isinstance(exception, KeyboardInterrupt)
-
-
-def _check_run_dir(out_dir: Path, resume: bool) -> None:
-    if resume:
-        if not (out_dir / "config.yaml").is_file():
-            raise FileNotFoundError(
-                f"{out_dir}: cannot resume, no config.yaml; expected a run folder written by "
-                "`softloc train`"
-            )
-        return
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir}: exists and is not a folder; choose another --out")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(
-            f"{out_dir}: run folder exists and is not empty; choose a new --out or pass --resume"
-        )
-
-
-def _wait_for_rank_zero(out_dir: Path, timeout_s: float = 4 * 3600.0) -> None:
-    """A non-zero rank waits until rank 0 has checked the run folder and written its
-    ``config.yaml`` (its features are then in the cache). The run folder must be on a file
-    system that every node sees (docs/distributed.md)."""
-    t0 = time.monotonic()
-    while not (out_dir / "config.yaml").is_file():
-        if time.monotonic() - t0 > timeout_s:
-            raise TimeoutError(f"{out_dir}: rank 0 wrote no config.yaml in {timeout_s:.0f} s; "
-                               "is the run folder on a file system shared by every node?")
-        time.sleep(1.0)
-
-
-def _resume_config(config: RunConfig, out_dir: Path) -> RunConfig:
-    """``config`` checked against the run's saved one; only :data:`RUNTIME_FIELDS` may differ.
-
-    Run folders of softloc 0.1 have no ``supervision`` section: the given one is taken.
-    """
-    path = out_dir / "config.yaml"
-    saved = load_config(path)
-    if "supervision" not in (yaml.safe_load(path.read_text()) or {}):
-        saved = replace(saved, supervision=config.supervision)
-    if not config.classes:
-        config = replace(config, classes=saved.classes)
-    train_fixed = replace(config.train, **{f: getattr(saved.train, f) for f in RUNTIME_FIELDS})
-    if replace(config, train=train_fixed, inference=saved.inference) != saved:
-        raise ValueError(
-            f"train: --resume needs the run's saved configuration ({path}); only "
-            f"train.{{{', '.join(RUNTIME_FIELDS)}}} may change"
-        )
-    return config
-
-
-def _resume_step(out_dir: Path, config: RunConfig) -> int:
-    """Steps done by the run's ``last.ckpt`` (0 without one); refuses a ``max_steps`` that
-    would not train further, so that a finished run's outputs are never rewritten."""
-    last = out_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        _log.warning("train: %s has no checkpoints/last.ckpt; training starts over", out_dir)
-        return 0
-    done = int(_load_checkpoint(last).get("global_step", 0))
-    if config.train.max_steps <= done:
-        raise ValueError(
-            f"train: {out_dir} has done {done} steps and train.max_steps is "
-            f"{config.train.max_steps}; nothing to resume (pass --max-steps N with N > {done} "
-            "to train further)"
-        )
-    return done
 
 
 def _check_before_work(config: RunConfig) -> None:
@@ -315,7 +171,7 @@ def _make_trainer(config: RunConfig, out_dir: Path, callbacks: list[Callback], *
         num_sanity_val_steps=0,
         callbacks=callbacks,
         logger=loggers,
-        plugins=[_RunCheckpointIO()],
+        plugins=[RunCheckpointIO()],
         enable_progress_bar=progress,
         # each rank draws its own slice of a step's windows (StepSampler), so Lightning must not
         # wrap the sampler; validation runs whole on every rank
@@ -344,16 +200,16 @@ def _first_batch(loader: DataLoader) -> dict[str, torch.Tensor]:
 
 
 def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start_step: int,
-                resume: bool, progress: bool) -> tuple[L.Trainer, _LastCheckpoint]:
+                resume: bool, progress: bool) -> tuple[L.Trainer, LastCheckpoint]:
     """Run Lightning; returns the trainer and the last-checkpoint callback."""
     ckpt_dir = out_dir / "checkpoints"
     val_windows = data.valid_set is not None and len(data.valid_set) > 0  # type: ignore[arg-type]
     has_val = val_windows or bool(data.valid_files)
     every = min(data.config.train.val_every_n_steps, data.config.train.max_steps)
-    last = _LastCheckpoint(ckpt_dir, every_n_steps=every, has_val=has_val)
+    last = LastCheckpoint(ckpt_dir, every_n_steps=every, has_val=has_val)
     callbacks: list[Callback] = [last]
     if has_val:
-        callbacks.insert(0, _RunFolderCheckpoint(
+        callbacks.insert(0, RunFolderCheckpoint(
             dirpath=ckpt_dir, filename="best", monitor="val/score", mode="max", save_top_k=1,
             enable_version_counter=False, save_on_train_epoch_end=False))
     trainer = _make_trainer(data.config, out_dir, callbacks, has_val=has_val,
@@ -386,7 +242,7 @@ def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start
 
 def _run_interruptible(trainer: L.Trainer, module: EventModule, train_loader: DataLoader,
                        valid_loader: DataLoader | None, ckpt: Path | None,
-                       last: _LastCheckpoint, out_dir: Path) -> None:
+                       last: LastCheckpoint, out_dir: Path) -> None:
     """``trainer.fit``; Lightning turns Ctrl-C into ``sys.exit(1)`` after a graceful shutdown:
     that becomes :class:`TrainingInterrupted` (and the Ctrl-C handler is restored)."""
     main = threading.current_thread() is threading.main_thread()
@@ -398,7 +254,7 @@ def _run_interruptible(trainer: L.Trainer, module: EventModule, train_loader: Da
             raise
         step = 0
         if (out_dir / "checkpoints" / "last.ckpt").is_file():
-            step = int(_load_checkpoint(out_dir / "checkpoints" / "last.ckpt")["global_step"])
+            step = int(load_checkpoint(out_dir / "checkpoints" / "last.ckpt")["global_step"])
         raise TrainingInterrupted(out_dir, step) from None
     finally:
         if main and handler is not None:
@@ -435,7 +291,7 @@ def _best_checkpoint(out_dir: Path, trainer: L.Trainer) -> tuple[Path, float | N
     checkpoint."""
     ckpt_dir = out_dir / "checkpoints"
     for cb in trainer.callbacks:  # type: ignore[attr-defined]
-        if isinstance(cb, _RunFolderCheckpoint) and not isinstance(cb, _LastCheckpoint):
+        if isinstance(cb, RunFolderCheckpoint) and not isinstance(cb, LastCheckpoint):
             score = cb.best_model_score
             if (ckpt_dir / "best.ckpt").is_file():
                 return ckpt_dir / "best.ckpt", None if score is None else float(score)
@@ -494,23 +350,9 @@ def fit(
         TrainingInterrupted: Ctrl-C during training (the run can be resumed).
     """
     out_dir = Path(out_dir)
-    # Distributed runs: only rank 0 checks, creates and writes the run folder (Lightning re-runs
-    # the command for the other ranks after rank 0 wrote config.yaml; torchrun / srun start
-    # them together, and they wait for it).
     rank_zero = is_rank_zero()
-    if rank_zero:
-        _check_run_dir(out_dir, resume)
-    else:
-        _wait_for_rank_zero(out_dir)
-    if resume:
-        config = _resume_config(config, out_dir)
-    start_step = _resume_step(out_dir, config) if resume else 0
-    loss = build_loss(config.loss, frame_rate=config.features.frame_rate,
-                      max_steps=config.train.max_steps)
-    sources, use_plan = check_supervision(config, data_root, requires=frozenset(loss.requires))
-    _check_before_work(config)
-    if not Path(data_root).is_dir():
-        raise FileNotFoundError(f"train: {data_root}: dataset folder not found")
+    config, loss, sources, use_plan, start_step = _begin(config, data_root, out_dir,
+                                                         resume=resume, rank_zero=rank_zero)
     t_start = time.perf_counter()
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)
@@ -527,19 +369,49 @@ def fit(
         elif own_cache and rank_zero:
             shutil.rmtree(cache, ignore_errors=True)
         raise
-    config = data.config
     trainer, _ = _fit_module(module, data, out_dir, start_step=start_step, resume=resume,
                              progress=progress)
     if trainer.global_rank != 0:
-        return TrainResult(out_dir, config, {})
+        return TrainResult(out_dir, data.config, {})
+    config, metrics = _finish(module, data, trainer, out_dir, t_start)
+    if own_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    return TrainResult(out_dir, config, metrics)
+
+
+def _begin(config: RunConfig, data_root, out_dir: Path, *, resume: bool, rank_zero: bool):
+    """Every check before work: the run folder, the resumed configuration, the loss and the
+    supervision it can be served. Returns (config, loss, sources, use_plan, start_step)."""
+    # Distributed runs: only rank 0 checks, creates and writes the run folder (Lightning re-runs
+    # the command for the other ranks after rank 0 wrote config.yaml; torchrun / srun start
+    # them together, and they wait for it).
+    if rank_zero:
+        check_run_dir(out_dir, resume)
+    else:
+        wait_for_rank_zero(out_dir)
+    if resume:
+        config = resume_config(config, out_dir)
+    start_step = resume_step(out_dir, config) if resume else 0
+    loss = build_loss(config.loss, frame_rate=config.features.frame_rate,
+                      max_steps=config.train.max_steps)
+    sources, use_plan = check_supervision(config, data_root, requires=frozenset(loss.requires))
+    _check_before_work(config)
+    if not Path(data_root).is_dir():
+        raise FileNotFoundError(f"train: {data_root}: dataset folder not found")
+    return config, loss, sources, use_plan, start_step
+
+
+def _finish(module, data, trainer, out_dir: Path, t_start: float) -> tuple[RunConfig, dict]:
+    """Reload the best checkpoint, calibrate the decoder on the validation files and write the
+    model file, config.yaml and metrics.json (rank 0). Returns (calibrated config, metrics)."""
     best_path, best_score = _best_checkpoint(out_dir, trainer)
-    ckpt = _load_checkpoint(best_path)
+    ckpt = load_checkpoint(best_path)
     module.on_load_checkpoint(ckpt)
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().eval()
     valid = data.valid_stems
     config, calibration = calibrate(
-        Detector(model, config),
+        Detector(model, data.config),
         {s: torch.tensor(data.store.get(s, 1.0)) for s in valid},  # a copy: the cache is read-only
         events={s: data.index.events.get(s) for s in valid},
         count_windows=data.valid_counts,
@@ -548,9 +420,7 @@ def fit(
     save_model_file(out_dir / MODEL_FILE, model, config)
     metrics = _write_metrics(out_dir, config, data, trainer, best_path, best_score,
                              calibration, t_start)
-    if own_cache:
-        shutil.rmtree(cache, ignore_errors=True)
-    return TrainResult(out_dir, config, metrics)
+    return config, metrics
 
 
 def train(
