@@ -28,10 +28,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from softloc.data.formats import EVENT_FILE_SUFFIXES, read_events_any, read_split_file
-from softloc.metrics import evaluate
+import numpy as np
 
-__all__ = ["SUFFIX_PRIORITY", "coverage_report", "evaluate_folders", "event_files"]
+from softloc.data.formats import (
+    EVENT_FILE_SUFFIXES,
+    DatasetError,
+    read_events_any,
+    read_split_file,
+)
+from softloc.data.mstcn import read_ground_truth, read_mapping
+from softloc.metrics import evaluate
+from softloc.metrics.segments import evaluate as evaluate_sequence
+from softloc.metrics.segments import evaluate_dataset as evaluate_sequences
+
+__all__ = [
+    "SUFFIX_PRIORITY",
+    "coverage_report",
+    "evaluate_folders",
+    "evaluate_segment_folders",
+    "event_files",
+    "segment_reference",
+]
 
 #: Which file of a stem is read when a folder holds several formats of it.
 SUFFIX_PRIORITY = (".txt", ".tsv", ".lab", ".json", ".xml", ".mid", ".midi")
@@ -170,3 +187,131 @@ def coverage_report(results: dict[str, Any], *, limit: int = 5) -> str:
         lines.append(f"not scored, no reference file: {len(cov['missing_references'])} "
                      f"({names(cov['missing_references'])})")
     return "; ".join(lines)
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def segment_reference(folder: str | os.PathLike) -> tuple[Path, tuple[str, ...]] | None:
+    """``(per-frame label folder, classes)`` when ``folder`` is an MS-TCN dataset (with
+    ``mapping.txt`` and ``groundTruth/``) or its ``groundTruth`` folder; else None."""
+    folder = Path(folder)
+    for root, labels in ((folder, folder / "groundTruth"), (folder.parent, folder)):
+        if (root / "mapping.txt").is_file() and labels.is_dir() and labels.name == "groundTruth":
+            return labels, read_mapping(root / "mapping.txt")
+    return None
+
+
+def _segment_frames(path: Path, classes: Sequence[str], n_frames: int,
+                    frame_rate: float) -> np.ndarray:
+    """Per-frame class indices ``(n_frames,)`` of a segment file (module docstring)."""
+    index = {name: i for i, name in enumerate(classes)}
+    out = np.full(n_frames, -1, dtype=np.int64)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise DatasetError(f"{path}: not UTF-8 text ({err.reason})") from None
+    for n, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        parts = text.split("\t")
+        try:
+            start_s, end_s = float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            start_s = end_s = float("nan")
+        if len(parts) != 3 or not 0 <= start_s <= end_s < float("inf"):
+            raise DatasetError(f"{path}:{n}: expected '<start_s>\\t<end_s>\\t<label>' with "
+                               f"0 <= start_s <= end_s, got {text!r}")
+        if parts[2].strip() not in index:
+            raise DatasetError(f"{path}:{n}: unknown class {parts[2].strip()!r}; mapping.txt "
+                               f"has {', '.join(list(classes)[:6])}")
+        out[round(start_s * frame_rate):round(end_s * frame_rate)] = index[parts[2].strip()]
+    end_s, ref_s = max((float(t.split("\t")[1]) for t in lines if t.strip()), default=0.0), \
+        n_frames / frame_rate
+    if end_s - ref_s > max(1.0, 0.05 * ref_s):
+        raise DatasetError(f"{path}: the segments end at {end_s:g} s, the reference ends at "
+                           f"{ref_s:g} s ({n_frames} frames at {frame_rate:g} fps); is the frame "
+                           "rate right?")
+    gap = np.flatnonzero(out < 0)
+    if gap.size:
+        raise DatasetError(
+            f"{path}: no segment covers frame {gap[0]} ({gap[0] / frame_rate:.3f} s) of the "
+            f"{n_frames} reference frames at {frame_rate:g} fps ({gap.size} uncovered); is the "
+            "frame rate right?")
+    return out
+
+
+def evaluate_segment_folders(
+    ref_dir: str | os.PathLike,
+    est_dir: str | os.PathLike,
+    *,
+    frame_rate: float,
+    split_file: str | os.PathLike | None = None,
+    files: Sequence[str] | None = None,
+    empty_policy: str = "skip",
+    ignore_classes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Score segment files in ``est_dir`` against an MS-TCN dataset's per-frame labels.
+
+    Args:
+        ref_dir: the dataset folder or its ``groundTruth`` folder (:func:`segment_reference`).
+        est_dir: folder of ``<video>.txt`` segment files (``softloc detect``).
+        frame_rate: frames per second of the reference labels (the feature files' rate).
+        split_file, files: the stems to score, as :func:`evaluate_folders`.
+        empty_policy: 0/0 convention of ``softloc.metrics.segments``.
+        ignore_classes: class names left out of F1 and edit (e.g. ``["background"]``).
+
+    Returns:
+        ``{"overall": softloc.metrics.segments.evaluate_dataset(...), "per_file": {stem:
+        softloc.metrics.segments.evaluate(...)}, "coverage": {...}}`` (coverage as
+        :func:`evaluate_folders`).
+
+    Raises:
+        ValueError: ``ref_dir`` is not an MS-TCN dataset, a bad ``frame_rate``, an unknown
+            ignored class, nothing to score; DatasetError for a malformed file (path:line).
+        FileNotFoundError: a listed stem without a reference or an estimate.
+    """
+    fn = "evaluate_segment_folders"
+    found = segment_reference(ref_dir)
+    if found is None:
+        raise ValueError(f"{fn}: {ref_dir}: not an MS-TCN dataset (expected mapping.txt and "
+                         "groundTruth/, or the groundTruth folder of one)")
+    labels_dir, classes = found
+    if isinstance(frame_rate, bool) or not isinstance(frame_rate, int | float) \
+            or not 0 < frame_rate < float("inf"):
+        raise ValueError(f"{fn}: `frame_rate` must be a finite number > 0, got {frame_rate!r}")
+    unknown = [c for c in ignore_classes if c not in classes]
+    if unknown:
+        raise ValueError(f"{fn}: `ignore_classes` {unknown} are not classes of {labels_dir}")
+    ignored = [classes.index(c) for c in ignore_classes]
+    ref_files = {p.stem: p for p in sorted(labels_dir.glob("*.txt"))}
+    if not Path(est_dir).is_dir():
+        raise FileNotFoundError(f"{est_dir}: folder not found")
+    est_files = {p.stem: p for p in sorted(Path(est_dir).glob("*.txt"))
+                 if not p.name.startswith(".")}
+    listed = _listed_stems(files, split_file)
+    for stem in listed or []:
+        if stem not in ref_files:
+            raise FileNotFoundError(f"{labels_dir / stem}.txt: reference labels missing")
+        if stem not in est_files:
+            raise FileNotFoundError(f"{Path(est_dir) / stem}.txt: segment file missing (run "
+                                    f"`softloc detect` on {stem})")
+    stems = listed if listed is not None else sorted(set(ref_files) & set(est_files))
+    if not stems:
+        raise ValueError(f"nothing to score: {labels_dir} holds {len(ref_files)} label file(s), "
+                         f"{est_dir} holds {len(est_files)} segment file(s), no stem in both")
+    refs = [read_ground_truth(ref_files[s], classes) for s in stems]
+    ests = [_segment_frames(est_files[s], classes, r.size, float(frame_rate))
+            for s, r in zip(stems, refs, strict=True)]
+    per_file = {s: evaluate_sequence(r, e, ignore_classes=ignored, empty_policy=empty_policy)
+                for s, r, e in zip(stems, refs, ests, strict=True)}
+    return {
+        "overall": evaluate_sequences(refs, ests, ignore_classes=ignored,
+                                      empty_policy=empty_policy),
+        "per_file": per_file,
+        "coverage": {
+            "scored": list(stems),
+            "missing_estimates": sorted(set(ref_files) - set(est_files)),
+            "missing_references": sorted(set(est_files) - set(ref_files)),
+        },
+    }

@@ -104,3 +104,133 @@ def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
                "--losses", "ce,nope"])
     assert rc == 2
     assert "losses" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ detect / evaluate (issue 10)
+
+
+@pytest.fixture(scope="module")
+def seg_run(tiny_data, tmp_path_factory):
+    """One saved segmentation network (fold 1) in an experiment folder."""
+    out = tmp_path_factory.mktemp("segrun") / "exp"
+    rc = main(["experiment", "segmentation", "--data", str(tiny_data), "--out", str(out),
+               "--save-models", "--no-figures", "--split", "1", "--losses", "ce",
+               "--shifts-s", "0", "--seeds", "1", "--fps", "2", "--subsample", "1",
+               "--epochs", "1", "--batch-size", "1"])
+    assert rc == 0
+    (model,) = (out / "models").glob("*.pt")
+    return out, model
+
+
+def _read_segments(path):
+    rows = [ln.split("\t") for ln in path.read_text().splitlines()]
+    return [(float(a), float(b), c) for a, b, c in rows]
+
+
+def _expected(model, npy):
+    from softloc.inference.features_input import Segmentation
+
+    return [(round(a, 3), round(b, 3), c) for a, b, c in Segmentation.load(model).segments(npy)]
+
+
+def test_detect_writes_the_segments_of_the_test_split_of_the_model_fold(tiny_data, seg_run,
+                                                                       tmp_path):
+    from softloc.data.mstcn import read_bundle
+
+    run, model = seg_run
+    out = tmp_path / "det"
+    assert main(["detect", "--model", str(run), "--data", str(tiny_data), "--split", "test",
+                 "--out", str(out)]) == 0
+    videos = read_bundle(tiny_data / "splits" / "test.split1.bundle")
+    assert sorted(p.stem for p in out.glob("*.txt")) == sorted(videos)
+    for v in videos:
+        assert _read_segments(out / f"{v}.txt") == _expected(model,
+                                                             tiny_data / "features" / f"{v}.npy")
+    # a second run does not replace the files without --overwrite
+    assert main(["detect", "--model", str(model), "--data", str(tiny_data), "--split", "test",
+                 "--out", str(out)]) == 2
+
+
+def test_detect_segments_explicit_feature_files(tiny_data, seg_run, tmp_path):
+    _, model = seg_run
+    files = sorted((tiny_data / "features").glob("*.npy"))
+    out = tmp_path / "det"
+    assert main(["detect", "--model", str(model), *map(str, files), "--out", str(out)]) == 0
+    for npy in files:
+        assert _read_segments(out / f"{npy.stem}.txt") == _expected(model, npy)
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    (["--format", "midi"], "--format midi"),
+    (["--threshold", "0.3"], "--threshold"),
+    (["--tta"], "--tta"),
+    (["--split", "valid"], "'train' and 'test'"),
+])
+def test_detect_segments_refuses_options_of_event_models_in_one_line(tiny_data, seg_run,
+                                                                     tmp_path, capsys, extra,
+                                                                     needle):
+    _, model = seg_run
+    args = ["detect", "--model", str(model), "--out", str(tmp_path / "det"), "--data",
+            str(tiny_data)]
+    args += extra if "--split" in extra else ["--split", "test", *extra]
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "det").exists()
+
+
+def test_several_models_in_a_run_folder_are_named_in_the_error(tiny_data, seg_run, tmp_path,
+                                                               capsys):
+    import shutil
+
+    run, model = seg_run
+    copy = tmp_path / "exp"
+    shutil.copytree(run / "models", copy / "models")
+    shutil.copy(model, copy / "models" / "other.pt")
+    capsys.readouterr()
+    assert main(["detect", "--model", str(copy), "--data", str(tiny_data), "--split", "test",
+                 "--out", str(tmp_path / "det")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "2 model files" in err and "other.pt" in err and model.name in err
+
+
+def test_evaluate_scores_segment_files_against_the_frame_labels(tiny_data, seg_run, tmp_path,
+                                                                capsys):
+    import json
+
+    from softloc.data.mstcn import read_ground_truth, read_mapping
+    from softloc.inference.features_input import Segmentation
+
+    _, model = seg_run
+    files = sorted((tiny_data / "features").glob("*.npy"))
+    out = tmp_path / "det"
+    assert main(["detect", "--model", str(model), *map(str, files), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--ref", str(tiny_data), "--est", str(out)]) == 2
+    assert "--fps is required" in capsys.readouterr().err
+    assert main(["evaluate", "--ref", str(tiny_data / "groundTruth"), "--est", str(out),
+                 "--fps", "2", "--json", str(tmp_path / "r.json")]) == 0
+    assert "F1@10" in capsys.readouterr().out
+    got = json.loads((tmp_path / "r.json").read_text())["overall"]
+    # independent: frame accuracy by brute force over the network's own arg-max
+    classes = read_mapping(tiny_data / "mapping.txt")
+    seg = Segmentation.load(model)
+    correct = total = 0
+    for npy in files:
+        ref = read_ground_truth(tiny_data / "groundTruth" / f"{npy.stem}.txt", classes)
+        est = seg.labels(npy)
+        assert est.shape == ref.shape  # subsample 1: one label per reference frame
+        correct += int(sum(int(r) == int(e) for r, e in zip(ref, est, strict=True)))
+        total += ref.size
+    assert got["accuracy"] == pytest.approx(correct / total)
+    assert got["n_sequences"] == len(files)
+    assert {"f1_10", "f1_25", "f1_50", "edit"} <= set(got)
+    # too low a rate leaves reference frames uncovered: one line naming the file
+    assert main(["evaluate", "--ref", str(tiny_data), "--est", str(out), "--fps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no segment covers frame" in err[0] and ".txt" in err[0]
+    # too high a rate: the segments outlast the reference
+    assert main(["evaluate", "--ref", str(tiny_data), "--est", str(out), "--fps", "4"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is the frame rate right" in err[0]

@@ -55,3 +55,49 @@ def test_not_a_segmentation_model(tmp_path):
     save_model_file(tmp_path / "m.pt", net, RunConfig(classes=CLASSES), input_kind="features")
     with pytest.raises(ValueError, match="not a segmentation model"):
         Segmentation.load(tmp_path / "m.pt")
+
+
+def test_a_bad_file_is_reported_and_the_others_are_written(model_file, tmp_path):
+    from softloc.inference.features_input import feature_inputs, segment_batch
+
+    path, _ = model_file
+    good = np.random.default_rng(1).normal(size=(4, 9)).astype(np.float32)
+    (tmp_path / "in").mkdir()
+    np.save(tmp_path / "in" / "a.npy", good)
+    np.save(tmp_path / "in" / "b.npy", np.zeros(5, dtype=np.float32))  # 1-D: not features
+    np.save(tmp_path / "in" / "c.npy", good)
+    inputs = feature_inputs([tmp_path / "in"])
+    assert [rel.name for _, rel in inputs] == ["a", "b", "c"]
+    report = segment_batch(Segmentation.load(path), inputs, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "c.txt"]
+    ((src, msg),) = report.failed
+    assert src.name == "b.npy" and "b.npy" in msg and "shape" in msg
+
+
+def test_feature_inputs_refuse_clashing_names_and_empty_folders(tmp_path):
+    from softloc.inference.features_input import feature_inputs
+
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        np.save(tmp_path / sub / "v.npy", np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="two inputs would write v.txt"):
+        feature_inputs([tmp_path / "x" / "v.npy", tmp_path / "y" / "v.npy"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .npy feature files"):
+        feature_inputs([tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="matches no .npy"):
+        feature_inputs([str(tmp_path / "nothing*.npy")])
+
+
+def test_event_models_are_not_segmentation_models(model_file, tmp_path):
+    from softloc.inference import read_model_file
+    from softloc.inference.features_input import is_segmentation_model
+
+    path, _ = model_file
+    assert is_segmentation_model(read_model_file(path))
+    net = build_model("ed-tcn", n_features=4, n_classes=3, filters=[4], kernel_size=3)
+    save_model_file(tmp_path / "audio.pt", net, RunConfig(classes=CLASSES), input_kind="audio")
+    mf = read_model_file(tmp_path / "audio.pt")
+    assert not is_segmentation_model(mf)
+    with pytest.raises(ValueError, match="input kind 'audio'"):
+        Segmentation.from_model_file(mf)

@@ -397,6 +397,7 @@ def _save_model(model: nn.Module, config: SegmentationConfig, out: Path,
             + f"_seed{row['seed']}_split{row['split']}.pt")
     extra = {"task": "segmentation", "fps": config.fps, "subsample": config.subsample,
              "frame_rate": train.frame_rate, "classes": list(train.classes),
+             "split": int(row["split"]),
              "loss": str(row["loss"]), "shift_s": float(row["shift_s"]),
              "softness_s": None if math.isnan(soft) else soft}
     (out / "models").mkdir(exist_ok=True)
