@@ -37,10 +37,15 @@ from typing import Any
 
 import soundfile as sf
 
-from softloc._io import atomic_write, atomic_write_bytes, atomic_write_text
+from softloc._io import atomic_write_bytes, atomic_write_text
 from softloc.config import apply_overrides, load_preset
 from softloc.data import synthesize_drum_dataset
-from softloc.data.formats import read_annotation_file, write_annotation_file, write_split_file
+from softloc.data.formats import (
+    read_annotation_file,
+    write_annotation_file,
+    write_split_file,
+    write_wav,
+)
 from softloc.data.generators.drums import render_drum_track
 from softloc.data.generators.kits import KitSource, discover_kits, load_kits, split_kits
 from softloc.inference import MODEL_FILE, Detector, collect_audio_inputs, detect_to_folder
@@ -156,8 +161,7 @@ def _render_set(out: Path, sources: Sequence[KitSource], *, n_per_kit: int, seed
                 duration_s=size.file_duration_s, sample_rate=sample_rate,
                 backing_music=size.backing_music)
             stem = f"eval_{k:02d}_{i:02d}"
-            with atomic_write(out / "audio" / f"{stem}.wav", "wb") as f:
-                sf.write(f, audio, sample_rate, subtype="PCM_16", format="WAV")
+            write_wav(out / "audio" / f"{stem}.wav", audio, sample_rate)
             write_annotation_file(out / "annotations" / f"{stem}.txt", events, overwrite=True)
             stems.append(stem)
     write_split_file(out / "splits" / "test.txt", stems, overwrite=True)
@@ -293,29 +297,17 @@ def run_experiment(
     out = Path(out_dir)
     _prepare_out(out, overwrite, keep=None if data_root is None else Path(data_root))
     say = print if verbose else (lambda *a, **k: None)
-
-    config = load_preset(preset)
     extra = list(overrides) + [f"train.seed={seed}"]
-    if loss is not None:
-        extra.append(f"loss.name={loss}")
-    if max_steps is not None:
-        extra.append(f"train.max_steps={max_steps}")
-    config = apply_overrides(config, extra)
+    extra += [] if loss is None else [f"loss.name={loss}"]
+    extra += [] if max_steps is None else [f"train.max_steps={max_steps}"]
+    config = apply_overrides(load_preset(preset), extra)
     sr = config.features.sample_rate
 
     timings: dict[str, float] = {}
     if data_root is None:
         say(f"[1/5] generating drum data in {out / 'data'} ...", flush=True)
-        exclude = sorted({s.family for s in discover_kits(eval_kits, system=False)}) \
-            if eval_kits else []
-        # Written at the model's sample rate, so that no resampling is needed when loading.
-        synthesize_drum_dataset(
-            out / "data", seed=seed, kits=kits, system_kits=system_kits, exclude_kits=exclude,
-            n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
-            n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
-            backing_music=size.backing_music, sample_rate=sr,
-        )
-        data_root = out / "data"
+        data_root = _generate(out / "data", seed=seed, size=size, kits=kits, eval_kits=eval_kits,
+                              system_kits=system_kits, sample_rate=sr)
     data_root = Path(data_root)
     say("[2/5] rendering the held-out kit sets ...", flush=True)
     sets = evaluation_sets(out / "eval", data_root, seed=seed, size=size, sample_rate=sr,
@@ -333,13 +325,45 @@ def run_experiment(
     t2 = time.perf_counter()
     detector = Detector.load(out / "run")
     paths = [data_root / "audio" / f"{s}.wav" for s in sets["test"]["stems"]]
-    first = detector.with_settings(**DECODINGS[decodings[0]])
-    detect_to_folder(first, paths, out / "detections")
+    detect_to_folder(detector.with_settings(**DECODINGS[decodings[0]]), paths,
+                     out / "detections")
     timings["detect_s"] = time.perf_counter() - t2
-    audio_s = sum(float(sf.info(str(p)).duration) for p in paths)
 
     say("[5/5] evaluating (+-50 ms) ...", flush=True)
     t3 = time.perf_counter()
+    scores, full = _score_sets(detector, sets, decodings)
+    timings["evaluate_s"] = time.perf_counter() - t3
+    _plot(detector, paths[0], data_root, out)
+    timings["total_s"] = time.perf_counter() - t0
+    summary = _summarise(scores, full, sets, timings, paths, result.metrics, preset=preset,
+                         labels=labels, loss=config.loss.name, label_noise=label_noise,
+                         decodings=decodings)
+    atomic_write_text(out / "metrics.json", results_to_json(summary) + "\n")
+    if export is not None:
+        atomic_write_bytes(export, (out / "run" / MODEL_FILE).read_bytes())
+    if verbose:
+        _report(say, summary, full[summary["headline"]], labels, timings, out)
+    return json.loads(results_to_json(summary))
+
+
+def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_kits: bool,
+              sample_rate: int) -> Path:
+    """Stage 1: the generated dataset, without the families of the user's ``eval_kits``."""
+    exclude = sorted({s.family for s in discover_kits(eval_kits, system=False)}) \
+        if eval_kits else []
+    # Written at the model's sample rate, so that no resampling is needed when loading.
+    synthesize_drum_dataset(
+        root, seed=seed, kits=kits, system_kits=system_kits, exclude_kits=exclude,
+        n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
+        n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
+        backing_music=size.backing_music, sample_rate=sample_rate,
+    )
+    return root
+
+
+def _score_sets(detector: Detector, sets: dict, decodings: Sequence[str]):
+    """Stage 5: set -> {kits, files, decoding -> summary}, and set -> the first decoding's full
+    results."""
     scores: dict[str, dict[str, Any]] = {}
     full: dict[str, Any] = {}
     for name, s in sets.items():
@@ -349,31 +373,30 @@ def run_experiment(
             scores[name][dec] = _summary(res)
             if dec == decodings[0]:
                 full[name] = res
-    timings["evaluate_s"] = time.perf_counter() - t3
-    _plot(detector, paths[0], data_root, out)
-    timings["total_s"] = time.perf_counter() - t0
+    return scores, full
+
+
+def _summarise(scores: dict, full: dict, sets: dict, timings: dict, paths: list[Path],
+               train_metrics: dict, *, preset: str, labels: str, loss: str,
+               label_noise: str | None, decodings: Sequence[str]) -> dict[str, Any]:
+    """The content of ``metrics.json``."""
     headline = next((n for n in ("eval-kits", "heldout-recorded") if n in sets), "test")
-    summary: dict[str, Any] = {
+    audio_s = sum(float(sf.info(str(p)).duration) for p in paths)
+    return {
         **_summary(full["test"]),
         "headline": headline,
         "headline_f1": scores[headline][decodings[0]]["overall"]["f1"],
         "sets": scores,
-        "preset": preset, "labels": labels, "loss": config.loss.name,
+        "preset": preset, "labels": labels, "loss": loss,
         "label_noise": label_noise, "decodings": list(decodings),
-        "train_steps": result.metrics.get("steps"),
-        "calibration": result.metrics.get("calibration"),
+        "train_steps": train_metrics.get("steps"),
+        "calibration": train_metrics.get("calibration"),
         "test_files": len(paths), "test_audio_s": round(audio_s, 1),
         "detect_x_real_time": round(audio_s / max(timings["detect_s"], 1e-9), 1),
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "evaluation": full["test"],
         "evaluation_headline": full[headline],
     }
-    atomic_write_text(out / "metrics.json", results_to_json(summary) + "\n")
-    if export is not None:
-        atomic_write_bytes(export, (out / "run" / MODEL_FILE).read_bytes())
-    if verbose:
-        _report(say, summary, full[headline], labels, timings, out)
-    return json.loads(results_to_json(summary))
 
 
 def _plot(detector: Detector, path: Path, data_root: Path, out: Path) -> None:

@@ -26,6 +26,7 @@ kept) and refuse to replace a file unless asked.
   JSON (events and metadata: model, version, thresholds) or MIDI (480 ticks per quarter; drums
   on channel 10, pitched labels such as ``"60"`` on a piano track) (:func:`write_events`);
   :func:`read_events_any` reads every one of them back.
+* Audio: 16-bit PCM WAV (:func:`write_wav`; reading is soundfile's, :data:`AUDIO_SUFFIXES`).
 
 Conventions: times in seconds from the start of the file; events come back sorted by time;
 class names are case-sensitive strings without whitespace; a stem is a file name without its
@@ -33,6 +34,7 @@ extension. This module never imports ``softloc.data.layout`` (the layout builds 
 """
 
 from softloc.data.formats._common import AUDIO_SUFFIXES, DatasetError, DatasetWarning
+from softloc.data.formats.audio import write_wav
 from softloc.data.formats.drums import (
     ENST_LABEL_MAP,
     GM_DRUM_MAP,
@@ -92,6 +94,7 @@ __all__ = [
     "write_counts_csv",
     "write_events",
     "write_split_file",
+    "write_wav",
 ]
 
 #: Audio file suffixes: what soundfile (libsndfile >= 1.1) reads; folders are scanned for these,

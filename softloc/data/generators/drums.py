@@ -36,10 +36,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from softloc._io import atomic_write, atomic_write_text
-from softloc.data.formats import write_annotation_file, write_counts_csv, write_split_file
+from softloc._io import atomic_write_text
+from softloc.data.formats import (
+    write_annotation_file,
+    write_counts_csv,
+    write_split_file,
+    write_wav,
+)
 from softloc.data.generators.grooves import STYLES, Hit, perform
 from softloc.data.generators.kit_formats import ROLE_LABELS, KitInstrument, OneShot, SampleKit
 from softloc.data.generators.kits import discover_kits, load_kits, split_kits
@@ -342,5 +346,4 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
 
 
 def _write_wav(path: Path, audio: np.ndarray, sr: int, overwrite: bool) -> None:
-    with atomic_write(path, "wb", overwrite=overwrite) as f:
-        sf.write(f, audio, sr, subtype="PCM_16", format="WAV")
+    write_wav(path, audio, sr, overwrite=overwrite)

@@ -47,11 +47,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from scipy import signal
 
-from softloc._io import atomic_write, atomic_write_text
-from softloc.data.formats import write_annotation_file, write_counts_csv, write_split_file
+from softloc._io import atomic_write_text
+from softloc.data.formats import (
+    write_annotation_file,
+    write_counts_csv,
+    write_split_file,
+    write_wav,
+)
 from softloc.data.generators.piano_music import (
     Performance,
     excerpt,
@@ -418,8 +422,7 @@ def _render_file(out: Path, stem: str, perf: Performance, inst: Instrument, tabl
         t = n.onset_s + table.delay_s(n.pitch, n.velocity)
         if t < perf.duration_s - 0.02:
             events.append((round(t, 6), str(n.pitch)))
-    with atomic_write(out / "audio" / f"{stem}.wav", "wb", overwrite=overwrite) as f:
-        sf.write(f, audio, sample_rate, subtype="PCM_16", format="WAV")
+    write_wav(out / "audio" / f"{stem}.wav", audio, sample_rate, overwrite=overwrite)
     write_annotation_file(out / "annotations" / f"{stem}.txt", events, overwrite=overwrite)
     write_maps_notes(out / "notes" / f"{stem}.txt", notes, overwrite=overwrite)
     return sorted(events, key=lambda e: (e[0], int(e[1]))), len(notes)
