@@ -38,7 +38,7 @@ import math
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -48,6 +48,7 @@ from softloc._checks import check_real
 from softloc.data.augment import AugmentSettings
 from softloc.data.layout import DatasetIndex
 from softloc.data.signals import Signal, SignalError, normalize_channels, read_signal
+from softloc.data.windows import FeatureStore
 from softloc.features import FrontEndConfig
 
 __all__ = [
@@ -187,36 +188,10 @@ def augment_signal(x: np.ndarray, *, rng: np.random.Generator,
 
 
 @dataclass
-class SignalStore:
-    """Framed signals ``(channel * hop, frames)`` float32 per ``(stem, rate factor)``; the
-    interface of :class:`softloc.data.windows.FeatureStore` (``mels`` holds the framed
-    signals), built by :func:`prepare_signal_store`."""
-
-    cfg: FrontEndConfig
-    rate_factors: tuple[float, ...]
-    mels: dict[tuple[str, float], np.ndarray] = field(repr=False)
-    seconds_computing: float = 0.0
-    n_computed: int = 0
-    n_cached: int = 0
-    #: stem -> ``[(time_factor, framed signal)]``: the renditions of the file.
-    renditions: dict[str, list[tuple[float, np.ndarray]]] = field(default_factory=dict,
-                                                                   repr=False)
-
-    @property
-    def frame_rate(self) -> float:
-        return self.cfg.frame_rate
-
-    @property
-    def stems(self) -> list[str]:
-        return sorted({s for s, _ in self.mels})
-
-    def get(self, stem: str, factor: float = 1.0) -> np.ndarray:
-        """The framed signal of ``stem`` at rate ``factor``."""
-        try:
-            return self.mels[(stem, float(factor))]
-        except KeyError:
-            raise KeyError(f"SignalStore.get: no signal for stem {stem!r} at rate factor "
-                           f"{factor}; prepared factors {self.rate_factors}") from None
+class SignalStore(FeatureStore):
+    """Framed signals ``(channel * hop, frames)`` float32 per ``(stem, rate factor)``, in the
+    fields of :class:`softloc.data.windows.FeatureStore` (``mels`` holds the framed signals), so
+    that the window datasets serve both; built by :func:`prepare_signal_store`."""
 
 
 def prepare_signal_store(index: DatasetIndex, cfg: FrontEndConfig, *, stems: Sequence[str],
