@@ -130,9 +130,41 @@ def test_data_synth_drums_writes_layout(tmp_path, capsys):
     assert (out / "counts.csv").is_file()
     assert len(list((out / "audio").iterdir())) == 3
     assert "wrote 3 files" in capsys.readouterr().out
-    # never overwrites what is there
+    # never overwrites what is there, unless asked
     assert main(["data", "synth-drums", "--out", str(out)]) == 2
-    assert "softloc data synth-drums: error:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "softloc data synth-drums: error:" in err and "not empty" in err and "overwrite" in err
+    (out / "notes.txt").write_text("keep")  # not the generator's
+    assert main(["data", "synth-drums", "--out", str(out), "--n-train-files", "2",
+                 "--n-valid-files", "1", "--n-test-files", "1", "--file-duration", "2",
+                 "--no-system-kits", "--overwrite"]) == 0
+    # the earlier run's files are gone (a smaller rerun leaves none behind), the user's stays
+    assert len(list((out / "audio").iterdir())) == 4
+    assert (out / "notes.txt").read_text() == "keep"
+    assert len(list((out / "annotations").iterdir())) == 4
+
+
+def test_experiment_drums_threads_reach_the_training_config(tmp_path, monkeypatch):
+    import softloc.experiments.drums as drums
+
+    seen = {}
+    monkeypatch.setattr(drums, "run_experiment", lambda out, **kw: seen.update(kw))
+    assert main(["experiment", "drums", "--out", str(tmp_path / "x"), "--threads", "2",
+                 "--set", "train.max_steps=3", "--no-progress"]) == 0
+    assert seen["overrides"] == ("train.max_steps=3", "train.num_threads=2")
+    assert seen["progress"] is False
+    assert main(["experiment", "drums", "--out", str(tmp_path / "y")]) == 0
+    assert seen["overrides"] == ()  # the preset's threads
+
+
+def test_experiment_piano_takes_progress_and_no_progress(tmp_path, monkeypatch):
+    import softloc.experiments.piano as piano
+
+    seen = []
+    monkeypatch.setattr(piano, "run_piano", lambda out, **kw: seen.append(kw["progress"]))
+    for flag in ("--progress", "--no-progress"):
+        assert main(["experiment", "piano", "--out", str(tmp_path / "p"), flag]) == 0
+    assert seen == [True, False]
 
 
 def test_demo_refuses_foreign_non_empty_folder(tmp_path, capsys):

@@ -194,6 +194,7 @@ def add_data(p: argparse.ArgumentParser) -> None:
                    help="synthetic kits per split, added to the recorded ones (default 10 3 5)")
     s.add_argument("--backing-music", type=float, default=0.2, metavar="P",
                    help="fraction of files with synthesised music under the drums (default 0.2)")
+    add_overwrite(s, "the files of an earlier synth-drums run in --out")
     s.set_defaults(func=cmd_synth)
 
     from softloc.cli._sensor import add_sensor_data
@@ -225,6 +226,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         n_valid_kits=args.synthetic_kits[1],
         n_test_kits=args.synthetic_kits[2],
         backing_music=args.backing_music,
+        overwrite=args.overwrite,
     )
     sizes = ", ".join(f"{k} {len(v)}" for k, v in index.splits.items())
     print(f"wrote {len(index.stems)} files to {args.out} ({sizes})")

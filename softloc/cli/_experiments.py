@@ -63,6 +63,9 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
                    help="decodings to score, comma-separated, from: threshold, clean, "
                    "tta-mean, tta-nw, tta-nw-clean (default threshold)")
     p.add_argument("--export", type=Path, help="copy the trained model.pt here")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads for training and detection (default: the preset's "
+                   "train.num_threads)")
     add_overwrite(p, "the outputs of an earlier experiment in --out (never its input data or "
                   "files it did not write)")
     add_progress(p)
@@ -91,7 +94,8 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
             decodings=tuple(parse_list("--decodings", args.decodings, str)),
             seed=args.seed,
             max_steps=args.max_steps,
-            overrides=tuple(args.set),
+            overrides=tuple(args.set) + (() if args.threads is None
+                                         else (f"train.num_threads={args.threads}",)),
             overwrite=args.overwrite,
             export=args.export,
             progress=progress_of(args),

@@ -186,6 +186,7 @@ def cmd_import_maestro(args: argparse.Namespace) -> int:
 
 def add_exp_piano(p: argparse.ArgumentParser) -> None:
     from softloc.cli._commands import add_set
+    from softloc.cli._common import add_progress
 
     p.description = (
         "LoCo Table 2 and SoftLoc Fig. 5 / Table 1 on piano: counts-only (LoCo) vs full "
@@ -212,12 +213,13 @@ def add_exp_piano(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="training steps per run (default: preset's)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run")
     add_set(p, "config override for every run, e.g. train.learning_rate=1e-3")
-    p.add_argument("--progress", action="store_true", help="show training progress bars")
+    add_progress(p)
     p.set_defaults(func=cmd_exp_piano)
 
 
 def cmd_exp_piano(args: argparse.Namespace) -> int:
     from softloc.cli._commands import loss_name
+    from softloc.cli._common import progress_of
     from softloc.cli._experiments import parse_list
     from softloc.experiments.piano import run_piano
 
@@ -227,6 +229,6 @@ def cmd_exp_piano(args: argparse.Namespace) -> int:
         losses=[loss_name(x) for x in parse_list("--losses", args.losses, str)],
         parts=parse_list("--parts", args.parts, str), seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set), threads=args.threads,
-        progress=args.progress,
+        progress=progress_of(args),
     )
     return 0

@@ -275,7 +275,9 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
         backing_music: fraction (probability per file) of files with music under the drums.
         sample_rate: in Hz (default 44100).
         window_s, hop_s: counts.csv windows (default 1.5 s every 0.5 s, as in the paper).
-        overwrite: allow writing into a non-empty folder (files of the same names are replaced).
+        overwrite: allow writing into a non-empty folder: files of the same names are replaced
+            and the audio/annotation files of an earlier run of this generator (listed in its
+            ``synth_drums.json``) are removed; other files stay.
 
     Returns:
         the :class:`~softloc.data.layout.DatasetIndex` of the written dataset (read back and
@@ -304,6 +306,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
         raise FileExistsError(f"{out}: folder is not empty; choose a new folder or pass "
                               "overwrite=True")
     t0 = time.perf_counter()
+    if overwrite:
+        _remove_earlier_outputs(out)
     sizes = {"train": n_train_files, "valid": n_valid_files, "test": n_test_files}
     split_kits_ = _split_kit_lists(seed, sample_rate, kits, system_kits,
                                    {"train": n_train_kits, "valid": n_valid_kits,
@@ -343,6 +347,22 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                 "seconds_to_generate": round(time.perf_counter() - t0, 2), "files": manifest}
     atomic_write_text(out / "synth_drums.json", json.dumps(settings, indent=1))
     return load_dataset(out, labels=DRUM_CLASSES)
+
+
+def _remove_earlier_outputs(out: Path) -> None:
+    """Delete the audio and annotation files an earlier run of this generator listed in
+    ``synth_drums.json`` (a smaller rerun would otherwise leave them in the dataset); files the
+    generator did not write stay."""
+    try:
+        earlier = json.loads((out / "synth_drums.json").read_text())
+        stems = [str(f["stem"]) for f in earlier.get("files", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return  # no readable manifest: replace same-named files only
+    for stem in stems:
+        if Path(stem).name != stem:  # a manifest names files, never paths
+            continue
+        for path in (out / "audio" / f"{stem}.wav", out / "annotations" / f"{stem}.txt"):
+            path.unlink(missing_ok=True)
 
 
 def _write_wav(path: Path, audio: np.ndarray, sr: int, overwrite: bool) -> None:
