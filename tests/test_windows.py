@@ -253,6 +253,54 @@ def test_errors_name_the_problem(dataset, tmp_path):
         store.get("a", 0.5)
 
 
+def _with_count(dataset, tmp_path, stem, start_s, label, count):
+    """A copy of the dataset whose counts.csv row (stem, start_s, label) says ``count``;
+    returns the copy's index, its features and the changed row's line number."""
+    import shutil
+
+    index, _ = dataset
+    root = tmp_path / "ds"
+    shutil.copytree(index.root / "audio", root / "audio")
+    shutil.copytree(index.root / "annotations", root / "annotations")
+    lines = (index.root / "counts.csv").read_text().splitlines()
+    hit = [n for n, ln in enumerate(lines) if ln.split(",")[0] == stem
+           and float(ln.split(",")[1]) == start_s and ln.split(",")[3] == label]
+    assert len(hit) == 1
+    f, a, b, lab, _ = lines[hit[0]].split(",")
+    lines[hit[0]] = f"{f},{a},{b},{lab},{count}"
+    (root / "counts.csv").write_text("\n".join(lines) + "\n")
+    copy = load_dataset(root)
+    return copy, prepare_features(copy, CFG, rate_factors=(7 / 8, 1.0, 9 / 8)), hit[0] + 1
+
+
+def test_a_count_above_the_frames_of_its_window_is_refused_naming_file_line_class(dataset,
+                                                                                 tmp_path):
+    index, store, line = _with_count(dataset, tmp_path, "a", 1.0, "HH", 100_000)
+    # window (a, 1.0, 2.5) at 100 frames/s: 150 frames, hence at most 150 events
+    with pytest.raises(ValueError) as err:
+        WindowDataset(index, store, stems=["a"], labels="counts")
+    msg = str(err.value)
+    assert f"{index.root / 'counts.csv'}:" in msg and "window (a, 1, 2.5)" in msg
+    assert "100000 events of class 'HH'" in msg and "at most 150 events" in msg
+    # the line named is the window's first row, at most two rows above the changed one
+    named = int(re.search(r"counts\.csv:(\d+):", msg).group(1))
+    assert line - 2 <= named <= line
+    # with rate augmentation the fastest version (9/8) is the bound: round(250 / 1.125) -
+    # round(100 / 1.125) = 222 - 89 = 133 frames
+    with pytest.raises(ValueError, match="has 133 frames \\(rate factor 1.125\\)"):
+        WindowDataset(index, store, stems=["a"], labels="counts", augment=True)
+
+
+def test_a_count_equal_to_the_frames_is_accepted(dataset, tmp_path):
+    index, store, _ = _with_count(dataset, tmp_path, "a", 1.0, "HH", 150)
+    ds = WindowDataset(index, store, stems=["a"], labels="counts")
+    counts = [ds[i]["counts"][list(ds.classes).index("HH")] for i in range(len(ds))
+              if ds.describe(i)[1] == 1.0]
+    assert [int(c) for c in counts] == [150]
+    # mixed supervision: the onset windows of another stem are not affected
+    assert len(WindowDataset(index, store, stems=["b"], labels="onsets")) > 0
+
+
 # ------------------------------------------------------------------ audio-augmented renditions
 
 # Rate or stretch only (no colour, level or noise), so the clicks stay countable in the mel.

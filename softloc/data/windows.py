@@ -39,6 +39,7 @@ from torch.utils.data import Dataset, default_collate
 
 from softloc._io import atomic_save
 from softloc.data.augment import AugmentSettings, augment_window
+from softloc.data.formats import CountWindow
 from softloc.data.layout import DatasetIndex
 from softloc.features import FrontEndConfig, load_audio, mel_power, resample
 from softloc.timebase import n_inner_windows, padded_window_frames
@@ -396,8 +397,9 @@ class WindowDataset(Dataset):
                             f"{fn}: {index.root / 'counts.csv'}:{w.line}: window ({stem}, "
                             f"{w.start_s:g}, {w.end_s:g}) spans {n} frames at rate factor "
                             f"{low:g}; expected at most max_frames={self.max_frames}")
-                    items.append(_Item(stem, w.start_s, w.end_s - w.start_s,
-                                       tuple(int(w.counts[c]) for c in self.classes)))
+                    counts = tuple(int(w.counts[c]) for c in self.classes)
+                    self._check_count_fits(stem, w, counts)
+                    items.append(_Item(stem, w.start_s, w.end_s - w.start_s, counts))
             if not items:
                 raise ValueError(f"{fn}: no counts.csv windows for the given stems")
         else:
@@ -412,6 +414,23 @@ class WindowDataset(Dataset):
                 for k in range(n_inner_windows(duration, window_s, hop_s)):
                     items.append(_Item(stem, k * hop_s, min(window_s, duration), None))
         self._items = items
+
+    def _check_count_fits(self, stem: str, w: CountWindow, counts: tuple[int, ...]) -> None:
+        """A window cannot hold more events than frames (the count distribution of LoCo eq. 6
+        has no mass beyond T): refuse such a counts.csv window before training, naming it."""
+        fr = self.store.frame_rate
+        versions = self._versions[stem] if self.augment else self._versions[stem][:1]
+        frames, factor = min(
+            (max(0, min(int(round(w.end_s * fr / f)), mel.shape[1])
+                 - int(round(w.start_s * fr / f))), f) for f, mel in versions)
+        frames = min(frames, self.max_frames)
+        for c, k in zip(self.classes, counts, strict=True):
+            if k > frames:
+                raise ValueError(
+                    f"WindowDataset: {self.index.root / 'counts.csv'}:{w.line}: window ({stem}, "
+                    f"{w.start_s:g}, {w.end_s:g}) counts {k} events of class {c!r}, but it has "
+                    f"{frames} frames (rate factor {factor:g}), so at most {frames} events "
+                    "(one per frame): is the count or the window wrong?")
 
     def __len__(self) -> int:
         return len(self._items)
