@@ -34,8 +34,6 @@ folds per loss, shift and softness), :func:`format_table` (Markdown) and
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -60,6 +58,7 @@ from softloc._checks import (
 from softloc._io import atomic_write_text
 from softloc.data.generators.segments import generate_segment_dataset
 from softloc.data.mstcn import MSTCNDataset, list_splits, load_mstcn
+from softloc.experiments.noise_study import as_float, read_rows, write_rows
 from softloc.losses.segmentation import SEGMENTATION_LOSSES, build_segmentation_loss
 from softloc.metrics.segments import evaluate_dataset
 from softloc.noise import parse_noise
@@ -179,29 +178,9 @@ def _runs(config: SegmentationConfig, splits: Sequence[int]) -> list[tuple]:
 
 
 def _key(row: Mapping[str, Any]) -> tuple:
-    softness = float(row["softness_s"])
+    softness = as_float(row["softness_s"])
     return (row["loss"], float(row["shift_s"]), int(row["seed"]), int(row["split"]),
             None if math.isnan(softness) else round(softness, 6))
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for n, row in enumerate(rows, start=2):
-        if set(RESULT_COLUMNS) - set(row):
-            raise ValueError(f"{path}:{n}: expected the columns {RESULT_COLUMNS}")
-    return rows
-
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row[k] for k in RESULT_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
 
 
 def _dataset_root(config: SegmentationConfig, out: Path) -> Path:
@@ -359,7 +338,7 @@ def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[s
                          f"(found {available})")
     _check_study(config, out)
     path = out / "results.csv"
-    rows = _read_rows(path)
+    rows = read_rows(path, RESULT_COLUMNS)
     done = {_key(r) for r in rows}
     cache: dict[int, tuple[MSTCNDataset, MSTCNDataset]] = {}
     for loss, shift, seed, split, softness in _runs(config, splits):
@@ -380,7 +359,7 @@ def run_segmentation(config: SegmentationConfig, out: str | Path) -> list[dict[s
             _save_model(model, config, out, row, train)
         rows.append(row)
         done.add(_key(row))
-        _write_rows(path, rows)
+        write_rows(path, RESULT_COLUMNS, rows)
     return rows
 
 
@@ -391,7 +370,7 @@ def _save_model(model: nn.Module, config: SegmentationConfig, out: Path,
     from softloc.config import RunConfig
     from softloc.inference.model_file import save_model_file
 
-    soft = float(row["softness_s"])
+    soft = as_float(row["softness_s"])
     name = (f"{row['loss']}_{float(row['shift_s']):g}s"
             + ("" if math.isnan(soft) else f"_soft{soft:g}s")
             + f"_seed{row['seed']}_split{row['split']}.pt")
@@ -450,7 +429,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for row in rows:
-        softness = float(row["softness_s"])  # NaN for CE; None keys group it (NaN != NaN)
+        softness = as_float(row["softness_s"])  # NaN for CE; None keys group it (NaN != NaN)
         key = (str(row["loss"]), float(row["shift_s"]), None if math.isnan(softness) else softness)
         groups.setdefault(key, []).append(row)
     out = []

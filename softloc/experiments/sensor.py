@@ -40,8 +40,6 @@ Output (``out``)::
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -58,6 +56,7 @@ from softloc.data.generators.puffs import generate_puff_dataset
 from softloc.data.layout import read_annotation_file
 from softloc.data.signals import channel_stats, normalize_channels, read_signal
 from softloc.data.subjects import leave_one_subject_out, read_subjects_csv
+from softloc.experiments.noise_study import as_float, read_rows, write_rows
 from softloc.metrics import onset_scores
 from softloc.models.lrm import LRM
 from softloc.models.sensor import FCLSTM
@@ -310,26 +309,6 @@ def _key(row: Mapping[str, Any]) -> tuple:
     return (row["method"], row["noise"], int(row["level"]), int(row["seed"]), int(row["fold"]))
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for n, row in enumerate(rows, start=2):
-        if set(RESULT_COLUMNS) - set(row):
-            raise ValueError(f"{path}:{n}: expected the columns {RESULT_COLUMNS}")
-    return rows
-
-
-def _write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: row[k] for k in RESULT_COLUMNS})
-    atomic_write_text(path, buf.getvalue())
-
-
 @dataclass(frozen=True)
 class SensorResult:
     """What :func:`run_sensor` returns.
@@ -379,7 +358,7 @@ def run_sensor(config: SensorConfig, out: str | Path) -> SensorResult:
     data = _load(root, config.label)
     folds = leave_one_subject_out(data.subjects)
     path = out / "results.csv"
-    rows = _read_rows(path)
+    rows = read_rows(path, RESULT_COLUMNS)
     done = {_key(r) for r in rows}
     before = torch.get_num_threads()
     if config.threads:
@@ -407,7 +386,7 @@ def _run_all(config: SensorConfig, data: _Data, folds: Sequence[Any],
         row.update(_score(config, data, folds[k].test, method, predict))
         rows.append(row)
         done.add(_key(row))
-        _write_rows(path, rows)
+        write_rows(path, RESULT_COLUMNS, rows)
 
 
 def _write_summary(config: SensorConfig, out: Path, rows: list[dict[str, Any]],
@@ -445,7 +424,7 @@ def summarize(rows: Sequence[Mapping[str, Any]], *, score: str = "f1") -> list[d
     check_choice("summarize", "score", score, ("f1", "precision", "recall", "f1_tol"))
     groups: dict[tuple, list[float]] = {}
     for r in rows:
-        groups.setdefault((r["method"], r["noise"], int(r["level"])), []).append(float(r[score]))
+        groups.setdefault((r["method"], r["noise"], int(r["level"])), []).append(as_float(r[score]))
     out = [{"method": m, "noise": n, "level": lv, "n": len(v), "mean": float(np.nanmean(v)),
             "std": float(np.nanstd(v))} for (m, n, lv), v in groups.items()]
     order = {m: i for i, m in enumerate(METHODS)}
