@@ -152,9 +152,21 @@ def test_experiment_drums_threads_reach_the_training_config(tmp_path, monkeypatc
     assert main(["experiment", "drums", "--out", str(tmp_path / "x"), "--threads", "2",
                  "--set", "train.max_steps=3", "--no-progress"]) == 0
     assert seen["overrides"] == ("train.max_steps=3", "train.num_threads=2")
-    assert seen["progress"] is False
+    assert seen["progress"] is False and seen["verbose"] is True
     assert main(["experiment", "drums", "--out", str(tmp_path / "y")]) == 0
     assert seen["overrides"] == ()  # the preset's threads
+
+
+def test_demo_passes_no_progress_and_quiet_on(tmp_path, monkeypatch):
+    import softloc.experiments.drums as drums
+
+    seen = []
+    monkeypatch.setattr(drums, "run_experiment", lambda out, **kw: seen.append(kw))
+    assert main(["demo", "--out", str(tmp_path / "a"), "--no-progress"]) == 0
+    assert main(["demo", "--out", str(tmp_path / "b"), "-q"]) == 0
+    assert (seen[0]["progress"], seen[0]["verbose"]) == (False, True)
+    assert (seen[1]["progress"], seen[1]["verbose"]) == (False, False)
+    assert seen[0]["preset"] == "demo" and seen[0]["labels"] == "counts"
 
 
 def test_experiment_piano_takes_progress_and_no_progress(tmp_path, monkeypatch):

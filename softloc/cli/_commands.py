@@ -12,7 +12,14 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from softloc.cli._common import add_overwrite, add_progress, need_training, progress_of, say
+from softloc.cli._common import (
+    add_overwrite,
+    add_progress,
+    is_quiet,
+    need_training,
+    progress_of,
+    say,
+)
 from softloc.cli._detect import (
     add_detect,
     add_evaluate,
@@ -252,7 +259,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from softloc.experiments.drums import run_demo
 
     with folder_lock(args.out, command="softloc demo"):
-        run_demo(args.out, seed=args.seed, max_steps=args.max_steps, overwrite=args.overwrite)
+        run_demo(args.out, seed=args.seed, max_steps=args.max_steps, overwrite=args.overwrite,
+                 progress=progress_of(args), verbose=not is_quiet(args))
     return 0
 
 

@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from softloc.cli._commands import add_set, loss_name
-from softloc.cli._common import add_overwrite, add_progress, need_training, progress_of
+from softloc.cli._common import (
+    add_overwrite,
+    add_progress,
+    is_quiet,
+    need_training,
+    progress_of,
+)
 
 __all__ = [
     "add_exp_drums",
@@ -99,6 +105,7 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             export=args.export,
             progress=progress_of(args),
+            verbose=not is_quiet(args),
         )
     return 0
 

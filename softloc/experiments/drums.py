@@ -439,7 +439,10 @@ def run_demo(
     seed: int = 0,
     max_steps: int | None = None,
     overwrite: bool = False,
+    progress: bool = True,
+    verbose: bool = True,
 ) -> dict:
     """``softloc demo``: generated drums, LoCo from counts only, ``demo`` preset; see the module."""
     return run_experiment(out_dir, preset="demo", labels="counts", loss="loco", seed=seed,
-                          max_steps=max_steps, overwrite=overwrite)
+                          max_steps=max_steps, overwrite=overwrite, progress=progress,
+                          verbose=verbose)
