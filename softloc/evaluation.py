@@ -34,6 +34,7 @@ from softloc.data.formats import (
     EVENT_FILE_SUFFIXES,
     DatasetError,
     read_events_any,
+    read_segment_file,
     read_split_file,
 )
 from softloc.data.mstcn import read_ground_truth, read_mapping
@@ -207,27 +208,14 @@ def _segment_frames(path: Path, classes: Sequence[str], n_frames: int,
     """Per-frame class indices ``(n_frames,)`` of a segment file (module docstring)."""
     index = {name: i for i, name in enumerate(classes)}
     out = np.full(n_frames, -1, dtype=np.int64)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{path}: not UTF-8 text ({err.reason})") from None
-    for n, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        parts = text.split("\t")
-        try:
-            start_s, end_s = float(parts[0]), float(parts[1])
-        except (ValueError, IndexError):
-            start_s = end_s = float("nan")
-        if len(parts) != 3 or not 0 <= start_s <= end_s < float("inf"):
-            raise DatasetError(f"{path}:{n}: expected '<start_s>\\t<end_s>\\t<label>' with "
-                               f"0 <= start_s <= end_s, got {text!r}")
-        if parts[2].strip() not in index:
-            raise DatasetError(f"{path}:{n}: unknown class {parts[2].strip()!r}; mapping.txt "
-                               f"has {', '.join(list(classes)[:6])}")
-        out[round(start_s * frame_rate):round(end_s * frame_rate)] = index[parts[2].strip()]
-    end_s, ref_s = max((float(t.split("\t")[1]) for t in lines if t.strip()), default=0.0), \
-        n_frames / frame_rate
+    segments = read_segment_file(path)
+    for k, (start_s, end_s, label) in enumerate(segments, start=1):
+        if label not in index:
+            raise DatasetError(f"{path}: segment {k}: unknown class {label!r}; mapping.txt has "
+                               f"{', '.join(list(classes)[:6])}")
+        out[round(start_s * frame_rate):round(end_s * frame_rate)] = index[label]
+    end_s = max((e for _, e, _ in segments), default=0.0)
+    ref_s = n_frames / frame_rate
     if end_s - ref_s > max(1.0, 0.05 * ref_s):
         raise DatasetError(f"{path}: the segments end at {end_s:g} s, the reference ends at "
                            f"{ref_s:g} s ({n_frames} frames at {frame_rate:g} fps); is the frame "

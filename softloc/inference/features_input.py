@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from softloc._io import atomic_write_text, folder_lock
+from softloc._io import folder_lock
+from softloc.data.formats import write_segment_file
 from softloc.data.mstcn import list_splits, read_bundle, read_features
 from softloc.inference.batch import BatchReport
 from softloc.inference.detector import INPUT_STAGES, InputStage
@@ -49,7 +50,6 @@ __all__ = [
     "FeatureInput",
     "Segmentation",
     "feature_inputs",
-    "format_segments",
     "is_segmentation_model",
     "resolve_run_model",
     "segment_batch",
@@ -208,11 +208,6 @@ class Segmentation:
                 for c, s, e in zip(classes.tolist(), starts.tolist(), ends.tolist(), strict=True)]
 
 
-def format_segments(segments: Sequence[tuple[float, float, str]]) -> str:
-    """The text of a segment file: ``<start_s>\\t<end_s>\\t<label>`` per segment, 3 decimals."""
-    return "".join(f"{a:.3f}\t{b:.3f}\t{label}\n" for a, b, label in segments)
-
-
 def segment_file(model_path: str | os.PathLike, source: Any) -> list[tuple[float, float, str]]:
     """Segments of one feature file: see :meth:`Segmentation.segments`."""
     return Segmentation.load(model_path).segments(source)
@@ -310,7 +305,8 @@ def segment_batch(
     overwrite: bool = False,
     skip_existing: bool = False,
 ) -> BatchReport:
-    """Write ``OUT/<name>.txt`` (:func:`format_segments`) per ``(file, name)`` of ``inputs``.
+    """Write ``OUT/<name>.txt`` (``softloc.data.formats.write_segment_file``) per ``(file,
+    name)`` of ``inputs``.
 
     As ``softloc.inference.detect_batch``: existing outputs are checked before any work, the
     folder is locked while writing, and a file that fails is reported in the result's
@@ -349,7 +345,7 @@ def segment_batch(
                 report.failed.append((src, text if str(src) in text else f"{src}: {text}"))
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(target, format_segments(segments), overwrite=overwrite)
+            write_segment_file(target, segments, overwrite=overwrite)
             report.written.append((src, [target], len(segments)))
     return report
 

@@ -27,6 +27,8 @@ kept) and refuse to replace a file unless asked.
   on channel 10, pitched labels such as ``"60"`` on a piano track) (:func:`write_events`);
   :func:`read_events_any` reads every one of them back.
 * Audio: 16-bit PCM WAV (:func:`write_wav`; reading is soundfile's, :data:`AUDIO_SUFFIXES`).
+* Segment files of action segmentation: ``<start_s>\\t<end_s>\\t<label>`` per segment
+  (:func:`read_segment_file`, :func:`write_segment_file`, :func:`format_segments`).
 
 Conventions: times in seconds from the start of the file; events come back sorted by time;
 class names are case-sensitive strings without whitespace; a stem is a file name without its
@@ -65,6 +67,7 @@ from softloc.data.formats.labels import (
     write_counts_csv,
     write_split_file,
 )
+from softloc.data.formats.segments import format_segments, read_segment_file, write_segment_file
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -95,6 +98,9 @@ __all__ = [
     "write_events",
     "write_split_file",
     "write_wav",
+    "format_segments",
+    "read_segment_file",
+    "write_segment_file",
 ]
 
 #: Audio file suffixes: what soundfile (libsndfile >= 1.1) reads; folders are scanned for these,
