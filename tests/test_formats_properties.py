@@ -113,3 +113,37 @@ def test_softness_reader_returns_non_negative_values_or_one_line_errors(tmp_path
     table = _run(read_softness_csv, tmp_path / "softness.csv", body)
     for stem, value in (table or {}).items():
         assert stem and value >= 0 and not math.isnan(value)
+
+
+@SETTINGS
+@given(data=_BYTES)
+def test_segment_reader_returns_ordered_segments_or_one_line_errors(tmp_path, data):
+    from softloc.data.formats import read_segment_file
+
+    segments = _run(read_segment_file, tmp_path / "s.txt", data)
+    for start_s, end_s, label in segments or []:
+        assert 0 <= start_s <= end_s and math.isfinite(end_s)
+        assert label and label == label.strip()
+
+
+# A valid MIDI header followed by arbitrary bytes, or arbitrary bytes alone: the MIDI readers
+# (pretty_midi / mido underneath) must turn every failure into one DatasetError line.
+_MIDI = st.one_of(st.binary(max_size=120),
+                  st.binary(max_size=120).map(lambda b: b"MThd\x00\x00\x00\x06\x00\x01\x00\x01"
+                                              b"\x01\xe0MTrk" + b))
+
+
+@SETTINGS
+@given(data=_MIDI)
+def test_midi_readers_return_notes_or_one_line_errors(tmp_path, data):
+    from softloc.data.formats import read_midi_drums
+    from softloc.data.midi import read_midi
+
+    events = _run(read_midi_drums, tmp_path / "d.mid", data)
+    if events is not None:
+        _check_events(events)
+    notes = _run(read_midi, tmp_path / "p.mid", data)
+    if notes is not None:
+        for n in notes.notes:
+            assert 0 <= n.onset_s <= n.offset_s and math.isfinite(n.offset_s)
+            assert 0 <= n.pitch <= 127
