@@ -207,9 +207,18 @@ def read_csv_signal(path: str | os.PathLike, *, rate_hz: float | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CSV signal file not found")
-    text = path.read_text(encoding="utf-8-sig")
-    rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
-            if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise SignalError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
+                          "expected a UTF-8 CSV file") from None
+    try:
+        rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
+                if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
+    except csv.Error as err:
+        raise SignalError(f"{path}: not valid CSV ({err})") from None
     if not rows:
         raise SignalError(f"{path}: empty file; expected a header row of channel names")
     header_line, header = rows[0]

@@ -51,8 +51,14 @@ def read_subjects_csv(path: str | os.PathLike) -> dict[str, str]:
     out: dict[str, str] = {}
     first: dict[str, int] = {}
     header_seen = False
-    for lineno, row in enumerate(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))),
-                                 start=1):
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise SignalError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
+                          "expected a UTF-8 CSV file 'stem,subject'") from None
+    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         row = [f.strip() for f in row]
         if not row or not any(row) or row[0].startswith("#"):
             continue
