@@ -48,13 +48,13 @@ def _check_events(events) -> None:
     assert len(set(events)) == len(events)  # duplicates dropped
 
 
-def _run(reader, path, data: bytes):
+def _run(reader, path, data: bytes, errors=DatasetError):
     path.write_bytes(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return reader(path)
-    except DatasetError as err:
+    except errors as err:
         msg = str(err)
         assert "\n" not in msg, msg
         assert msg.startswith(str(path)), msg
@@ -149,20 +149,6 @@ def test_midi_readers_return_notes_or_one_line_errors(tmp_path, data):
             assert 0 <= n.pitch <= 127
 
 
-def _run_reader(reader, path, data: bytes, errors):
-    """Like _run, for readers whose one-line error is another ValueError (``errors``)."""
-    path.write_bytes(data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return reader(path)
-    except errors as err:
-        msg = str(err)
-        assert "\n" not in msg, msg
-        assert msg.startswith(str(path)), msg
-        return None
-
-
 _CSV_SIGNAL = st.lists(st.one_of(st.sampled_from(["time,ecg\n", "t,a,b\n", "0,1\n", "0.01,2\n",
                                                   "0.02,nan\n", "x,y\n", "1e400,1\n", ",,\n",
                                                   "#c\n", "\n", "0.03,\n"]),
@@ -174,7 +160,7 @@ _CSV_SIGNAL = st.lists(st.one_of(st.sampled_from(["time,ecg\n", "t,a,b\n", "0,1\
 def test_csv_signal_reader_returns_a_consistent_signal_or_one_line_errors(tmp_path, data):
     from softloc.data.signals import SignalError, read_csv_signal
 
-    sig = _run_reader(lambda p: read_csv_signal(p, rate_hz=100.0), tmp_path / "s.csv", data,
+    sig = _run(lambda p: read_csv_signal(p, rate_hz=100.0), tmp_path / "s.csv", data,
                       (SignalError, DatasetError))
     if sig is not None:
         assert sig.data.ndim == 2 and sig.data.shape[0] == len(sig.channels) >= 1
@@ -188,14 +174,14 @@ def test_mstcn_and_subject_readers_return_clean_tables_or_one_line_errors(tmp_pa
     from softloc.data.signals import SignalError
     from softloc.data.subjects import read_subjects_csv
 
-    classes = _run_reader(read_mapping, tmp_path / "mapping.txt", data, DatasetError)
+    classes = _run(read_mapping, tmp_path / "mapping.txt", data, DatasetError)
     if classes is not None:
         assert len(set(classes)) == len(classes) and all(classes)
-    labels = _run_reader(lambda p: read_ground_truth(p, ("a", "b", "KD")), tmp_path / "g.txt",
+    labels = _run(lambda p: read_ground_truth(p, ("a", "b", "KD")), tmp_path / "g.txt",
                          data, DatasetError)
     if labels is not None:
         assert labels.ndim == 1 and ((labels >= 0) & (labels < 3)).all()
-    stems = _run_reader(read_bundle, tmp_path / "b.bundle", data, DatasetError)
+    stems = _run(read_bundle, tmp_path / "b.bundle", data, DatasetError)
     assert stems is None or all(s and s == s.strip() for s in stems)
-    subjects = _run_reader(read_subjects_csv, tmp_path / "subjects.csv", data, SignalError)
+    subjects = _run(read_subjects_csv, tmp_path / "subjects.csv", data, SignalError)
     assert subjects is None or all(k and v for k, v in subjects.items())

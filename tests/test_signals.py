@@ -225,3 +225,12 @@ def test_cut_windows_pads_with_zeros_and_reports_lengths():
     assert lengths.tolist() == [4, 4, 2] and starts.tolist() == [0, 4, 8]
     np.testing.assert_array_equal(w[2, 0], [8, 9, 0, 0])
     np.testing.assert_array_equal(w[1, 1], [4, 5, 6, 7])
+
+
+def test_a_non_utf8_csv_signal_names_the_file_line_and_byte(tmp_path):
+    from softloc.data.signals import SignalError, read_csv_signal
+
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"time,ecg\n0,1\n0.01,caf\xe9\n")
+    with pytest.raises(SignalError, match=r"s\.csv:3: not UTF-8 text \(byte 0xe9\)"):
+        read_csv_signal(path, rate_hz=100.0)

@@ -54,6 +54,7 @@ __all__ = [
     "read_csv_signal",
     "read_npy_signal",
     "read_signal",
+    "read_utf8",
     "signal_info",
     "write_signal",
 ]
@@ -182,6 +183,18 @@ def _rate_from_times(times: np.ndarray, lines: list[int], path: Path, column: st
     return 1.0 / step
 
 
+def read_utf8(path: Path, expected: str) -> str:
+    """The text of ``path`` (UTF-8, a BOM skipped); a SignalError naming ``path:line`` and the
+    offending byte otherwise."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise SignalError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
+                          f"expected {expected}") from None
+
+
 def read_csv_signal(path: str | os.PathLike, *, rate_hz: float | None = None,
                     time_column: str | None = None) -> Signal:
     """Read a CSV signal: a header row of channel names, then one row per sample.
@@ -207,13 +220,7 @@ def read_csv_signal(path: str | os.PathLike, *, rate_hz: float | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CSV signal file not found")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise SignalError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
-                          "expected a UTF-8 CSV file") from None
+    text = read_utf8(path, "a UTF-8 CSV file")
     try:
         rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
                 if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]

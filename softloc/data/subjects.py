@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from softloc._io import atomic_write_text
-from softloc.data.signals import SignalError
+from softloc.data.signals import SignalError, read_utf8
 
 __all__ = [
     "SUBJECTS_HEADER",
@@ -51,13 +51,7 @@ def read_subjects_csv(path: str | os.PathLike) -> dict[str, str]:
     out: dict[str, str] = {}
     first: dict[str, int] = {}
     header_seen = False
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise SignalError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x}); "
-                          "expected a UTF-8 CSV file 'stem,subject'") from None
+    text = read_utf8(path, "a UTF-8 CSV file 'stem,subject'")
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         row = [f.strip() for f in row]
         if not row or not any(row) or row[0].startswith("#"):
