@@ -186,3 +186,16 @@ def test_a_csv_signal_dataset_loads_and_frames_like_its_npy_twin(tmp_path):
     store = prepare_signal_store(index, cfg, stems=["c", "n"])
     assert np.allclose(store.get("c"), store.get("n"), atol=1e-5)
     assert store.get("n").shape == (2 * cfg.hop_length, 40)
+
+
+def test_a_missing_stem_names_the_store_kind_and_the_prepared_factors():
+    import numpy as np
+
+    from softloc.data.signal_store import SignalStore
+    from softloc.features import FrontEndConfig
+
+    store = SignalStore(FrontEndConfig(), (1.0,), {("a", 1.0): np.zeros((2, 3), np.float32)})
+    assert store.get("a").shape == (2, 3) and store.stems == ["a"]
+    with pytest.raises(KeyError, match=r"SignalStore\.get: no features for stem 'b' at rate "
+                                       r"factor 1.0; prepared factors \(1.0,\)"):
+        store.get("b")

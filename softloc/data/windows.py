@@ -87,7 +87,8 @@ class FeatureStore:
         try:
             return self.mels[(stem, float(factor))]
         except KeyError:
-            raise KeyError(f"FeatureStore.get: no features for stem {stem!r} at rate factor "
+            raise KeyError(f"{type(self).__name__}.get: no features for stem {stem!r} at rate "
+                           "factor "
                            f"{factor}; prepared factors {self.rate_factors}, "
                            f"{len(self.stems)} stems") from None
 
