@@ -73,3 +73,10 @@ def test_leave_one_subject_out_errors():
         leave_one_subject_out(SUBJECTS, n_valid_subjects=6)
     with pytest.raises(ValueError, match="is empty"):
         subject_splits({})
+
+
+def test_subjects_csv_with_lone_cr_line_ends_reads_like_lf(tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_bytes(b"stem,subject\r100,alice\r101,bob\r")
+    b.write_bytes(b"stem,subject\n100,alice\n101,bob\n")
+    assert read_subjects_csv(a) == read_subjects_csv(b) == {"100": "alice", "101": "bob"}

@@ -229,9 +229,12 @@ def _read_index(path: Path) -> list[tuple[int, str, str, str]]:
     text = _read_text(path, "index file", "a MAESTRO index (csv or json)")
     rows: list[tuple[int, str, str, str]] = []
     if path.suffix.lower() == ".csv":
-        reader = csv.reader(io.StringIO(text))
+        try:
+            table = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as err:
+            raise _err(path, None, f"not valid CSV ({err})") from None
         header: list[str] | None = None
-        for line, cells in enumerate(reader, start=1):
+        for line, cells in enumerate(table, start=1):
             if not cells or not "".join(cells).strip():
                 continue
             if header is None:

@@ -222,7 +222,7 @@ def read_csv_signal(path: str | os.PathLike, *, rate_hz: float | None = None,
         raise FileNotFoundError(f"{path}: CSV signal file not found")
     text = read_utf8(path, "a UTF-8 CSV file")
     try:
-        rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text)), start=1)
+        rows = [(n, r) for n, r in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
                 if r and any(f.strip() for f in r) and not r[0].lstrip().startswith("#")]
     except csv.Error as err:
         raise SignalError(f"{path}: not valid CSV ({err})") from None

@@ -52,7 +52,11 @@ def read_subjects_csv(path: str | os.PathLike) -> dict[str, str]:
     first: dict[str, int] = {}
     header_seen = False
     text = read_utf8(path, "a UTF-8 CSV file 'stem,subject'")
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    try:  # newline="": a lone CR ends a line, as in the files spreadsheets write
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        raise SignalError(f"{path}: not valid CSV ({err})") from None
+    for lineno, row in enumerate(rows, start=1):
         row = [f.strip() for f in row]
         if not row or not any(row) or row[0].startswith("#"):
             continue
