@@ -860,3 +860,13 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(softloc.counting.api)
     assert result.failed == 0 and result.attempted >= 4
+
+
+@pytest.mark.parametrize("backend", ["cpu", "tree"])
+def test_gradient_of_a_probability_at_the_bottom_of_float64_is_exact(backend):
+    # Pr(Y >= 1) = 1 - 0.125 (1 - p4), so d log Pr / d p4 = 0.125 / (0.875 + 0.125 p4) = 1/7 for
+    # p4 = 2.2e-308 (the smallest normal double), where the reference's autograd underflows to 0.
+    p = torch.tensor([[[0.5, 0.5, 0.5, 2.2251e-308]]], dtype=torch.float64, requires_grad=True)
+    count_log_likelihood(p, torch.tensor([[1]]), 1, backend=backend).sum().backward()
+    assert p.grad[0, 0, 3].item() == pytest.approx(1 / 7, rel=1e-12)
+    assert p.grad[0, 0, :3].tolist() == pytest.approx([0.125 / 0.875 / 0.5] * 3, rel=1e-12)

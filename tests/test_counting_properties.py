@@ -139,6 +139,12 @@ def test_log_likelihood_of_any_probabilities_matches_the_reference(
     got, got_g = _value_and_grad(lambda v: ll(v, backend), x)
     want, want_g = _value_and_grad(lambda v: ll(v, "reference"), x)
     assert (got <= 1e-12).all()
+    # The reference's autograd loses the gradient of a p below ~1e-290: its logaddexp weights, of
+    # the order of p, fall out of float64's normal range and are flushed to 0 (found with p =
+    # 2.2e-308, where the exact d/dp is 1/7 and the fast backends give it). Those rows' values
+    # are still compared; their gradients only have to be finite.
+    tiny = ((x > 0) & (x < 1e-290)).any(-1, keepdim=True)
+    want_g = torch.where(tiny, torch.nan, want_g)
     _assert_matches_reference(got, want, got_g, want_g, logits=False)
 
 
@@ -206,7 +212,10 @@ def test_invalid_input_raises_one_line(values, counts, lengths, k_max, logits, b
     assert not torch.isnan(out).any() and (out <= 1e-12).all()
     # It succeeded, so the input was valid: check that it really was.
     assert not torch.isnan(x).any() and (logits or ((x >= 0) & (x <= 1)).all())
-    assert np.all(np.isfinite(counts)) and min(counts) >= 0
+    # (as the function received them: torch.tensor makes float lists float32, where e.g.
+    # -4e-187 is -0.0, a valid count)
+    received = count_t.double().numpy()
+    assert np.all(np.isfinite(received)) and received.min() >= 0
 
 
 @SETTINGS

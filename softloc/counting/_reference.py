@@ -5,7 +5,9 @@ baseline the fast backends (``_cpu``, ``_tree``) are tested against. Its autogra
 NaN where p is exactly 0 or 1 (derivative of log p); the other backends are finite there. Its
 log-space sums carry an absolute rounding error of the size of the largest |log p| involved, so
 for logits of ~1e12 and beyond (states of -1e12 are spaced by 1e-4) its gradients are rough,
-where the fast backends, which work on differences of logits, stay exact.
+where the fast backends, which work on differences of logits, stay exact. With probabilities
+below ~1e-290 its autograd loses their gradient (logaddexp weights of the order of p underflow
+below float64's normal range and are flushed to 0); the fast backends' closed form keeps it.
 """
 
 from __future__ import annotations
