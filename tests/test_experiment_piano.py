@@ -5,31 +5,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import yaml
 
 from softloc.data.generators.piano import synthesize_piano_dataset
 from softloc.experiments.piano import piano_cells, run_piano, supervision_table
-
-
-class SineStub:
-    """Decaying sines at each note's pitch (no SoundFont needed)."""
-
-    cache_id = None
-
-    def programs(self, soundfont):
-        return {p: f"program {p}" for p in range(8)}
-
-    def render(self, notes, *, instrument, duration_s, sample_rate):
-        out = np.zeros(int(round(duration_s * sample_rate)), dtype=np.float32)
-        for n in notes:
-            start = int(round((n.onset_s + 0.003) * sample_rate))
-            stop = min(out.size, max(start, int(round(n.offset_s * sample_rate))) + 800)
-            k = np.arange(stop - start) / sample_rate
-            tone = np.sin(2 * np.pi * 440.0 * 2 ** ((n.pitch - 69) / 12) * k) * np.exp(-k / 0.3)
-            out[start:stop] += (0.1 * tone).astype(np.float32)
-        return out
+from tests.piano_stub import SineStub
 
 
 def test_cells_are_listed_once_in_order():
