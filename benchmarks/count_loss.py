@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import platform
 import statistics
 import time
 import tracemalloc
 
 import torch
 
-from softloc.counting import count_log_likelihood
+from softloc.counting import _arena, count_log_likelihood
 from softloc.losses import loco_loss
 
 SHAPES = [
@@ -123,6 +125,9 @@ def _peak_bytes(fn, probs, counts, k_max) -> int:
         saved += t.numel() * t.element_size()
         return t
 
+    # The CPU backend reuses its work buffers across calls (softloc.counting._arena): drop the
+    # kept ones so that this call allocates, and tracemalloc counts, all of its memory.
+    _arena.clear()
     tracemalloc.start()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         _step(fn, probs, counts, k_max)
@@ -237,6 +242,17 @@ def format_row(r) -> str:
     )
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return repr(line.split(":", 1)[1].strip())
+    except OSError:
+        pass
+    return repr(platform.processor() or platform.machine())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -282,6 +298,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"device={device} backend={BACKEND} logits={LOGITS} torch={torch.__version__} "
         f"threads={torch.get_num_threads()} "
+        # torch's OpenMP workers spin after each parallel op unless told to sleep; on a 2-core
+        # machine they then compete with the fused kernels' second thread (docs/benchmarks.md).
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} "
+        f"cpu={_cpu_name()} "
         f"repeats={repeats} (rows*time >= {HUGE} or time >= {LONG}: repeats/5, one per-step run; "
         f"time >= {LONG}: per-step baseline skipped unless --baseline-huge)"
     )

@@ -648,6 +648,64 @@ def test_cpu_kernels_split_over_threads_give_identical_results(tuned_cpu):
     torch.testing.assert_close(g_many, g_one, rtol=0, atol=0)
 
 
+def _loss_and_grad(p, counts, k_max, **kw):
+    x = p.detach().requires_grad_()
+    ll = count_log_likelihood(x, counts, k_max, backend="cpu", **kw)
+    (g,) = torch.autograd.grad(ll.sum(), x)
+    return ll.detach(), g
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_reused_work_buffers_give_the_same_results_as_fresh_ones(tuned_cpu, dtype):
+    # Calls of other shapes in between leave other values in the kept buffers.
+    gen = torch.Generator().manual_seed(3)
+    shapes = [((2, 40, 90), 8), ((1, 70, 130), 12), ((3, 33, 60), 5)]
+    cases = [
+        (
+            torch.rand(shape, generator=gen).to(dtype),
+            torch.randint(0, k + 1, shape[:-1], generator=gen),
+            k,
+        )
+        for shape, k in shapes
+    ]
+    set_cpu_options(max_cached_bytes=0)
+    fresh = [_loss_and_grad(*c) for c in cases]
+    set_cpu_options(max_cached_bytes=2**28)
+    for _ in range(2):
+        for case, (ll, g) in zip(cases, fresh, strict=True):
+            ll_r, g_r = _loss_and_grad(*case)
+            assert g_r.dtype == dtype
+            torch.testing.assert_close(ll_r, ll, rtol=0, atol=0)
+            torch.testing.assert_close(g_r, g, rtol=0, atol=0)
+
+
+def test_retained_graph_keeps_its_buffers_for_a_second_backward(tuned_cpu):
+    set_cpu_options(max_cached_bytes=2**28)
+    p = torch.rand(2, 40, 100).requires_grad_()
+    counts = torch.randint(0, 10, (2, 40))
+    ll = count_log_likelihood(p, counts, 10, backend="cpu").sum()
+    (g1,) = torch.autograd.grad(ll, p, retain_graph=True)
+    _loss_and_grad(torch.rand(2, 40, 100), torch.randint(0, 10, (2, 40)), 10)  # may reuse buffers
+    (g2,) = torch.autograd.grad(ll, p)
+    torch.testing.assert_close(g2, g1, rtol=0, atol=0)
+
+
+def test_two_live_graphs_do_not_share_buffers(tuned_cpu):
+    set_cpu_options(max_cached_bytes=2**28)
+    gen = torch.Generator().manual_seed(5)
+    pa, pb = (torch.rand(2, 40, 100, generator=gen).requires_grad_() for _ in range(2))
+    counts = torch.randint(0, 10, (2, 40), generator=gen)
+    want_a, want_b = (_loss_and_grad(p, counts, 10)[1] for p in (pa, pb))
+    ll_a = count_log_likelihood(pa, counts, 10, backend="cpu").sum()
+    ll_b = count_log_likelihood(pb, counts, 10, backend="cpu").sum()
+    (g_b,) = torch.autograd.grad(ll_b, pb)
+    del ll_b  # its buffers go back and may serve the next call
+    _loss_and_grad(torch.rand(2, 40, 100, generator=gen), counts, 10)
+    (g_a,) = torch.autograd.grad(ll_a, pa)
+    torch.testing.assert_close(g_a, want_a, rtol=0, atol=0)
+    torch.testing.assert_close(g_b, want_b, rtol=0, atol=0)
+
+
 def _loss_in_worker(seed: int) -> float:
     gen = torch.Generator().manual_seed(seed)
     p = torch.rand(4, 2, 100, dtype=torch.float64, generator=gen).requires_grad_()
@@ -847,6 +905,10 @@ def test_cpu_options_round_trip_and_validation(tuned_cpu):
     assert cpu_options() == old
     with pytest.raises(ValueError, match="set_cpu_options: `max_threads` must be >= 1, got 0"):
         set_cpu_options(max_threads=0)
+    set_cpu_options(max_cached_bytes=0)  # keeping no buffers is allowed
+    assert cpu_options()["max_cached_bytes"] == 0
+    with pytest.raises(ValueError, match="`max_cached_bytes` must be >= 0, got -1"):
+        set_cpu_options(max_cached_bytes=-1)
     with pytest.raises(TypeError, match="set_cpu_options: `min_parallel_work` must be an int"):
         set_cpu_options(min_parallel_work=1.5)
     with pytest.raises(ValueError, match="resolve_backend: `backend` must be one of"):

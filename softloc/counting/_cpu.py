@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from softloc.counting import _reference
+from softloc.counting import _arena, _reference
 from softloc.counting._common import (
     SAFE,
     feasible_range,
@@ -39,12 +40,18 @@ class Options:
     min_parallel_work: int = 1_500_000  # bin updates below which one thread runs everything
     min_chunk_steps: int = 256  # rows with fewer than 32 jobs are cut into chunks this long
     max_threads: int = os.cpu_count() or 1
+    max_cached_bytes: int = _arena.MAX_BYTES  # work buffers kept for reuse (_arena)
 
 
 _OPTIONS = Options()
 # Work of the layout changes (gather / scatter) per element, in bin updates of the recursion:
 # a strided float64 copy costs about as much as this many vectorised updates.
 _LAYOUT_COST = 16
+# Fixed cost of one step of a lane group (loads of p and q, the top bin), in bin updates: the
+# kernels' time per group grows as (width + 6) * steps (measured, widths 2..43).
+_STEP_COST = 6
+# Pieces of work per thread in _run_parallel (see there).
+_PIECES_PER_THREAD = 4
 
 
 def options() -> Options:
@@ -57,6 +64,7 @@ def set_options(**changes: int) -> Options:
     global _OPTIONS
     previous = _OPTIONS
     _OPTIONS = replace(_OPTIONS, **changes)
+    _arena.set_limit(_OPTIONS.max_cached_bytes)
     return previous
 
 
@@ -105,14 +113,32 @@ def _run_parallel(fn: Callable[..., object], group_work: np.ndarray, *args: obje
     if n_threads <= 1:
         fn(*args, 0, n_groups)
         return
+    # More pieces than threads, taken in turn by whichever thread is free: when another process
+    # slows one core down, the other threads take over its share instead of waiting for it
+    # (an even split ran slower on two threads than on one on a shared 2-core machine).
+    n_pieces = min(n_groups, _PIECES_PER_THREAD * n_threads)
     cum = np.concatenate([[0.0], np.cumsum(group_work, dtype=np.float64)])
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_threads) / n_threads)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, n_pieces) / n_pieces)
     bounds = np.unique(np.clip(np.concatenate([[0], cuts, [n_groups]]), 0, n_groups))
-    ranges = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    # Largest pieces first (groups are sorted by cost) so the last ones taken are small.
+    pieces = iter(
+        sorted(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True),
+               key=lambda r: cum[r[0]] - cum[r[1]])
+    )  # fmt: skip
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                piece = next(pieces, None)
+            if piece is None:
+                return
+            fn(*args, *piece)
+
     pool = _pool(n_threads)
-    # The calling thread takes the first range itself (the kernels release the GIL).
-    futures = [pool.submit(fn, *args, lo, hi) for lo, hi in ranges[1:]]
-    fn(*args, *ranges[0])
+    # The calling thread works too (the kernels release the GIL).
+    futures = [pool.submit(work) for _ in range(n_threads - 1)]
+    work()
     for f in futures:
         f.result()
 
@@ -127,22 +153,23 @@ class _Rows:
         self.steps = np.ascontiguousarray(steps.numpy(), dtype=np.int64)
         self._np: np.ndarray | None = None  # x as a contiguous float32/64 array, made once
 
-    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, np.ndarray]:
-        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere."""
+    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, ...]:
+        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere; and
+        the arena buffers they live in."""
         if self._np is None:
             x = self.x
             if x.dtype not in (torch.float32, torch.float64):
                 x = x.to(torch.float64)
             self._np = x.contiguous().numpy()
-        pt = np.empty((self.t_len, padded))
-        qt = np.empty((self.t_len, padded))
+        pt, pt_base = _arena.take((self.t_len, padded))
+        qt, qt_base = _arena.take((self.t_len, padded))
         k = _kernels()
         n_groups = -(-padded // k.LANES)
         _run_parallel(  # a layout change costs about as much per element as this many updates
             k.gather_time_major, np.full(n_groups, _LAYOUT_COST * k.LANES * self.t_len),
             self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt,
         )  # fmt: skip
-        return pt, qt
+        return pt, qt, pt_base, qt_base
 
     def time_major_chunks(self, src, t0, n_steps, padded: int) -> tuple[np.ndarray, np.ndarray]:
         """(S, padded) float64 p and q; lane i holds steps t0[i] .. t0[i] + n_steps[i] of row
@@ -206,8 +233,11 @@ class _Jobs:
         self.n_groups = -(-n_lanes // k.LANES)
         padded = self.n_groups * k.LANES
         src = self.row[self.lane_job]
-        if n_chunks == 1:
-            self.pt, self.qt = rows.time_major(src, padded)  # (T, lanes_pad), lanes contiguous
+        self._bases: list[np.ndarray] = []  # arena buffers, handed back when self is freed
+        weakref.finalize(self, _arena.give, self._bases)
+        if n_chunks == 1:  # (T, lanes_pad), lanes contiguous
+            self.pt, self.qt, *bases = rows.time_major(src, padded)
+            self._bases += bases
         else:
             self.pt, self.qt = rows.time_major_chunks(src, self.lane_t0, self.lane_len, padded)
         self.disc = np.zeros(padded)
@@ -223,10 +253,11 @@ class _Jobs:
         k = _kernels()
         n_ckpt = max(1, -(-self.pt.shape[0] // k.CKPT))
         w_max = int(self.group_width.max(initial=2))
-        self.ckpt = np.empty((self.n_groups, n_ckpt, w_max, k.LANES))
+        self.ckpt, base = _arena.take((self.n_groups, n_ckpt, w_max, k.LANES))
+        self._bases.append(base)
         final = np.zeros((self.n_groups * k.LANES, self.width))
         _run_parallel(
-            k.forward_groups, self.group_steps * self.group_width * k.LANES,
+            k.forward_groups, self.group_steps * (self.group_width + _STEP_COST) * k.LANES,
             self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, final,
         )  # fmt: skip
         n_jobs = len(self.target)
@@ -250,9 +281,11 @@ class _Jobs:
     def target_value(self) -> np.ndarray:
         return self.states[np.arange(len(self.target)), self.target]
 
-    def backward(self, b_final: np.ndarray) -> np.ndarray:
+    def backward(self, b_final: np.ndarray, pooled: bool = False) -> tuple[np.ndarray, object]:
         """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. p (along q = 1 - p); 0 at
         steps beyond each row's length. Entries of ``b_final`` above a job's width are ignored.
+        Also returns the arena buffer of the gradients (``pooled``, one-chunk jobs) or None:
+        the caller hands it back once it has copied them.
         """
         k = _kernels()
         n_jobs = len(self.target)
@@ -268,19 +301,22 @@ class _Jobs:
                     u_ext = _sat_adjoint_ext(u, d)
                     padded[i * self.n_chunks + c, :w] = np.correlate(u_ext, self.prefix[i][c])
                     u = np.correlate(u_ext, self.chunk_final[i, c, :w])
-        grad_t = np.empty_like(self.pt)
+        grad_t, grad_t_base = _arena.take(self.pt.shape)
         _run_parallel(  # three passes per step: recompute, gradient, adjoint
-            k.backward_groups, 3 * self.group_steps * self.group_width * k.LANES,
+            k.backward_groups, 3 * self.group_steps * (self.group_width + _STEP_COST) * k.LANES,
             self.pt, self.qt, self.group_steps, self.group_width, self.disc, self.ckpt, padded,
             grad_t,
         )  # fmt: skip
         if self.n_chunks == 1:  # the common case, in one pass
-            grads = np.empty((n_jobs, self.t_len))
+            grads, base = _arena.take((n_jobs, self.t_len)) if pooled else (None, None)
+            if grads is None:
+                grads = np.empty((n_jobs, self.t_len))
             _run_parallel(
                 k.scatter_rows, np.full(self.n_groups, _LAYOUT_COST * k.LANES * self.t_len),
                 grad_t, self.lane_job, self.lane_len, grads,
             )  # fmt: skip
-            return grads
+            _arena.give([grad_t_base])
+            return grads, base
         lanes = grad_t[:, :n_lanes]
         # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
         # identity padding, or nothing at all (beyond its group's longest lane).
@@ -291,7 +327,8 @@ class _Jobs:
         for i in range(n_lanes):
             t0, n = self.lane_t0[i], self.lane_len[i]
             grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
-        return grads
+        _arena.give([grad_t_base])
+        return grads, None
 
 
 def _sat_conv(f: np.ndarray, g: np.ndarray, disc: float) -> np.ndarray:
@@ -379,7 +416,7 @@ class _Tail:
         b_final = np.zeros((n_jobs, self.jobs.width))
         use = self.ok & np.isfinite(self.log_values)  # -inf: a zero gradient, as impossible
         b_final[np.arange(n_jobs), self.n] = np.where(use, g / np.where(use, self.value, 1.0), 0.0)
-        gh = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
+        gh, _ = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
         out = np.empty_like(gh)
         _kernels().tilt_grads(
             self.zt, self.lp, self.s, self.lam[:, 0], gh, np.ascontiguousarray(g, dtype=np.float64),
@@ -446,10 +483,15 @@ class LogLikelihood(torch.autograd.Function):
         # The VJP is linear in b_final: fold the incoming gradient into it.
         b_final = np.zeros((r, jobs.width))
         b_final[np.arange(r), jobs.target] = np.where(ok, g / np.where(ok, value, 1.0), 0.0)
-        grads = rows.chain(jobs.backward(b_final))
+        # Only a float64 result shares the gradient buffer's memory; other dtypes copy it.
+        grads, base = jobs.backward(b_final, pooled=ctx.in_dtype != torch.float64)
+        grads = rows.chain(grads)
         if tail is not None:
             grads[tail.idx] = tail.grads(g[tail.idx])
-        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
+        out = torch.from_numpy(grads).to(ctx.in_dtype)
+        if base is not None:
+            _arena.give([base])
+        return out, None, None, None, None
 
 
 class Distribution(torch.autograd.Function):
@@ -495,7 +537,11 @@ class Distribution(torch.autograd.Function):
             b_final = np.where(safe, g / np.where(safe, jobs.states, 1.0), 0.0)
         else:
             b_final = g
-        grads = rows.chain(jobs.backward(b_final))
+        grads, base = jobs.backward(b_final, pooled=ctx.in_dtype != torch.float64)
+        grads = rows.chain(grads)
         if tail is not None:
             np.add.at(grads, tail.idx, tail.grads(g[tail.idx, tail.n]))
-        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
+        out = torch.from_numpy(grads).to(ctx.in_dtype)
+        if base is not None:
+            _arena.give([base])
+        return out, None, None, None, None

@@ -107,13 +107,14 @@ def cpu_options() -> dict[str, int]:
 
     Example:
         >>> sorted(cpu_options())
-        ['max_threads', 'min_chunk_steps', 'min_parallel_work']
+        ['max_cached_bytes', 'max_threads', 'min_chunk_steps', 'min_parallel_work']
     """
     opts = _cpu.options()
     return {
         "min_parallel_work": opts.min_parallel_work,
         "min_chunk_steps": opts.min_chunk_steps,
         "max_threads": opts.max_threads,
+        "max_cached_bytes": opts.max_cached_bytes,
     }
 
 
@@ -122,6 +123,7 @@ def set_cpu_options(
     min_parallel_work: int | None = None,
     min_chunk_steps: int | None = None,
     max_threads: int | None = None,
+    max_cached_bytes: int | None = None,
 ) -> dict[str, int]:
     """Tune the ``"cpu"`` backend for this process; arguments left at None keep their value.
 
@@ -134,7 +136,13 @@ def set_cpu_options(
         min_chunk_steps: with fewer rows than the 32 SIMD lanes, rows are cut into chunks of at
             least this many steps that run in separate lanes (default 256).
         max_threads: at most this many threads (default: the number of CPUs); the kernels never
-            use more than ``torch.get_num_threads()`` either.
+            use more than ``torch.get_num_threads()`` either. On a machine with as many cores
+            as torch threads, torch's OpenMP workers spin for a while after each parallel op and
+            compete with these threads; ``OMP_WAIT_POLICY=PASSIVE`` in the environment before
+            torch is imported stops that (docs/benchmarks.md measures both).
+        max_cached_bytes: work buffers kept for reuse by later calls (default 256 MiB; 0 keeps
+            none). Fresh buffers of several MB cost page faults on every call, a third of a
+            (8, 88, 400) forward + backward on the development VM.
 
     Returns:
         The previous settings, as :func:`cpu_options` returns them; ``set_cpu_options(**old)``
@@ -142,7 +150,7 @@ def set_cpu_options(
 
     Raises:
         TypeError: a non-int setting.
-        ValueError: a setting < 1.
+        ValueError: a setting < 1 (< 0 for ``max_cached_bytes``).
 
     Example:
         >>> old = set_cpu_options(max_threads=1)
@@ -156,9 +164,10 @@ def set_cpu_options(
         ("min_parallel_work", min_parallel_work),
         ("min_chunk_steps", min_chunk_steps),
         ("max_threads", max_threads),
+        ("max_cached_bytes", max_cached_bytes),
     ):
         if value is not None:
-            changes[name] = check_int(fn, name, value, minimum=1)
+            changes[name] = check_int(fn, name, value, minimum=int(name != "max_cached_bytes"))
     previous = cpu_options()
     _cpu.set_options(**changes)
     return previous
