@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -5,7 +7,11 @@ from torch import nn
 from softloc.config import apply_overrides, load_preset
 from softloc.models import model_from_config, prior_output_bias
 from softloc.training import match_output_prior
-from softloc.training.recipe import output_layers, unit_variance_convolutions
+from softloc.training.recipe import (
+    count_prior_biases,
+    output_layers,
+    unit_variance_convolutions,
+)
 
 SMALL = ["features.n_mels=16", "model.conv_filters=[4,4]", "model.pool_sizes=[4,8]",
          "model.lstm_units=6", "model.hidden_units=4", "classes=[HH, KD, SD]"]
@@ -39,6 +45,27 @@ def test_the_mean_initial_logit_of_every_class_becomes_the_eq15_bias(per_class):
         torch.testing.assert_close(after, torch.full((3,), target), atol=1e-4, rtol=0)
         torch.testing.assert_close(torch.tensor(shifts), target - before, atol=1e-4, rtol=0)
         assert model.training  # mode restored
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_per_class_biases_set_each_class_mean_logit(per_class):
+    flag = f"model.per_class={str(per_class).lower()}"
+    cfg = apply_overrides(load_preset("drums"), [*SMALL, flag])
+    torch.manual_seed(0)
+    model = model_from_config(cfg)
+    targets = [-2.0, -5.5, -9.0]
+    match_output_prior(model, _batch(), output_bias=targets)
+    torch.testing.assert_close(_class_means(model, _batch()), torch.tensor(targets), atol=1e-4,
+                               rtol=0)
+
+
+def test_count_prior_bias_gives_each_class_its_mean_rate():
+    counts = torch.tensor([[2, 0, 30], [4, 0, 10]])  # means 3, 0, 20 over 10-step windows
+    biases = count_prior_biases(counts, 10, fallback=-7.0)
+    # sigmoid(b) * 10 = 3; no event: the fallback; a rate above 1/2 is capped at 1/2
+    assert biases[0] == pytest.approx(math.log(0.3 / 0.7), abs=1e-12)
+    assert biases[1] == -7.0
+    assert biases[2] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_model_without_a_loco_head_is_left_alone():

@@ -75,6 +75,11 @@ class ModelConfig:
             eq. 15 bias (``softloc.training.recipe``); the N(0, 1) head weights of the official
             code otherwise add a random offset of several logits per class. ``false`` = the
             official code's bias only.
+        prior_from_counts: with ``exact_prior``, give each class its own initial rate: the bias
+            whose expected count per training window is that class's mean count in the first
+            training batch (classes without events there keep ``prior_omega``). One
+            ``prior_omega`` for all classes starts frequent classes (hi-hats: ~5 per 1.5 s
+            window) and rare ones at the same ~0.45 events per window.
         unit_variance_init: before training, scale each convolution so that its output has unit
             variance on the first training batch (LSUV, ``softloc.training.recipe``); with the
             official Glorot init the activations shrink ~2.5x per conv layer and the initial
@@ -98,6 +103,7 @@ class ModelConfig:
     per_class: bool = False
     input_scale: float = 0.05
     exact_prior: bool = True
+    prior_from_counts: bool = False
     unit_variance_init: bool = False
     name: str = "crnn"
     args: dict[str, Any] = field(default_factory=dict)

@@ -77,7 +77,11 @@ from softloc.training.loaders import (
     prepare_training_data,
 )
 from softloc.training.module import EventModule, OptimSettings
-from softloc.training.recipe import match_output_prior, unit_variance_convolutions
+from softloc.training.recipe import (
+    count_prior_biases,
+    match_output_prior,
+    unit_variance_convolutions,
+)
 from softloc.training.run_folder import (
     LastCheckpoint,
     RunCheckpointIO,
@@ -224,7 +228,10 @@ def _fit_module(module: EventModule, data: TrainingData, out_dir: Path, *, start
         if m.unit_variance_init:
             unit_variance_convolutions(module.model, first)
         if m.exact_prior:
-            bias = prior_output_bias(window_frames(data.config), m.prior_omega)
+            frames = window_frames(data.config)
+            bias = prior_output_bias(frames, m.prior_omega)
+            if m.prior_from_counts and "counts" in first:
+                bias = count_prior_biases(first["counts"], frames, bias)
             match_output_prior(module.model, first, output_bias=bias)
     if valid_loader is None and data.valid_files:
         # F1 on whole files only: one empty batch so that validation runs at all

@@ -15,7 +15,7 @@ the mean initial logit of the class over one training batch equals ``b``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -38,15 +38,17 @@ def output_layers(model: nn.Module, n_classes: int) -> list[nn.Linear] | None:
 
 
 @torch.no_grad()
-def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *, output_bias: float
-                       ) -> list[float] | None:
-    """Shift the output biases so the mean initial logit of every class is ``output_bias``.
+def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *,
+                       output_bias: float | Sequence[float]) -> list[float] | None:
+    """Shift the output biases so the mean initial logit of every class is ``output_bias``
+    (one value for all classes, or one per class).
 
     Args:
         model: the freshly initialised network; ``model(inputs, lengths)`` -> logits
             ``(batch, class, time)``.
         batch: one training batch (``"inputs"``, ``"lengths"``).
-        output_bias: the target logit, LoCo eq. 15 (``softloc.models.heads.prior_output_bias``).
+        output_bias: the target logit, LoCo eq. 15 (``softloc.models.heads.prior_output_bias``),
+            or one per class (:func:`count_prior_biases`).
 
     Returns:
         the per-class shifts applied, or ``None`` (nothing changed) when the model has no LoCo
@@ -67,13 +69,33 @@ def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *, output_bia
         mask = steps[None, :] < lengths[:, None]  # (B, T)
     weights = mask[:, None, :].to(logits.dtype)  # (B, 1, T)
     mean = (logits * weights).sum((0, 2)) / weights.sum((0, 2)).clamp(min=1)  # (C,)
-    shifts = (output_bias - mean).tolist()
+    target = torch.as_tensor(output_bias, dtype=mean.dtype)
+    shifts = (target - mean).tolist()
     c = 0
     for layer in layers:
         n = layer.out_features
         layer.bias.add_(torch.tensor(shifts[c:c + n], dtype=layer.bias.dtype))
         c += n
     return [float(s) for s in shifts]
+
+
+def count_prior_biases(counts: torch.Tensor, window_steps: int, fallback: float) -> list[float]:
+    """Per-class initial logits whose expected count per window is the class's mean count.
+
+    LoCo eq. 15 with the rate taken from the data: ``sigmoid(b_c) * window_steps`` = the mean of
+    ``counts[:, c]``, i.e. ``b_c = logit(mean_c / window_steps)`` (the rate capped at 1/2).
+
+    Args:
+        counts: ``(batch, class)`` events per training window.
+        window_steps: steps (frames) of one training window, >= 1.
+        fallback: the bias of classes with no event in ``counts``.
+
+    Returns:
+        one bias per class.
+    """
+    rate = counts.to(torch.float64).mean(0) / window_steps
+    bias = torch.logit(rate.clamp(max=0.5))
+    return torch.where(rate > 0, bias, torch.full_like(bias, fallback)).tolist()
 
 
 _CONVS = (nn.Conv1d, nn.Conv2d)
