@@ -88,3 +88,20 @@ def test_spec_of_a_piano_config():
     assert net(torch.rand(1, cfg.features.n_mels, 5)).shape == (1, 88, 5)
     with pytest.raises(ValueError, match="consecutive MIDI"):
         harmonic_key_spec(apply_overrides(cfg, ["classes=[KD, SD]"]))
+
+
+def test_a_run_config_naming_harmonic_key_builds_it():
+    from softloc.config import apply_overrides, load_preset
+    from softloc.models import model_from_config
+    from softloc.models.harmonic import HarmonicKeyNet
+
+    cfg = apply_overrides(load_preset("piano-loco"), ["model.name=harmonic-key",
+                                                      "model.args={key_channels: 8}"])
+    net = model_from_config(cfg)
+    assert isinstance(net, HarmonicKeyNet)
+    assert net(torch.rand(2, cfg.features.n_mels, 7)).shape == (2, 88, 7)
+    # the config's args reach the network; a crnn config still builds a CRNN
+    assert any(p.shape[0] == 8 for p in net.parameters() if p.dim() > 1)
+    assert not isinstance(model_from_config(load_preset("piano-loco")), HarmonicKeyNet)
+    with pytest.raises(ValueError, match="model.name"):
+        apply_overrides(cfg, ["model.name=harmonic"])

@@ -51,6 +51,8 @@ def _finite(x: float) -> bool:
 
 #: Sensor networks of ``model.name`` (``softloc.models.sensor``).
 _SENSOR_NETWORKS = ("signal-crnn", "fc-lstm")
+#: Networks on audio (the power mel of ``features``); the others read signal datasets.
+AUDIO_NETWORKS = ("crnn", "harmonic-key")
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,12 @@ class ModelConfig:
             official Glorot init the activations shrink ~2.5x per conv layer and the initial
             network barely depends on its input. ``false`` = the official init.
         name: the network: ``crnn`` (the audio CRNN above; ``per_class`` picks the per-class
-            one) or a sensor network of ``softloc.models.sensor`` (``signal-crnn`` on raw
-            signals, ``fc-lstm`` on feature steps), which is built from ``args`` and reads
-            signal datasets (``ROOT/signals/``; ``softloc.models.sensor.sensor_spec``).
+            one), ``harmonic-key`` (piano keys: one onset detector shared by all keys on a
+            semitone grid, ``softloc.models.harmonic``; classes must be consecutive MIDI
+            numbers; its sizes come from ``args``) or a sensor network of
+            ``softloc.models.sensor`` (``signal-crnn`` on raw signals, ``fc-lstm`` on feature
+            steps), which is built from ``args`` and reads signal datasets (``ROOT/signals/``;
+            ``softloc.models.sensor.sensor_spec``).
         args: constructor arguments of a sensor network (``name`` other than ``crnn``), e.g.
             ``{conv_channels: [16, 32], strides: [3, 6], kernel_sizes: [9, 5], gru_units: 0}``;
             the CRNN fields above are ignored then.
@@ -111,8 +116,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _require(isinstance(self.args, dict) and all(isinstance(k, str) for k in self.args),
                  "model.args", "a mapping of argument names to values", self.args)
-        _require(self.name == "crnn" or self.name in _SENSOR_NETWORKS, "model.name",
-                 f"'crnn' or one of {_SENSOR_NETWORKS}", self.name)
+        _require(self.name in AUDIO_NETWORKS + _SENSOR_NETWORKS, "model.name",
+                 f"one of {AUDIO_NETWORKS + _SENSOR_NETWORKS}", self.name)
         _require(bool(self.conv_filters) and all(f >= 1 for f in self.conv_filters),
                  "model.conv_filters", "a non-empty list of channel counts >= 1",
                  list(self.conv_filters))

@@ -239,16 +239,17 @@ def check_signal_run(config: Any, index: DatasetIndex) -> Any:
         ValueError: a signal dataset with an audio network or an audio dataset with a sensor
             network, or files whose channel counts differ (naming the file).
     """
+    from softloc.config.sections import AUDIO_NETWORKS
     from softloc.data.signals import signal_info
     from softloc.models.sensor import INPUT_ARGS
 
     name = config.model.name
-    if index.kind == "signal" and name == "crnn":
+    if index.kind == "signal" and name in AUDIO_NETWORKS:
         raise ValueError(f"train: {index.root} holds time series (signals/); use a sensor "
                          "network: --preset ecg (raw signals) or --preset puffs (feature steps), "
                          "or set model.name to one of " + ", ".join(INPUT_ARGS))
     if index.kind != "signal":
-        if name != "crnn":
+        if name not in AUDIO_NETWORKS:
             raise ValueError(f"train: model.name {name!r} reads signals, but {index.root} holds "
                              "audio (audio/); use an audio preset")
         return config

@@ -160,12 +160,19 @@ def crnn_spec(config: Any) -> tuple[str, dict[str, Any]]:
 
 def model_from_config(config: Any) -> nn.Module:
     """A freshly initialised audio CRNN (or per-class CRNN) for ``config`` (a ``RunConfig``),
-    or the sensor network ``config.model.name`` names (``softloc.models.sensor.sensor_spec``).
+    the piano-key network (``model.name: harmonic-key``, ``softloc.models.harmonic``) or the
+    sensor network ``config.model.name`` names (``softloc.models.sensor.sensor_spec``).
 
     Raises:
         ValueError: ``config.classes`` is empty.
     """
-    if getattr(config.model, "name", "crnn") != "crnn":
+    model_name = getattr(config.model, "name", "crnn")
+    if model_name == "harmonic-key":
+        from softloc.models.harmonic import harmonic_key_spec
+
+        name, args = harmonic_key_spec(config)
+        return build_model(name, **args)
+    if model_name != "crnn":
         from softloc.models.sensor import sensor_spec
 
         name, args = sensor_spec(config)
