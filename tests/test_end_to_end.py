@@ -145,7 +145,7 @@ def _folder_kit(root, seed, sr=22050):
 
 
 def test_experiment_scores_held_out_recorded_and_own_kits_never_trained_on(tmp_path):
-    from softloc.experiments.drums import DECODINGS, DemoSize, run_experiment
+    from softloc.experiments.drums import DECODINGS, DemoSize, evaluation_sets, run_experiment
 
     kits = [_folder_kit(tmp_path / "kits" / f"train{c}", s) for s, c in enumerate("abcd")]
     own = _folder_kit(tmp_path / "mine" / "mykit", 7)
@@ -153,7 +153,7 @@ def test_experiment_scores_held_out_recorded_and_own_kits_never_trained_on(tmp_p
                     n_eval_files_per_kit=1)
     out = tmp_path / "exp"
     overrides = tuple(TINY[i + 1] for i in range(0, len(TINY), 2))
-    metrics = run_experiment(out, preset="demo", labels="counts", size=size, seed=1,
+    metrics = run_experiment(out, preset="demo", labels="counts", size=size, seed=1, eval_seed=5,
                              max_steps=2, overrides=overrides, kits=kits + [own],
                              eval_kits=[own], system_kits=False, decodings=tuple(DECODINGS),
                              progress=False, verbose=False)
@@ -181,3 +181,14 @@ def test_experiment_scores_held_out_recorded_and_own_kits_never_trained_on(tmp_p
             n_ref, n_est = n_ref + len(r), n_est + len(e)
     f1 = metrics["sets"]["test"]["threshold"]["overall"]["f1"]
     assert f1 == (pytest.approx(2 * tp / (n_ref + n_est)) if n_est + n_ref and tp else f1)
+    # the held-out files come from eval_seed, not from the training seed
+    def held_out_labels(root):
+        folder = root / "heldout-recorded" / "annotations"
+        return {f.name: f.read_text() for f in sorted(folder.glob("*.txt"))}
+
+    run_files = held_out_labels(out / "eval")
+    for seed, same in ((5, True), (1, False)):
+        again = evaluation_sets(tmp_path / f"eval{seed}", out / "data", seed=seed, size=size,
+                                sample_rate=22050)
+        assert set(again) == {"test", "heldout-recorded"}
+        assert (held_out_labels(tmp_path / f"eval{seed}") == run_files) is same

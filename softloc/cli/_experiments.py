@@ -61,8 +61,11 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
                    "the 'eval-kits' set (repeatable)")
     p.add_argument("--no-system-kits", action="store_true",
                    help="do not use the kits installed on the system")
-    p.add_argument("--n-eval-files", type=int, default=3,
-                   help="files rendered per held-out recorded kit (default 3; 0 = none)")
+    p.add_argument("--n-eval-files", type=int, default=10,
+                   help="files rendered per held-out recorded kit (default 10; 0 = none)")
+    p.add_argument("--eval-seed", type=int,
+                   help="seed of the rendered held-out sets (default: --seed); fix it to compare "
+                   "training seeds on the same files")
     p.add_argument("--backing-music", type=float, default=0.2,
                    help="share of generated files with music under the drums (default 0.2)")
     p.add_argument("--decodings", default="threshold", metavar="LIST",
@@ -99,6 +102,7 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
             system_kits=not args.no_system_kits,
             decodings=tuple(parse_list("--decodings", args.decodings, str)),
             seed=args.seed,
+            eval_seed=args.eval_seed,
             max_steps=args.max_steps,
             overrides=tuple(args.set) + (() if args.threads is None
                                          else (f"train.num_threads={args.threads}",)),
