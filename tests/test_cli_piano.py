@@ -185,7 +185,7 @@ def test_issue_path_counts_train_detect_evaluate(piano_root, tmp_path):
     config = (run / "config.yaml").read_text()
     assert "'21'" in config and "'108'" in config  # the 88 keys are the classes
     assert main(["detect", "--model", str(run), "--data", str(piano_root), "--split", "test",
-                 "--out", str(det), "--threshold", "0.003"]) == 0
+                 "--out", str(det), "--threshold", "0.001"]) == 0
     assert main(["evaluate", "--ref", str(piano_root / "annotations"), "--est", str(det),
                  "--split-file", str(piano_root / "splits" / "test.txt"), "--json",
                  str(js)]) == 0
@@ -233,8 +233,8 @@ def test_experiment_piano_command_runs_one_cell(tmp_path, monkeypatch):
                              renderer=SineStub(), cache_dir=tmp_path / "cache")
     monkeypatch.setattr(piano, "TinySoundFontRenderer", None)  # --data: nothing is rendered
     out = tmp_path / "study"
-    tiny = ["--set", "model.conv_filters=[4, 4, 4, 4, 4, 4, 4, 4]", "--set",
-            "model.lstm_units=8", "--set", "data.augment_renditions=0"]
+    tiny = ["--set", "model.args={conv_channels: [4], key_channels: 4, temporal_layers: 1}",
+            "--set", "data.augment_renditions=0"]
     assert main(["experiment", "piano", "--out", str(out), "--data", str(root), "--parts",
                  "noise", "--losses", "bce", "--sigmas", "0", "--max-steps", "1", *tiny]) == 0
     text = (out / "results.csv").read_text().splitlines()

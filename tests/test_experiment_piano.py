@@ -47,8 +47,8 @@ def test_study_trains_each_cell_once_and_resumes(tmp_path):
     synthesize_piano_dataset(root, soundfonts=fonts, minutes=0.15, valid_minutes=0.05,
                              test_minutes=0.05, file_duration_s=3.0, sample_rate=16000,
                              renderer=SineStub(), cache_dir=tmp_path / "cache")
-    tiny = ["model.conv_filters=[4, 4, 4, 4, 4, 4, 4, 4]", "model.lstm_units=8",
-            "model.hidden_units=8", "data.augment_renditions=0"]
+    tiny = ["model.args={conv_channels: [4], key_channels: 4, temporal_layers: 1}",
+            "data.augment_renditions=0"]
     kwargs = dict(data_root=root, parts=("supervision", "noise"), losses=("softloc",),
                   sigmas_ms=(0, 50), seeds=1, max_steps=1, overrides=tiny, verbose=False)
     result = run_piano(tmp_path / "study", **kwargs)
