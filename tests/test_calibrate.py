@@ -57,7 +57,8 @@ def test_count_calibration_picks_the_threshold_that_reproduces_validation_counts
     exactly; with the configured threshold at 0.2 the nearest of those, 0.30, is chosen. Class B:
     every peak is an event (0.5 and 0.15), so only thresholds <= 0.15 count right: 0.10 or 0.15,
     and 0.15 is nearer to 0.2."""
-    cfg = _config("classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts")
+    cfg = _config("classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts",
+                  "inference.calibrate_min_events=0")
     mel = _mel(cfg, 6, [{0.5: 0.62, 2.2: 0.62, 4.1: 0.62, 1.3: 0.27, 3.3: 0.27},
                         {0.7: 0.5, 2.9: 0.15, 5.0: 0.5}])
     windows = [CountWindow("v", 0.0, 3.0, {"A": 2, "B": 2}),
@@ -68,6 +69,34 @@ def test_count_calibration_picks_the_threshold_that_reproduces_validation_counts
     assert info["valid_count_abs_error"] == {"A": 0.0, "B": 0.0}
     assert new_cfg.inference.class_offsets_s == cfg.inference.class_offsets_s
     assert info["source"].startswith("validation counts of 2 windows")
+
+
+def test_classes_with_few_counted_events_take_the_threshold_of_all_classes_pooled():
+    """A: 12 events peaking at 0.62 plus 12 distractors at 0.27 (thresholds 0.30-0.60 count
+    exactly); B: 2 events at 0.5 and 0.12 (alone it would need 0.10). With at least 3 events
+    per class required, B takes the pooled choice: the summed error is 1 from 0.30 on (B misses
+    its 0.12 peak), 12 at 0.10 and 13 at 0.15-0.25 (A's distractors), so 0.30."""
+    cfg = _config("classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts",
+                  "inference.calibrate_min_events=3")
+    a_events = {0.2 + 0.5 * i: 0.62 for i in range(12)}
+    a_distractors = {0.45 + 0.5 * i: 0.27 for i in range(12)}
+    mel = _mel(cfg, 6, [{**a_events, **a_distractors}, {1.1: 0.5, 4.2: 0.12}])
+    windows = [CountWindow("v", 0.0, 3.0, {"A": 6, "B": 1}),
+               CountWindow("v", 3.0, 6.0, {"A": 6, "B": 1})]
+    new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
+                              count_windows={"v": windows})
+    assert info["valid_events_counted"] == {"A": 12.0, "B": 2.0}
+    assert info["pooled_threshold"] == 0.3
+    assert new_cfg.inference.class_thresholds == (0.3, 0.3)
+    per_class_cfg = apply_overrides(cfg, ["inference.calibrate_min_events=0"])
+    again, _ = calibrate(Detector(_MelIsLogit(2), per_class_cfg), {"v": mel},
+                         count_windows={"v": windows})
+    assert again.inference.class_thresholds == (0.3, 0.1)  # B alone: only 0.10 counts both
+
+
+def test_calibrate_min_events_must_be_a_non_negative_int():
+    with pytest.raises(ValueError, match="calibrate_min_events"):
+        _config("inference.calibrate_min_events=-1")
 
 
 def test_auto_calibration_uses_counts_when_validation_has_no_timestamps():

@@ -424,6 +424,9 @@ class InferenceConfig:
             whenever the validation timestamps may be noisy — count-trained runs, label noise,
             SoftLoc/LoCo losses — else timestamps), ``"timestamps"`` or ``"counts"``
             (thresholds only; a count carries no time, so offsets stay as they are).
+        calibrate_min_events: from counts, a class with fewer counted validation events takes
+            the threshold that best reproduces the counts of all classes together (its own few
+            windows cannot pick one; with none, every threshold ties). 0 = always per class.
         batch_size: windows per forward pass (8: the CRNN's activations stay in cache).
         class_offsets_s: per-class offsets added on top of ``time_offset_s`` (empty = none);
             written by the calibration.
@@ -453,6 +456,7 @@ class InferenceConfig:
     calibrate_offset: bool = True
     calibrate_threshold: bool = True
     calibrate_with: str = "auto"
+    calibrate_min_events: int = 10
     batch_size: int = 8
     class_offsets_s: tuple[float, ...] = ()
     class_thresholds: tuple[float, ...] = ()
@@ -470,6 +474,10 @@ class InferenceConfig:
                 f"InferenceConfig: `calibrate_with` must be one of {CALIBRATION_SOURCES}, "
                 f"got {self.calibrate_with!r}"
             )
+        if isinstance(self.calibrate_min_events, bool) or \
+                not isinstance(self.calibrate_min_events, int) or self.calibrate_min_events < 0:
+            raise ValueError("InferenceConfig: `calibrate_min_events` must be an int >= 0, got "
+                             f"{self.calibrate_min_events!r}")
         if self.decoder not in ("threshold", "clean") or self.tta_ensemble not in ("mean", "nw"):
             raise ValueError(
                 f"InferenceConfig: `decoder` must be 'threshold' or 'clean' and `tta_ensemble` "
