@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 #: Thresholds tried by the calibration: 0.10, 0.15, ..., 0.70. (Adding 0.02-0.07 was tried on
-#: the piano-loco model of docs/results.md: recall +2 points, precision -6, F1 -0.3.)
+#: the piano-loco model of docs/results.md: a little more recall, less precision, no F1 gain.)
 THRESHOLD_GRID: tuple[float, ...] = tuple(round(float(x), 2) for x in np.arange(0.10, 0.701, 0.05))
 # Matching windows: offsets from pairs within 100 ms, thresholds scored by F1 at +-50 ms.
 _OFFSET_SEARCH_S = 0.1
@@ -244,9 +244,9 @@ def calibrate_from_counts(
     counts: the smallest total ``|detected - counted|`` over the windows (detections at
     ``start_s <= t < end_s``), ties broken towards the configured threshold. A class with fewer
     than ``inference.calibrate_min_events`` counted events takes the threshold that minimises
-    the error summed over all classes (on the piano-loco model of docs/results.md, where 22 of
-    88 keys had fewer than 10 validation notes: F1 0.615 instead of 0.609). Offsets are left as
-    they are; a count says nothing about time.
+    the error summed over all classes (the piano-loco model of docs/results.md: 22 of 88 keys
+    had fewer than 10 validation notes). Offsets are left as they are; a count says nothing
+    about time.
 
     Args:
         detector: the trained detector; calibrated thresholds already in it are ignored.
