@@ -37,7 +37,7 @@ import tracemalloc
 
 import torch
 
-from softloc.counting import _arena, count_log_likelihood
+from softloc.counting import _arena, count_log_likelihood, cpu_options, set_cpu_options
 from softloc.losses import loco_loss
 
 SHAPES = [
@@ -276,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         "--logits", action="store_true", help="pass logits (logits=True) instead of probabilities"
     )
     parser.add_argument(
+        "--max-cached-bytes", type=int, metavar="N",
+        help="set_cpu_options(max_cached_bytes=N): 0 times the CPU kernels without buffer reuse",
+    )
+    parser.add_argument(
         "--baseline-huge",
         action="store_true",
         help="also time the per-step baseline on the huge shapes (minutes)",
@@ -293,11 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     LOGITS = args.logits
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.max_cached_bytes is not None:
+        set_cpu_options(max_cached_bytes=args.max_cached_bytes)
     device = torch.device(args.device)
     dtypes = [getattr(torch, d) for d in args.dtypes]
     print(
         f"device={device} backend={BACKEND} logits={LOGITS} torch={torch.__version__} "
-        f"threads={torch.get_num_threads()} "
+        f"threads={torch.get_num_threads()} max_cached_bytes={cpu_options()['max_cached_bytes']} "
         # torch's OpenMP workers spin after each parallel op unless told to sleep; on a 2-core
         # machine they then compete with the fused kernels' second thread (docs/benchmarks.md).
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')} "

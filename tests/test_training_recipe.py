@@ -57,6 +57,8 @@ def test_per_class_biases_set_each_class_mean_logit(per_class):
     match_output_prior(model, _batch(), output_bias=targets)
     torch.testing.assert_close(_class_means(model, _batch()), torch.tensor(targets), atol=1e-4,
                                rtol=0)
+    with pytest.raises(ValueError, match="one number or one per class \\(3\\), got 2 values"):
+        match_output_prior(model, _batch(), output_bias=[-2.0, -5.5])
 
 
 def test_count_prior_bias_gives_each_class_its_mean_rate():

@@ -2,9 +2,10 @@
 
 Why: one loss evaluation of a (8, 88, 400) batch needs ~12 MB of scratch (time-major inputs,
 gradient checkpoints, the adjoint's output). Fresh buffers of that size come from ``mmap``, and
-first-touch page faults cost ~2-3 us per 4 KiB page on the virtual machines this project runs on:
-a third of the whole forward + backward. Buffers handed back here are reused by the next call
-(they are then also warm in cache).
+first-touch page faults cost ~2-3 us per 4 KiB page on the virtual machines this project runs on,
+a large share of a forward + backward whenever the allocator hands out fresh pages (it does not
+always: docs/benchmarks.md found no difference in the benchmark). Buffers handed back here are
+reused by the next call (they are then also warm in cache).
 
 A buffer is handed back when its owner no longer needs it: work buffers right after use, the
 forward's saved state when the autograd graph holding it is freed (``weakref.finalize``), so a

@@ -281,7 +281,8 @@ class _Jobs:
     def target_value(self) -> np.ndarray:
         return self.states[np.arange(len(self.target)), self.target]
 
-    def backward(self, b_final: np.ndarray, pooled: bool = False) -> tuple[np.ndarray, object]:
+    def backward(self, b_final: np.ndarray, pooled: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
         """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. p (along q = 1 - p); 0 at
         steps beyond each row's length. Entries of ``b_final`` above a job's width are ignored.
         Also returns the arena buffer of the gradients (``pooled``, one-chunk jobs) or None:
@@ -308,9 +309,10 @@ class _Jobs:
             grad_t,
         )  # fmt: skip
         if self.n_chunks == 1:  # the common case, in one pass
-            grads, base = _arena.take((n_jobs, self.t_len)) if pooled else (None, None)
-            if grads is None:
-                grads = np.empty((n_jobs, self.t_len))
+            if pooled:
+                grads, base = _arena.take((n_jobs, self.t_len))
+            else:
+                grads, base = np.empty((n_jobs, self.t_len)), None
             _run_parallel(
                 k.scatter_rows, np.full(self.n_groups, _LAYOUT_COST * k.LANES * self.t_len),
                 grad_t, self.lane_job, self.lane_len, grads,

@@ -141,8 +141,8 @@ def set_cpu_options(
             compete with these threads; ``OMP_WAIT_POLICY=PASSIVE`` in the environment before
             torch is imported stops that (docs/benchmarks.md measures both).
         max_cached_bytes: work buffers kept for reuse by later calls (default 256 MiB; 0 keeps
-            none). Fresh buffers of several MB cost page faults on every call, a third of a
-            (8, 88, 400) forward + backward on the development VM.
+            none). Fresh buffers of several MB can cost page faults on every call
+            (docs/benchmarks.md).
 
     Returns:
         The previous settings, as :func:`cpu_options` returns them; ``set_cpu_options(**old)``

@@ -168,14 +168,10 @@ def model_from_config(config: Any) -> nn.Module:
     """
     model_name = getattr(config.model, "name", "crnn")
     if model_name == "harmonic-key":
-        from softloc.models.harmonic import harmonic_key_spec
-
-        name, args = harmonic_key_spec(config)
-        return build_model(name, **args)
-    if model_name != "crnn":
-        from softloc.models.sensor import sensor_spec
-
-        name, args = sensor_spec(config)
-        return build_model(name, **args)
-    name, args = crnn_spec(config)
+        from softloc.models.harmonic import harmonic_key_spec as spec
+    elif model_name != "crnn":
+        from softloc.models.sensor import sensor_spec as spec
+    else:
+        spec = crnn_spec
+    name, args = spec(config)
     return build_model(name, **args)

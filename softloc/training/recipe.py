@@ -50,6 +50,9 @@ def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *,
         output_bias: the target logit, LoCo eq. 15 (``softloc.models.heads.prior_output_bias``),
             or one per class (:func:`count_prior_biases`).
 
+    Raises:
+        ValueError: ``output_bias`` holds a number of values other than one or the classes'.
+
     Returns:
         the per-class shifts applied, or ``None`` (nothing changed) when the model has no LoCo
         head (:func:`output_layers`).
@@ -70,6 +73,9 @@ def match_output_prior(model: nn.Module, batch: Mapping[str, Any], *,
     weights = mask[:, None, :].to(logits.dtype)  # (B, 1, T)
     mean = (logits * weights).sum((0, 2)) / weights.sum((0, 2)).clamp(min=1)  # (C,)
     target = torch.as_tensor(output_bias, dtype=mean.dtype)
+    if target.dim() > 0 and target.shape != mean.shape:
+        raise ValueError(f"match_output_prior: `output_bias` must be one number or one per class "
+                         f"({mean.numel()}), got {target.numel()} values")
     shifts = (target - mean).tolist()
     c = 0
     for layer in layers:
