@@ -18,7 +18,7 @@ from softloc.data.generators.drums import (
     render_drum_track,
     synthesize_drum_dataset,
 )
-from softloc.data.generators.grooves import STYLES, Hit, perform
+from softloc.data.generators.grooves import SCATTERED, STYLES, Hit, perform
 from softloc.data.generators.kits import discover_kits, load_kits
 from softloc.data.layout import load_dataset, read_annotation_file, read_counts_csv
 
@@ -117,6 +117,8 @@ def test_rejects_bad_sizes(tmp_path):
         synthesize_drum_dataset(tmp_path / "x", file_duration_s=1.0)
     with pytest.raises(ValueError, match="`backing_music` must lie in"):
         synthesize_drum_dataset(tmp_path / "x", backing_music=2.0)
+    with pytest.raises(ValueError, match="`scattered` must lie in"):
+        synthesize_drum_dataset(tmp_path / "x", scattered=-0.1)
     with pytest.raises(ValueError, match="no kit for the test split"):
         synthesize_drum_dataset(tmp_path / "x", **{**TINY, "n_test_kits": 0})
 
@@ -276,6 +278,39 @@ def test_performances_have_ghost_notes_flams_fills_and_distractors():
                      for a, b in zip(sn, sn[1:], strict=False))
     assert {"tom", "crash", "ride", "hihat_open", "hihat_pedal"} <= roles
     assert ghosts > 20 and flams > 0
+
+
+def test_scattered_performances_have_counts_unrelated_to_any_grid():
+    # Per track, each role's rate is drawn afresh: the kick / snare / hi-hat counts of 20 tracks
+    # spread widely and do not follow each other (in a groove, snares ~ tempo ~ hi-hats).
+    counts = []
+    for seed in range(20):
+        hits, info = perform(np.random.default_rng(seed), 30.0, available=_ALL_ROLES,
+                             style=SCATTERED)
+        assert info["style"] == SCATTERED
+        assert [h.time_s for h in hits] == sorted(h.time_s for h in hits)
+        assert all(0 <= h.time_s < 29.98 and 0 < h.velocity <= 1 for h in hits)
+        counts.append([sum(h.role == r for h in hits) for r in ("kick", "snare", "hihat_closed")])
+        kicks = np.array([h.time_s for h in hits if h.role == "kick"])
+        # Not on a grid: the onsets' phases against any beat of 0.4-0.6 s are spread out.
+        for period in (0.4, 0.5, 0.6):
+            if kicks.size >= 20:
+                phase = np.exp(2j * np.pi * kicks / period).mean()
+                assert abs(phase) < 0.5
+    counts = np.array(counts, dtype=float)
+    assert (counts.std(0) > 0.3 * counts.mean(0)).all()
+    assert abs(np.corrcoef(counts[:, 0], counts[:, 1])[0, 1]) < 0.8
+
+
+def test_scattered_share_applies_to_training_files_only(tmp_path):
+    root = tmp_path / "sc"
+    synthesize_drum_dataset(root, seed=7, **{**TINY, "n_valid_files": 2}, scattered=1.0)
+    files = json.loads((root / "synth_drums.json").read_text())["files"]
+    styles = {f["split"]: set() for f in files}
+    for f in files:
+        styles[f["split"]].add(f["style"])
+    assert styles["train"] == {SCATTERED}
+    assert SCATTERED not in styles["valid"] | styles["test"]
 
 
 def test_excluded_kits_are_never_played(recorded, tmp_path):

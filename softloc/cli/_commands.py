@@ -201,6 +201,9 @@ def add_data(p: argparse.ArgumentParser) -> None:
                    help="synthetic kits per split, added to the recorded ones (default 10 3 5)")
     s.add_argument("--backing-music", type=float, default=0.2, metavar="P",
                    help="fraction of files with synthesised music under the drums (default 0.2)")
+    s.add_argument("--scattered", type=float, default=0.0, metavar="P",
+                   help="fraction of training files played as random strokes instead of "
+                   "grooves, so that counts cannot be guessed from the rhythm (default 0)")
     add_overwrite(s, "the files of an earlier synth-drums run in --out")
     s.set_defaults(func=cmd_synth)
 
@@ -233,6 +236,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         n_valid_kits=args.synthetic_kits[1],
         n_test_kits=args.synthetic_kits[2],
         backing_music=args.backing_music,
+        scattered=args.scattered,
         overwrite=args.overwrite,
     )
     sizes = ", ".join(f"{k} {len(v)}" for k, v in index.splits.items())

@@ -68,6 +68,9 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
                    "training seeds on the same files")
     p.add_argument("--backing-music", type=float, default=0.2,
                    help="share of generated files with music under the drums (default 0.2)")
+    p.add_argument("--scattered", type=float, default=0.0, metavar="P",
+                   help="share of generated training files played as random strokes instead "
+                   "of grooves (default 0)")
     p.add_argument("--decodings", default="threshold", metavar="LIST",
                    help="decodings to score, comma-separated, from: threshold, clean, "
                    "tta-mean, tta-nw, tta-nw-clean (default threshold)")
@@ -87,7 +90,7 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
     from softloc.experiments.drums import DemoSize, run_experiment
 
     size = DemoSize(n_train_files=args.n_train_files, n_eval_files_per_kit=args.n_eval_files,
-                    backing_music=args.backing_music)
+                    backing_music=args.backing_music, scattered=args.scattered)
     with folder_lock(args.out, command="softloc experiment drums"):
         run_experiment(
             args.out,

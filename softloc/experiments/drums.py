@@ -66,6 +66,8 @@ class DemoSize:
         n_eval_files_per_kit: files rendered per held-out recorded kit (``heldout-recorded``,
             ``eval-kits``); 0 = no such sets.
         backing_music: probability of music under the drums, per generated file.
+        scattered: probability per generated training file of random strokes instead of a
+            groove (``synthesize_drum_dataset(scattered=...)``).
     """
 
     n_train_files: int = 40
@@ -76,6 +78,7 @@ class DemoSize:
     # a few points apart (docs/results.md); rendering and scoring 10 costs seconds.
     n_eval_files_per_kit: int = 10
     backing_music: float = 0.2
+    scattered: float = 0.0
 
 
 #: The demo's data: 20 min of training audio, 10 x 30 s of test audio on other kits.
@@ -361,7 +364,7 @@ def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_
         root, seed=seed, kits=kits, system_kits=system_kits, exclude_kits=exclude,
         n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
         n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
-        backing_music=size.backing_music, sample_rate=sample_rate,
+        backing_music=size.backing_music, scattered=size.scattered, sample_rate=sample_rate,
     )
     return root
 

@@ -44,7 +44,7 @@ from softloc.data.formats import (
     write_split_file,
     write_wav,
 )
-from softloc.data.generators.grooves import STYLES, Hit, perform
+from softloc.data.generators.grooves import SCATTERED, STYLES, Hit, perform
 from softloc.data.generators.kit_formats import ROLE_LABELS, KitInstrument, OneShot, SampleKit
 from softloc.data.generators.kits import discover_kits, load_kits, split_kits
 from softloc.data.generators.recording import apply_recording_chain, draw_recording_chain
@@ -245,7 +245,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                             n_train_files: int = 40, n_valid_files: int = 6,
                             n_test_files: int = 10, file_duration_s: float = 30.0,
                             n_train_kits: int = 10, n_valid_kits: int = 3, n_test_kits: int = 5,
-                            backing_music: float = 0.2, sample_rate: int = 44100,
+                            backing_music: float = 0.2, scattered: float = 0.0,
+                            sample_rate: int = 44100,
                             window_s: float = 1.5, hop_s: float = 0.5,
                             overwrite: bool = False) -> DatasetIndex:
     """Write a KD / SD / HH drum dataset in the generic layout and return its index.
@@ -273,6 +274,10 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
         n_train_kits, n_valid_kits, n_test_kits: synthetic kits per split, added to the recorded
             kits of that split (default 10 / 3 / 5; 0 is allowed when recorded kits are found).
         backing_music: fraction (probability per file) of files with music under the drums.
+        scattered: probability per *training* file of a scattered performance
+            (:data:`~softloc.data.generators.grooves.SCATTERED`: every instrument struck at
+            random times, no groove), so that a window's counts cannot be told from its rhythm
+            alone (default 0; validation and test files are always grooves).
         sample_rate: in Hz (default 44100).
         window_s, hop_s: counts.csv windows (default 1.5 s every 0.5 s, as in the paper).
         overwrite: allow writing into a non-empty folder: files of the same names are replaced
@@ -301,6 +306,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                          f"file_duration_s={file_duration_s}, window_s={window_s}, hop_s={hop_s}")
     if not 0.0 <= backing_music <= 1.0:
         raise ValueError(f"{fn}: `backing_music` must lie in [0, 1], got {backing_music}")
+    if not 0.0 <= scattered <= 1.0:
+        raise ValueError(f"{fn}: `scattered` must lie in [0, 1], got {scattered}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: folder is not empty; choose a new folder or pass "
@@ -321,7 +328,11 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
             kit = split_kits_[split][i % len(split_kits_[split])]
             stem = f"{split}_{i:03d}_kit{_slug(kit)}"
             rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
-            audio, events, info = _render(rng, kit, file_duration_s, backing_music=backing_music)
+            # Its own stream: with scattered=0 every file is the one earlier versions wrote.
+            scatter = (split == "train" and np.random.default_rng(
+                [seed, _SPLIT_CODE[split], i, 1]).random() < scattered)
+            audio, events, info = _render(rng, kit, file_duration_s, backing_music=backing_music,
+                                          style=SCATTERED if scatter else None)
             _write_wav(out / "audio" / f"{stem}.wav", audio, sample_rate, overwrite)
             write_annotation_file(out / "annotations" / f"{stem}.txt", events,
                                   overwrite=overwrite)
@@ -338,7 +349,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     settings = {"generator": "softloc.data.generators.drums", "seed": seed,
                 "file_duration_s": file_duration_s, "sample_rate": sample_rate,
                 "window_s": window_s, "hop_s": hop_s, "classes": list(DRUM_CLASSES),
-                "backing_music": backing_music, "system_kits": system_kits,
+                "backing_music": backing_music, "scattered": scattered,
+                "system_kits": system_kits,
                 "exclude_kits": list(exclude_kits),
                 "kit_paths": [str(k) for k in kits],
                 "kits": {s: [{"name": k.name, "kind": k.kind, "family": k.family,

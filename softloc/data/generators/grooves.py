@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["STYLES", "Hit", "perform"]
+__all__ = ["SCATTERED", "STYLES", "Hit", "perform"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,15 @@ STYLES: dict[str, dict] = {
     "metal": dict(grid=16, bpm=(140, 200), hats=range(0, 16, 4), snare=(4, 12), ghost=0.0,
                   kicks=(tuple(range(16)), tuple(range(0, 16, 2))), cymbal="ride"),
 }
+#: A performance that is not music: every role struck at random times (a Poisson process per
+#: role with its own rate, on no grid), velocities uniform. In grooves the number of snares or
+#: hi-hats in a window follows from the tempo, so a model trained from counts can predict them
+#: without hearing the instrument; here each count says only how often that sound occurred.
+SCATTERED = "scattered"
+# Events per second of each role in a scattered performance: rate ~ U(lo, hi) per track.
+_SCATTER_RATES = {"kick": (0.3, 3.0), "snare": (0.3, 3.0), "hihat_closed": (0.3, 6.0),
+                  "hihat_open": (0.0, 0.5), "tom": (0.0, 1.0), "crash": (0.0, 0.3),
+                  "ride": (0.0, 1.0), "perc": (0.0, 0.5)}
 # What plays a role, in order of preference, when a kit lacks it (none available: dropped).
 _SUBSTITUTES = {
     "kick": ("kick",), "snare": ("snare", "snare_alt"), "snare_alt": ("snare_alt", "snare"),
@@ -128,10 +137,16 @@ def perform(rng: np.random.Generator, duration_s: float, *, available: frozenset
     """A humanised performance of ``duration_s`` seconds on a kit that has the roles
     ``available`` (missing roles are played by a substitute or dropped).
 
+    ``style``: one of :data:`STYLES`, :data:`SCATTERED` (random strokes, no music), or None (a
+    random style of :data:`STYLES`).
+
     Returns:
         ``(hits, info)``: hits sorted by time within ``[0, duration_s - 0.02)``, and
-        ``{"style", "bpm"}``.
+        ``{"style", "bpm"}`` (bpm 120 for a scattered performance: the recording chain's
+        delays use it).
     """
+    if style == SCATTERED:
+        return _scattered(rng, duration_s, available), {"style": SCATTERED, "bpm": 120.0}
     name = style if style is not None else str(rng.choice(sorted(STYLES)))
     st = STYLES[name]
     bpm = float(rng.uniform(*st["bpm"]))
@@ -183,6 +198,17 @@ def perform(rng: np.random.Generator, duration_s: float, *, available: frozenset
         bar += 1
     return _humanise(rng, raw, duration_s, available, loose=name == "jazz"), {"style": name,
                                                                               "bpm": bpm}
+
+
+def _scattered(rng, duration_s: float, available) -> list[Hit]:
+    raw = []
+    for role, (lo, hi) in _SCATTER_RATES.items():
+        n = int(rng.poisson(float(rng.uniform(lo, hi)) * duration_s))
+        times = rng.uniform(0.0, duration_s, n)
+        slots = rng.integers(0, 3, n)
+        raw += [(float(t), role, float(rng.uniform(0.2, 1.0)), int(k))
+                for t, k in zip(times, slots, strict=True)]
+    return _humanise(rng, raw, duration_s, available, loose=False)
 
 
 def _humanise(rng, raw, duration_s: float, available, *, loose: bool) -> list[Hit]:
