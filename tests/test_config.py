@@ -189,6 +189,7 @@ def test_dataclass_defaults_are_the_drums_preset():
     ("loss.alpha_ramp_fraction=0", "loss.alpha_ramp_fraction"),
     ("loss.distance=cosine", "loss.distance"),
     ("train.optimizer=sgd", "train.optimizer"),
+    ("train.select_checkpoint=middle", "train.select_checkpoint"),
     ("train.warmup_steps=-1", "train.warmup_steps"),
     ("model.prior_omega=1", "model.prior_omega"),
     ("data.valid_fraction=0.9", "data.valid_fraction"),

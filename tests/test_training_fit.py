@@ -225,6 +225,21 @@ def test_last_checkpoint_is_written_at_every_validation_and_at_the_last_step(
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 5
 
 
+@pytest.mark.parametrize("select", ["best", "last"])
+def test_select_checkpoint_decides_which_weights_the_model_file_holds(select, data_root,
+                                                                      tmp_path):
+    # Validation at steps 2 and 4, the last step is 5: best.ckpt and last.ckpt always differ.
+    cfg = apply_overrides(load_preset("drums"), TINY + [
+        "train.max_steps=5", "train.val_every_n_steps=2", f"train.select_checkpoint={select}"])
+    run = fit(cfg, data_root=data_root, out_dir=tmp_path / "run", progress=False).run_dir
+    kept = _weights(run / MODEL_FILE)
+    chosen, other = (("best", "last") if select == "best" else ("last", "best"))
+    _assert_same_weights(kept, _weights(run / "checkpoints" / f"{chosen}.ckpt"))
+    assert _differ(kept, _weights(run / "checkpoints" / f"{other}.ckpt"), atol=0)
+    assert json.loads((run / "metrics.json").read_text())["best_checkpoint"] == f"{chosen}.ckpt"
+    assert load_config(run / "config.yaml").train.select_checkpoint == select
+
+
 class _Payload:
     def __reduce__(self):
         return (Path.touch, (Path(os.environ["SOFTLOC_TEST_MARKER"]),))

@@ -304,6 +304,8 @@ class DataConfig:
 OPTIMIZERS = ("adam", "adamw")
 #: Learning-rate schedules of ``train.lr_schedule``.
 LR_SCHEDULES = ("constant", "cosine")
+#: Which weights a run keeps: ``train.select_checkpoint``.
+CHECKPOINT_CHOICES = ("best", "last")
 #: Lightning precisions accepted by ``train.precision``.
 PRECISIONS = ("32-true", "64-true", "16-true", "bf16-true", "16-mixed", "bf16-mixed",
               "transformer-engine", "transformer-engine-float16", "64", "32", "16", "bf16")
@@ -349,6 +351,10 @@ class TrainConfig:
             ``max_steps``; sharpens the count-trained outputs at the end of short schedules).
         grad_clip_norm: global gradient-norm clip (10 in the official code; 0 = off).
         val_every_n_steps: validation (and checkpoint) interval in steps.
+        select_checkpoint: the weights the run keeps (``model.pt``, calibrated on the validation
+            files): ``best`` (highest ``val/score``) or ``last`` (the end of the schedule; with
+            a cosine decay and a noisy ``val/score`` such as the exact-count rate of
+            counts-only runs, ``best`` can pick a half-trained network).
         seed: seed of everything (data order, augmentation, initialisation, validation carve).
         accelerator: Lightning accelerator (``auto``: a GPU when there is one, else the CPU;
             ``cpu``, ``gpu`` ...).
@@ -367,6 +373,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     grad_clip_norm: float = 10.0
     val_every_n_steps: int = 200
+    select_checkpoint: str = "best"
     seed: int = 0
     accelerator: str = "auto"
     devices: str = "1"
@@ -391,6 +398,8 @@ class TrainConfig:
                  "train.grad_clip_norm", "a finite number >= 0 (0 = off)", self.grad_clip_norm)
         _require(self.val_every_n_steps >= 1, "train.val_every_n_steps", "an integer >= 1",
                  self.val_every_n_steps)
+        _require(self.select_checkpoint in CHECKPOINT_CHOICES, "train.select_checkpoint",
+                 f"one of {CHECKPOINT_CHOICES}", self.select_checkpoint)
         _require(0 <= self.seed < 2**32, "train.seed", "an integer in [0, 2**32)", self.seed)
         _require(self.num_nodes >= 1, "train.num_nodes", "an integer >= 1", self.num_nodes)
         _require(self.num_threads >= 0, "train.num_threads", "an integer >= 0 (0 = default)",

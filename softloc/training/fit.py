@@ -293,10 +293,13 @@ def _write_metrics(out_dir: Path, config: RunConfig, data: TrainingData, trainer
     return metrics
 
 
-def _best_checkpoint(out_dir: Path, trainer: L.Trainer) -> tuple[Path, float | None]:
-    """The run's own best.ckpt (else last.ckpt) and its score; never a path read from a
-    checkpoint."""
+def _best_checkpoint(out_dir: Path, trainer: L.Trainer, select: str = "best"
+                     ) -> tuple[Path, float | None]:
+    """The run's own best.ckpt (else, or with ``select="last"``, last.ckpt) and its score;
+    never a path read from a checkpoint."""
     ckpt_dir = out_dir / "checkpoints"
+    if select == "last":
+        return ckpt_dir / "last.ckpt", None
     for cb in trainer.callbacks:  # type: ignore[attr-defined]
         if isinstance(cb, RunFolderCheckpoint) and not isinstance(cb, LastCheckpoint):
             score = cb.best_model_score
@@ -411,7 +414,8 @@ def _begin(config: RunConfig, data_root, out_dir: Path, *, resume: bool, rank_ze
 def _finish(module, data, trainer, out_dir: Path, t_start: float) -> tuple[RunConfig, dict]:
     """Reload the best checkpoint, calibrate the decoder on the validation files and write the
     model file, config.yaml and metrics.json (rank 0). Returns (calibrated config, metrics)."""
-    best_path, best_score = _best_checkpoint(out_dir, trainer)
+    best_path, best_score = _best_checkpoint(out_dir, trainer,
+                                             data.config.train.select_checkpoint)
     ckpt = load_checkpoint(best_path)
     module.on_load_checkpoint(ckpt)
     module.load_state_dict(ckpt["state_dict"])
