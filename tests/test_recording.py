@@ -77,9 +77,13 @@ def test_compressor_steady_state_follows_threshold_and_ratio(ratio):
     assert np.allclose(below, x)
 
 
+# 4 s, and a length with a prime factor of 50021 (a rate-changed rendition): its FFT runs on a
+# padded fast length, cut back.
+@pytest.mark.parametrize("n", [4 * SR, 2 * 50021])
 @pytest.mark.parametrize("colour,slope", [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
-def test_noise_floor_has_unit_rms_and_the_spectral_slope_of_its_colour(colour, slope):
-    x = noise_floor(4 * SR, rng=np.random.default_rng(2), sample_rate=SR, colour=colour)
+def test_noise_floor_has_unit_rms_and_the_spectral_slope_of_its_colour(colour, slope, n):
+    x = noise_floor(n, rng=np.random.default_rng(2), sample_rate=SR, colour=colour)
+    assert x.shape == (n,)
     assert rms_db(x) == pytest.approx(0.0, abs=1e-6)
     f, p = signal.welch(x, fs=SR, nperseg=4096)
     band = (f > 100) & (f < 6000)
@@ -87,6 +91,18 @@ def test_noise_floor_has_unit_rms_and_the_spectral_slope_of_its_colour(colour, s
     assert fitted == pytest.approx(slope, abs=0.15)
     with pytest.raises(ValueError, match="`colour` must be"):
         noise_floor(10, rng=np.random.default_rng(0), sample_rate=SR, colour="blue")
+
+
+def test_noise_floor_of_a_fast_length_is_the_plain_fft_formula():
+    # Whole seconds at the usual rates keep the output the generator wrote before padding existed.
+    n = 3 * 22050
+    rng = np.random.default_rng(9)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    spec *= np.maximum(np.fft.rfftfreq(n, 1 / 22050), 20.0) ** -0.5
+    want = np.fft.irfft(spec, n)
+    want /= np.sqrt(np.mean(want ** 2)) + 1e-30
+    got = noise_floor(n, rng=np.random.default_rng(9), sample_rate=22050, colour="pink")
+    assert np.array_equal(got, want)
 
 
 def test_hum_adds_a_line_at_the_mains_frequency():
