@@ -51,8 +51,8 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int)
     add_set(p, "config override, e.g. train.learning_rate=1e-3 (repeatable)")
-    p.add_argument("--n-train-files", type=int, default=40,
-                   help="training files of the generated data (default 40)")
+    p.add_argument("--n-train-files", type=int, default=160,
+                   help="training files of the generated data (default 160: 80 min)")
     p.add_argument("--kits", action="append", default=[], type=Path, metavar="PATH",
                    help="more recorded kits for the generator: Hydrogen / SFZ / SF2 kits or a "
                    "folder of one-shots (repeatable)")
