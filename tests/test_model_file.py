@@ -1,5 +1,6 @@
 import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,6 +84,20 @@ def test_shipped_drum_model_loads_and_detects():
     det = Detector.load()
     assert det.classes == ("HH", "KD", "SD")
     assert det.input_stage.kind == "audio"
+    audio = torch.rand(22050).numpy() * 0.1
+    probs = det.probabilities((audio, 22050))
+    assert probs.shape == (3, 1 + 22050 // det.config.features.hop_length)
+    assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_the_model_shipped_by_softloc_0_1_still_loads_and_detects():
+    # tests/data/drums_softloc_0.1_format1.pt is softloc/pretrained/drums.pt as shipped until
+    # 2026-12-01 (format 'softloc-model/1', written by softloc 0.1.0): users' copies must load.
+    path = Path(__file__).parent / "data" / "drums_softloc_0.1_format1.pt"
+    mf = read_model_file(path)
+    assert mf.format_version == 1 and mf.model_name == "crnn" and mf.input_kind == "audio"
+    det = Detector.load(path)
+    assert det.classes == ("HH", "KD", "SD")
     audio = torch.rand(22050).numpy() * 0.1
     probs = det.probabilities((audio, 22050))
     assert probs.shape == (3, 1 + 22050 // det.config.features.hop_length)
