@@ -317,7 +317,8 @@ def run_experiment(
     if data_root is None:
         say(f"[1/5] generating drum data in {out / 'data'} ...", flush=True)
         data_root = _generate(out / "data", seed=seed, size=size, kits=kits, eval_kits=eval_kits,
-                              system_kits=system_kits, sample_rate=sr)
+                              system_kits=system_kits, sample_rate=sr,
+                              count_window=(config.data.window_s, config.data.hop_s))
     data_root = Path(data_root)
     say("[2/5] rendering the held-out kit sets ...", flush=True)
     sets = evaluation_sets(out / "eval", data_root, seed=seed if eval_seed is None else eval_seed,
@@ -357,8 +358,10 @@ def run_experiment(
 
 
 def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_kits: bool,
-              sample_rate: int) -> Path:
-    """Stage 1: the generated dataset, without the families of the user's ``eval_kits``."""
+              sample_rate: int, count_window: tuple[float, float] = (1.5, 0.5)) -> Path:
+    """Stage 1: the generated dataset, without the families of the user's ``eval_kits``;
+    counts.csv holds counts of ``count_window = (window_s, hop_s)`` windows (the preset's
+    ``data.window_s`` / ``data.hop_s``)."""
     exclude = sorted({s.family for s in discover_kits(eval_kits, system=False)}) \
         if eval_kits else []
     # Written at the model's sample rate, so that no resampling is needed when loading.
@@ -367,6 +370,7 @@ def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_
         n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
         n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
         backing_music=size.backing_music, scattered=size.scattered, sample_rate=sample_rate,
+        window_s=count_window[0], hop_s=count_window[1],
     )
     return root
 
