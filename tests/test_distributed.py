@@ -36,7 +36,8 @@ def data_and_single_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     synthesize_drum_dataset(root / "data", n_train_files=2, n_valid_files=1, n_test_files=0,
                             file_duration_s=4.0, sample_rate=22050, system_kits=False,
-                            n_train_kits=1, n_valid_kits=1, n_test_kits=1)
+                            n_train_kits=1, n_valid_kits=1, n_test_kits=1,
+                            window_s=0.5, hop_s=0.25)  # the demo preset's count windows
     single = _softloc(*_common(root / "data"), "--set", "data.batch_size=4", "--out", "single",
                       cwd=root)
     assert single.returncode == 0, single.stderr

@@ -118,7 +118,8 @@ def drums_22k(tmp_path_factory):
     root = tmp_path_factory.mktemp("recipe") / "d"
     synthesize_drum_dataset(root, seed=0, n_train_files=4, n_valid_files=1, n_test_files=1,
                             file_duration_s=8.0, n_train_kits=2, n_valid_kits=1, n_test_kits=1,
-                            sample_rate=22050, system_kits=False)
+                            sample_rate=22050, system_kits=False,
+                            window_s=0.5, hop_s=0.25)  # the demo preset's count windows
     return root
 
 
