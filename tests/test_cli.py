@@ -157,6 +157,20 @@ def test_experiment_drums_threads_reach_the_training_config(tmp_path, monkeypatc
     assert seen["overrides"] == ()  # the preset's threads
 
 
+def test_experiment_drums_data_size_defaults_to_the_demos_and_takes_overrides(tmp_path,
+                                                                           monkeypatch):
+    import softloc.experiments.drums as drums
+
+    seen = []
+    monkeypatch.setattr(drums, "run_experiment", lambda out, **kw: seen.append(kw["size"]))
+    assert main(["experiment", "drums", "--out", str(tmp_path / "a")]) == 0
+    assert main(["experiment", "drums", "--out", str(tmp_path / "b"), "--n-train-files", "7",
+                 "--scattered", "0.5"]) == 0
+    assert seen[0] == drums.DEMO_SIZE
+    assert (seen[1].n_train_files, seen[1].scattered) == (7, 0.5)
+    assert seen[1].n_valid_files == drums.DEMO_SIZE.n_valid_files
+
+
 def test_demo_passes_no_progress_and_quiet_on(tmp_path, monkeypatch):
     import softloc.experiments.drums as drums
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from softloc.cli._commands import add_set, loss_name
@@ -51,8 +52,9 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-steps", type=int)
     add_set(p, "config override, e.g. train.learning_rate=1e-3 (repeatable)")
-    p.add_argument("--n-train-files", type=int, default=160,
-                   help="training files of the generated data (default 160: 80 min)")
+    p.add_argument("--n-train-files", type=int,
+                   help="training files of the generated data (default: the demo's, "
+                   "softloc.experiments.drums.DEMO_SIZE)")
     p.add_argument("--kits", action="append", default=[], type=Path, metavar="PATH",
                    help="more recorded kits for the generator: Hydrogen / SFZ / SF2 kits or a "
                    "folder of one-shots (repeatable)")
@@ -89,8 +91,10 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
     from softloc._io import folder_lock
     from softloc.experiments.drums import DemoSize, run_experiment
 
-    size = DemoSize(n_train_files=args.n_train_files, n_eval_files_per_kit=args.n_eval_files,
-                    backing_music=args.backing_music, scattered=args.scattered)
+    size = DemoSize(n_eval_files_per_kit=args.n_eval_files, backing_music=args.backing_music,
+                    scattered=args.scattered)
+    if args.n_train_files is not None:
+        size = replace(size, n_train_files=args.n_train_files)
     with folder_lock(args.out, command="softloc experiment drums"):
         run_experiment(
             args.out,

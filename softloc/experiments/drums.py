@@ -358,7 +358,7 @@ def run_experiment(
 
 
 def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_kits: bool,
-              sample_rate: int, count_window: tuple[float, float] = (1.5, 0.5)) -> Path:
+              sample_rate: int, count_window: tuple[float, float]) -> Path:
     """Stage 1: the generated dataset, without the families of the user's ``eval_kits``;
     counts.csv holds counts of ``count_window = (window_s, hop_s)`` windows (the preset's
     ``data.window_s`` / ``data.hop_s``)."""

@@ -293,7 +293,7 @@ def _write_metrics(out_dir: Path, config: RunConfig, data: TrainingData, trainer
     return metrics
 
 
-def _best_checkpoint(out_dir: Path, trainer: L.Trainer, select: str = "best"
+def _best_checkpoint(out_dir: Path, trainer: L.Trainer, select: str
                      ) -> tuple[Path, float | None]:
     """The run's own best.ckpt (else, or with ``select="last"``, last.ckpt) and its score;
     never a path read from a checkpoint."""

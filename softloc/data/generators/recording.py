@@ -170,8 +170,8 @@ def compress(audio: np.ndarray, *, sample_rate: int, threshold_db: float, ratio:
 def _fft_len(n: int) -> int:
     """``n`` when its FFT is fast (no prime factor above 11: the lengths of whole seconds at the
     usual sample rates, so those outputs never change), else the next fast length. Lengths of
-    rate-changed renditions often have a large prime factor, where numpy's FFT took ~0.2-0.4 s
-    for 30 s of audio (Bluestein) instead of ~0.04 s."""
+    rate-changed renditions often have a large prime factor, where numpy's FFT falls back to
+    Bluestein's algorithm, several times slower (it dominated the demo's set-up)."""
     k = n
     for p in (2, 3, 5, 7, 11):
         while k % p == 0:
