@@ -17,6 +17,7 @@ from softloc.data.generators.drums import (
     _play,
     render_drum_track,
     synthesize_drum_dataset,
+    vary_instrument,
 )
 from softloc.data.generators.grooves import SCATTERED, STYLES, Hit, perform
 from softloc.data.generators.kits import discover_kits, load_kits
@@ -119,6 +120,8 @@ def test_rejects_bad_sizes(tmp_path):
         synthesize_drum_dataset(tmp_path / "x", backing_music=2.0)
     with pytest.raises(ValueError, match="`scattered` must lie in"):
         synthesize_drum_dataset(tmp_path / "x", scattered=-0.1)
+    with pytest.raises(ValueError, match="`vary_kits` must lie in"):
+        synthesize_drum_dataset(tmp_path / "x", vary_kits=1.5)
     with pytest.raises(ValueError, match="no kit for the test split"):
         synthesize_drum_dataset(tmp_path / "x", **{**TINY, "n_test_kits": 0})
 
@@ -323,3 +326,83 @@ def test_excluded_kits_are_never_played(recorded, tmp_path):
     assert "kitb" not in played and {"kita", "kitc", "kitd"} & played
     kits = [k["name"] for split in meta["kits"].values() for k in split]
     assert "kitb" not in kits
+
+
+# ----------------------------------------------------------------------------- varied kits
+
+def _first_rise_s(x, sr):
+    return np.flatnonzero(np.abs(x) > 0.05 * np.abs(x).max())[0] / sr
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_varied_instrument_moves_its_sound_start_with_the_playback_rate(seed, tmp_path):
+    """The one-shots' annotated start becomes onset_s / factor, and the sound really starts
+    there (kick and snare: first sample above 5 % of the peak, +-0.5 ms; the resampler's
+    linear-phase filter rings ~1.5 ms ahead of this kit's hi-hats, noise above 7 kHz at 16 kHz);
+    the length scales by 1 / factor."""
+    sr = 16000
+    (kit,) = load_kits(discover_kits([_write_folder_kit(tmp_path / "k", sr, seed=2)],
+                                     system=False), sample_rate=sr)
+    for inst in kit.instruments:
+        varied = vary_instrument(inst, rng=np.random.default_rng(seed), sample_rate=sr)
+        assert (varied.name, varied.role) == (inst.name, inst.role)
+        for a, b in zip(inst.samples, varied.samples, strict=True):
+            factor = a.audio.size / b.audio.size
+            assert 2 ** (-3 / 12) - 0.01 < factor < 2 ** (3 / 12) + 0.01
+            assert b.onset_s == pytest.approx(a.onset_s / factor, rel=2e-3)
+            if inst.role in ("kick", "snare"):
+                assert _first_rise_s(b.audio, sr) == pytest.approx(
+                    _first_rise_s(a.audio, sr) / factor, abs=5e-4)
+            assert b.audio.dtype == np.float32 and not b.audio.flags.writeable
+            assert (b.lo_velocity, b.hi_velocity, b.gain) == (a.lo_velocity, a.hi_velocity,
+                                                               a.gain)
+
+
+def test_varied_instrument_changes_pitch_by_the_drawn_factor():
+    """A 1 kHz tone played back at factor f peaks at f kHz (spectrum of the varied sample,
+    EQ switched off)."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    tone = (np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.3)).astype(np.float32)
+    from softloc.data.generators.kit_formats import KitInstrument, OneShot
+    inst = KitInstrument("tone", "tom", (OneShot(tone, 0.0),))
+    for seed in range(3):
+        (b,) = vary_instrument(inst, rng=np.random.default_rng(seed), sample_rate=sr,
+                               max_eq_db=0.0).samples
+        factor = tone.size / b.audio.size
+        spec = np.abs(np.fft.rfft(b.audio, 8 * sr))
+        peak_hz = np.argmax(spec) / 8
+        assert peak_hz == pytest.approx(1000 * factor, abs=2.0)
+        assert abs(np.log2(factor) * 12) > 0.01  # it did move
+
+
+def test_varied_instrument_without_variation_is_the_instrument():
+    sr = 16000
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(4000) * np.exp(-np.arange(4000) / 800)).astype(np.float32)
+    from softloc.data.generators.kit_formats import KitInstrument, OneShot
+    inst = KitInstrument("n", "snare", (OneShot(x, 0.01),))
+    (b,) = vary_instrument(inst, rng=rng, sample_rate=sr, max_semitones=0.0,
+                           max_eq_db=0.0).samples
+    np.testing.assert_array_equal(b.audio, x)
+    assert b.onset_s == 0.01
+    with pytest.raises(ValueError, match="max_semitones"):
+        vary_instrument(inst, rng=rng, sample_rate=sr, max_semitones=-1.0)
+
+
+def test_varied_kits_apply_to_training_files_only_and_keep_the_other_files(tmp_path):
+    """vary_kits=1 changes every training file's audio (not its annotations) and no valid /
+    test file; the manifest says which files were varied."""
+    kw = {**TINY, "n_valid_files": 2}
+    plain, varied = tmp_path / "plain", tmp_path / "varied"
+    synthesize_drum_dataset(plain, seed=7, **kw)
+    synthesize_drum_dataset(varied, seed=7, **kw, vary_kits=1.0)
+    files = json.loads((varied / "synth_drums.json").read_text())["files"]
+    assert {f["split"] for f in files if f["varied_kit"]} == {"train"}
+    assert all(f["varied_kit"] for f in files if f["split"] == "train")
+    for f in files:
+        a, _ = sf.read(str(plain / "audio" / f"{f['stem']}.wav"))
+        b, _ = sf.read(str(varied / "audio" / f"{f['stem']}.wav"))
+        assert np.array_equal(a, b) != f["varied_kit"], f["stem"]
+        assert (read_annotation_file(plain / "annotations" / f"{f['stem']}.txt")
+                == read_annotation_file(varied / "annotations" / f"{f['stem']}.txt"))

@@ -73,6 +73,9 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scattered", type=float, default=0.0, metavar="P",
                    help="share of generated training files played as random strokes instead "
                    "of grooves (default 0)")
+    p.add_argument("--vary-kits", type=float, default=None, metavar="P",
+                   help="share of generated training files whose instruments are retuned "
+                   "(+-3 semitones) and recoloured (default: the demo data's)")
     p.add_argument("--decodings", default="threshold", metavar="LIST",
                    help="decodings to score, comma-separated, from: threshold, clean, "
                    "tta-mean, tta-nw, tta-nw-clean (default threshold)")
@@ -93,6 +96,8 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
 
     size = DemoSize(n_eval_files_per_kit=args.n_eval_files, backing_music=args.backing_music,
                     scattered=args.scattered)
+    if args.vary_kits is not None:
+        size = replace(size, vary_kits=args.vary_kits)
     if args.n_train_files is not None:
         size = replace(size, n_train_files=args.n_train_files)
     with folder_lock(args.out, command="softloc experiment drums"):

@@ -68,6 +68,8 @@ class DemoSize:
         backing_music: probability of music under the drums, per generated file.
         scattered: probability per generated training file of random strokes instead of a
             groove (``synthesize_drum_dataset(scattered=...)``).
+        vary_kits: probability per generated training file that its instruments are retuned
+            and recoloured (``synthesize_drum_dataset(vary_kits=...)``).
     """
 
     # 40 (20 min) overfitted: validation count loss rose from step 250 on while the training
@@ -81,6 +83,7 @@ class DemoSize:
     n_eval_files_per_kit: int = 10
     backing_music: float = 0.2
     scattered: float = 0.0
+    vary_kits: float = 0.0
 
 
 #: The demo's data: 80 min of training audio, 10 x 30 s of test audio on other kits.
@@ -369,7 +372,8 @@ def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_
         root, seed=seed, kits=kits, system_kits=system_kits, exclude_kits=exclude,
         n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
         n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
-        backing_music=size.backing_music, scattered=size.scattered, sample_rate=sample_rate,
+        backing_music=size.backing_music, scattered=size.scattered,
+        vary_kits=size.vary_kits, sample_rate=sample_rate,
         window_s=count_window[0], hop_s=count_window[1],
     )
     return root

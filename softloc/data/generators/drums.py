@@ -27,6 +27,7 @@ and of the kits found.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +37,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import soxr
 
+from softloc._checks import check_real
 from softloc._io import atomic_write_text
 from softloc.data.formats import (
     write_annotation_file,
@@ -47,11 +50,15 @@ from softloc.data.formats import (
 from softloc.data.generators.grooves import SCATTERED, STYLES, Hit, perform
 from softloc.data.generators.kit_formats import ROLE_LABELS, KitInstrument, OneShot, SampleKit
 from softloc.data.generators.kits import discover_kits, load_kits, split_kits
-from softloc.data.generators.recording import apply_recording_chain, draw_recording_chain
+from softloc.data.generators.recording import (
+    apply_recording_chain,
+    colour_eq,
+    draw_recording_chain,
+)
 from softloc.data.generators.synthetic_kits import make_synthetic_kit
 from softloc.data.layout import DatasetIndex, count_windows, load_dataset
 
-__all__ = ["DRUM_CLASSES", "render_drum_track", "synthesize_drum_dataset"]
+__all__ = ["DRUM_CLASSES", "render_drum_track", "synthesize_drum_dataset", "vary_instrument"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +87,52 @@ def _pick_sample(inst: KitInstrument, velocity: float, counter: int) -> OneShot:
     return cands[counter % len(cands)]
 
 
+def vary_instrument(inst: KitInstrument, *, rng: np.random.Generator, sample_rate: int,
+                    max_semitones: float = 3.0, max_eq_db: float = 6.0) -> KitInstrument:
+    """The same instrument retuned and recoloured, as if another drum of its kind.
+
+    Every one-shot is played back at one rate factor ``2 ** (u / 12)``, ``u ~ U[-max_semitones,
+    max_semitones]`` (a higher, shorter drum or a lower, longer one: pitch and decay change
+    together, as between drum sizes), then filtered by one random EQ (low shelf, peak and high
+    shelf, each ``U[-max_eq_db, max_eq_db]`` dB). The annotated sound start moves with the rate
+    (``onset_s / factor``); velocity layers, gains and names are kept.
+
+    Args:
+        inst: the instrument.
+        rng: draws the tuning and the EQ.
+        sample_rate: of the one-shots, in Hz.
+        max_semitones: largest retuning, >= 0.
+        max_eq_db: largest gain of each EQ band, >= 0.
+
+    Returns:
+        a new :class:`KitInstrument` (float32 one-shots).
+    """
+    fn = "vary_instrument"
+    max_semitones = check_real(fn, "max_semitones", max_semitones, minimum=0.0)
+    max_eq_db = check_real(fn, "max_eq_db", max_eq_db, minimum=0.0)
+    u = rng.uniform
+    factor = 2.0 ** (u(-max_semitones, max_semitones) / 12.0)
+    eq = {"low_shelf_db": u(-max_eq_db, max_eq_db),
+          "low_shelf_hz": float(np.exp(u(np.log(80.0), np.log(400.0)))),
+          "peak_db": u(-max_eq_db, max_eq_db),
+          "peak_hz": float(np.exp(u(np.log(300.0), np.log(8000.0)))), "peak_q": u(0.7, 2.0),
+          "high_shelf_db": u(-max_eq_db, max_eq_db),
+          "high_shelf_hz": float(np.exp(u(np.log(3000.0), np.log(10000.0))))}
+    samples = []
+    for shot in inst.samples:
+        # soxr compensates its filter delay, so a sound start at onset_s lands at onset_s / factor
+        x = np.asarray(shot.audio, dtype=np.float32)
+        if factor != 1.0:
+            x = soxr.resample(x, sample_rate * factor, sample_rate)
+        if max_eq_db > 0:
+            x = colour_eq(x, sample_rate=sample_rate, **eq).astype(np.float32)
+        else:
+            x = x.copy()
+        x.setflags(write=False)
+        samples.append(dataclasses.replace(shot, audio=x, onset_s=shot.onset_s / factor))
+    return dataclasses.replace(inst, samples=tuple(samples))
+
+
 def _choose_instruments(rng, kit: SampleKit) -> dict[str, list[KitInstrument]]:
     """For one track: one instrument per role (toms and crashes: up to three / two)."""
     out = {}
@@ -89,12 +142,17 @@ def _choose_instruments(rng, kit: SampleKit) -> dict[str, list[KitInstrument]]:
     return out
 
 
-def _play(rng, kit: SampleKit, hits: Sequence[Hit], duration_s: float) -> np.ndarray:
-    """The dry mix of ``hits`` on ``kit``, ``duration_s`` long (float64)."""
+def _play(rng, kit: SampleKit, hits: Sequence[Hit], duration_s: float,
+          vary: np.random.Generator | None = None) -> np.ndarray:
+    """The dry mix of ``hits`` on ``kit``, ``duration_s`` long (float64); with ``vary``, every
+    instrument played is first varied by :func:`vary_instrument` with draws from ``vary``."""
     sr = kit.sample_rate
     n = int(round(duration_s * sr))
     out = np.zeros(n + 5 * sr)
     chosen = _choose_instruments(rng, kit)
+    if vary is not None:
+        chosen = {role: [vary_instrument(i, rng=vary, sample_rate=sr) for i in insts]
+                  for role, insts in sorted(chosen.items())}
     level = {r: 10 ** ((db + rng.uniform(-3, 3)) / 20) for r, db in _ROLE_LEVEL_DB.items()}
     norm = {id(i): 1.0 / max(float(np.abs(s.audio).max()) * s.gain for s in i.samples)
             for insts in chosen.values() for i in insts}
@@ -140,9 +198,11 @@ def _annotate(hits: Sequence[Hit]) -> list[tuple[float, str]]:
 
 
 def _render(rng, kit: SampleKit, duration_s: float, *, backing_music: float,
-            style: str | None = None) -> tuple[np.ndarray, list[tuple[float, str]], dict]:
+            style: str | None = None,
+            vary: np.random.Generator | None = None) -> tuple[np.ndarray, list[tuple[float, str]],
+                                                             dict]:
     hits, info = perform(rng, duration_s, available=frozenset(kit.by_role()), style=style)
-    dry = _play(rng, kit, hits, duration_s)
+    dry = _play(rng, kit, hits, duration_s, vary=vary)
     chain = draw_recording_chain(rng=rng, backing_music_probability=backing_music)
     audio = apply_recording_chain(dry, chain, rng=rng, sample_rate=kit.sample_rate,
                                   bpm=info["bpm"])
@@ -246,7 +306,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                             n_test_files: int = 10, file_duration_s: float = 30.0,
                             n_train_kits: int = 10, n_valid_kits: int = 3, n_test_kits: int = 5,
                             backing_music: float = 0.2, scattered: float = 0.0,
-                            sample_rate: int = 44100,
+                            vary_kits: float = 0.0, sample_rate: int = 44100,
                             window_s: float = 1.5, hop_s: float = 0.5,
                             overwrite: bool = False) -> DatasetIndex:
     """Write a KD / SD / HH drum dataset in the generic layout and return its index.
@@ -278,6 +338,10 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
             (:data:`~softloc.data.generators.grooves.SCATTERED`: every instrument struck at
             random times, no groove), so that a window's counts cannot be told from its rhythm
             alone (default 0; validation and test files are always grooves).
+        vary_kits: probability per *training* file that every instrument it plays is retuned
+            and recoloured (:func:`vary_instrument`: +-3 semitones, +-6 dB EQ bands), so that
+            the network hears more drums than the kits hold (default 0; validation and test
+            files play their kits as recorded).
         sample_rate: in Hz (default 44100).
         window_s, hop_s: counts.csv windows (default 1.5 s every 0.5 s, as in the paper).
         overwrite: allow writing into a non-empty folder: files of the same names are replaced
@@ -306,8 +370,9 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                          f"file_duration_s={file_duration_s}, window_s={window_s}, hop_s={hop_s}")
     if not 0.0 <= backing_music <= 1.0:
         raise ValueError(f"{fn}: `backing_music` must lie in [0, 1], got {backing_music}")
-    if not 0.0 <= scattered <= 1.0:
-        raise ValueError(f"{fn}: `scattered` must lie in [0, 1], got {scattered}")
+    for name, value in (("scattered", scattered), ("vary_kits", vary_kits)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{fn}: `{name}` must lie in [0, 1], got {value}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out}: folder is not empty; choose a new folder or pass "
@@ -331,8 +396,12 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
             # Its own stream: with scattered=0 every file is the one earlier versions wrote.
             scatter = (split == "train" and np.random.default_rng(
                 [seed, _SPLIT_CODE[split], i, 1]).random() < scattered)
+            vary_rng = np.random.default_rng([seed, _SPLIT_CODE[split], i, 2])
+            vary = split == "train" and vary_rng.random() < vary_kits
             audio, events, info = _render(rng, kit, file_duration_s, backing_music=backing_music,
-                                          style=SCATTERED if scatter else None)
+                                          style=SCATTERED if scatter else None,
+                                          vary=vary_rng if vary else None)
+            info = {**info, "varied_kit": bool(vary)}
             _write_wav(out / "audio" / f"{stem}.wav", audio, sample_rate, overwrite)
             write_annotation_file(out / "annotations" / f"{stem}.txt", events,
                                   overwrite=overwrite)
@@ -349,7 +418,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
     settings = {"generator": "softloc.data.generators.drums", "seed": seed,
                 "file_duration_s": file_duration_s, "sample_rate": sample_rate,
                 "window_s": window_s, "hop_s": hop_s, "classes": list(DRUM_CLASSES),
-                "backing_music": backing_music, "scattered": scattered,
+                "backing_music": backing_music, "scattered": scattered, "vary_kits": vary_kits,
                 "system_kits": system_kits,
                 "exclude_kits": list(exclude_kits),
                 "kit_paths": [str(k) for k in kits],
