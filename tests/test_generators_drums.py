@@ -122,6 +122,8 @@ def test_rejects_bad_sizes(tmp_path):
         synthesize_drum_dataset(tmp_path / "x", scattered=-0.1)
     with pytest.raises(ValueError, match="`vary_kits` must lie in"):
         synthesize_drum_dataset(tmp_path / "x", vary_kits=1.5)
+    with pytest.raises(ValueError, match="`mix_kits` must lie in"):
+        synthesize_drum_dataset(tmp_path / "x", mix_kits=-1)
     with pytest.raises(ValueError, match="no kit for the test split"):
         synthesize_drum_dataset(tmp_path / "x", **{**TINY, "n_test_kits": 0})
 
@@ -406,3 +408,28 @@ def test_varied_kits_apply_to_training_files_only_and_keep_the_other_files(tmp_p
         assert np.array_equal(a, b) != f["varied_kit"], f["stem"]
         assert (read_annotation_file(plain / "annotations" / f"{f['stem']}.txt")
                 == read_annotation_file(varied / "annotations" / f"{f['stem']}.txt"))
+
+
+def test_mixed_kits_draw_roles_from_several_training_kits_only(recorded, tmp_path):
+    """mix_kits=1: training files name a training kit for every role (several kits in all,
+    never a valid / test kit); valid and test files are unchanged, annotations too."""
+    _, paths, kw, _ = recorded
+    kw = {**kw, "n_train_files": 6}
+    plain, mixed = tmp_path / "plain", tmp_path / "mixed"
+    synthesize_drum_dataset(plain, seed=3, kits=paths, **kw)
+    synthesize_drum_dataset(mixed, seed=3, kits=paths, **kw, mix_kits=1.0)
+    meta = json.loads((mixed / "synth_drums.json").read_text())
+    train_kits = {k["name"] for k in meta["kits"]["train"]}
+    sources = set()
+    for f in meta["files"]:
+        a, _ = sf.read(str(plain / "audio" / f"{f['stem']}.wav"))
+        b, _ = sf.read(str(mixed / "audio" / f"{f['stem']}.wav"))
+        assert (read_annotation_file(plain / "annotations" / f"{f['stem']}.txt")
+                == read_annotation_file(mixed / "annotations" / f"{f['stem']}.txt"))
+        if f["split"] != "train":
+            assert "kit_mix" not in f and np.array_equal(a, b)
+            continue
+        assert {"kick", "snare", "hihat_closed"} <= set(f["kit_mix"])
+        assert set(f["kit_mix"].values()) <= train_kits
+        sources |= {src for src in f["kit_mix"].values() if src != f["kit"]}
+    assert sources  # some role was played by another kit than the file's own

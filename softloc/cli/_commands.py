@@ -207,6 +207,9 @@ def add_data(p: argparse.ArgumentParser) -> None:
     s.add_argument("--vary-kits", type=float, default=0.0, metavar="P",
                    help="fraction of training files whose instruments are retuned (+-3 "
                    "semitones) and recoloured (+-6 dB EQ), as if other drums (default 0)")
+    s.add_argument("--mix-kits", type=float, default=0.0, metavar="P",
+                   help="fraction of training files whose kick, snare, hi-hat, ... come from "
+                   "different training kits (default 0)")
     add_overwrite(s, "the files of an earlier synth-drums run in --out")
     s.set_defaults(func=cmd_synth)
 
@@ -241,6 +244,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         backing_music=args.backing_music,
         scattered=args.scattered,
         vary_kits=args.vary_kits,
+        mix_kits=args.mix_kits,
         overwrite=args.overwrite,
     )
     sizes = ", ".join(f"{k} {len(v)}" for k, v in index.splits.items())

@@ -76,6 +76,9 @@ def add_exp_drums(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vary-kits", type=float, default=None, metavar="P",
                    help="share of generated training files whose instruments are retuned "
                    "(+-3 semitones) and recoloured (default: the demo data's)")
+    p.add_argument("--mix-kits", type=float, default=None, metavar="P",
+                   help="share of generated training files whose instruments come from "
+                   "several training kits (default: the demo data's)")
     p.add_argument("--decodings", default="threshold", metavar="LIST",
                    help="decodings to score, comma-separated, from: threshold, clean, "
                    "tta-mean, tta-nw, tta-nw-clean (default threshold)")
@@ -98,6 +101,8 @@ def cmd_exp_drums(args: argparse.Namespace) -> int:
                     scattered=args.scattered)
     if args.vary_kits is not None:
         size = replace(size, vary_kits=args.vary_kits)
+    if args.mix_kits is not None:
+        size = replace(size, mix_kits=args.mix_kits)
     if args.n_train_files is not None:
         size = replace(size, n_train_files=args.n_train_files)
     with folder_lock(args.out, command="softloc experiment drums"):

@@ -70,6 +70,8 @@ class DemoSize:
             groove (``synthesize_drum_dataset(scattered=...)``).
         vary_kits: probability per generated training file that its instruments are retuned
             and recoloured (``synthesize_drum_dataset(vary_kits=...)``).
+        mix_kits: probability per generated training file that its roles are played by
+            instruments of several training kits (``synthesize_drum_dataset(mix_kits=...)``).
     """
 
     # 40 (20 min) overfitted: validation count loss rose from step 250 on while the training
@@ -84,6 +86,7 @@ class DemoSize:
     backing_music: float = 0.2
     scattered: float = 0.0
     vary_kits: float = 0.0
+    mix_kits: float = 0.0
 
 
 #: The demo's data: 80 min of training audio, 10 x 30 s of test audio on other kits.
@@ -373,7 +376,7 @@ def _generate(root: Path, *, seed: int, size: DemoSize, kits, eval_kits, system_
         n_train_files=size.n_train_files, n_valid_files=size.n_valid_files,
         n_test_files=size.n_test_files, file_duration_s=size.file_duration_s,
         backing_music=size.backing_music, scattered=size.scattered,
-        vary_kits=size.vary_kits, sample_rate=sample_rate,
+        vary_kits=size.vary_kits, mix_kits=size.mix_kits, sample_rate=sample_rate,
         window_s=count_window[0], hop_s=count_window[1],
     )
     return root

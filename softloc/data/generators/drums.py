@@ -137,19 +137,47 @@ def _choose_instruments(rng, kit: SampleKit) -> dict[str, list[KitInstrument]]:
     """For one track: one instrument per role (toms and crashes: up to three / two)."""
     out = {}
     for role, insts in kit.by_role().items():
-        order = [insts[i] for i in rng.permutation(len(insts))]
-        out[role] = order[:3] if role == "tom" else order[:2] if role == "crash" else order[:1]
+        out[role] = _pick_role(rng, role, insts)
     return out
 
 
+def _pick_role(rng, role: str, insts: Sequence[KitInstrument]) -> list[KitInstrument]:
+    order = [insts[i] for i in rng.permutation(len(insts))]
+    return order[:3] if role == "tom" else order[:2] if role == "crash" else order[:1]
+
+
+def _mix_instruments(rng, kit: SampleKit, donors: Sequence[SampleKit],
+                     chosen: dict[str, list[KitInstrument]]) -> tuple[dict, dict[str, str]]:
+    """``chosen`` with each role's instruments taken, with ``rng``, from one of ``kit`` and the
+    ``donors`` that have the role; and role -> the name of the kit it came from."""
+    out, source = {}, {}
+    for role in sorted(chosen):
+        cands = [kit] + [d for d in donors if role in d.by_role() and d is not kit]
+        k = cands[int(rng.integers(len(cands)))]
+        out[role] = chosen[role] if k is kit else _pick_role(rng, role, k.by_role()[role])
+        source[role] = k.name
+    return out, source
+
+
 def _play(rng, kit: SampleKit, hits: Sequence[Hit], duration_s: float,
-          vary: np.random.Generator | None = None) -> np.ndarray:
-    """The dry mix of ``hits`` on ``kit``, ``duration_s`` long (float64); with ``vary``, every
-    instrument played is first varied by :func:`vary_instrument` with draws from ``vary``."""
+          vary: np.random.Generator | None = None,
+          mix: tuple[np.random.Generator, Sequence[SampleKit]] | None = None,
+          info: dict | None = None) -> np.ndarray:
+    """The dry mix of ``hits`` on ``kit``, ``duration_s`` long (float64).
+
+    With ``mix = (rng, donors)``, each role is played by an instrument of ``kit`` or of one of
+    the ``donors`` (kits at the same sample rate), drawn with that rng; ``info["kit_mix"]`` then
+    names the kit of every role. With ``vary``, every instrument played is then varied by
+    :func:`vary_instrument` with draws from ``vary``.
+    """
     sr = kit.sample_rate
     n = int(round(duration_s * sr))
     out = np.zeros(n + 5 * sr)
     chosen = _choose_instruments(rng, kit)
+    if mix is not None:
+        chosen, source = _mix_instruments(mix[0], kit, mix[1], chosen)
+        if info is not None:
+            info["kit_mix"] = source
     if vary is not None:
         chosen = {role: [vary_instrument(i, rng=vary, sample_rate=sr) for i in insts]
                   for role, insts in sorted(chosen.items())}
@@ -199,10 +227,11 @@ def _annotate(hits: Sequence[Hit]) -> list[tuple[float, str]]:
 
 def _render(rng, kit: SampleKit, duration_s: float, *, backing_music: float,
             style: str | None = None,
-            vary: np.random.Generator | None = None) -> tuple[np.ndarray, list[tuple[float, str]],
-                                                             dict]:
+            vary: np.random.Generator | None = None,
+            mix: tuple[np.random.Generator, Sequence[SampleKit]] | None = None,
+            ) -> tuple[np.ndarray, list[tuple[float, str]], dict]:
     hits, info = perform(rng, duration_s, available=frozenset(kit.by_role()), style=style)
-    dry = _play(rng, kit, hits, duration_s, vary=vary)
+    dry = _play(rng, kit, hits, duration_s, vary=vary, mix=mix, info=info)
     chain = draw_recording_chain(rng=rng, backing_music_probability=backing_music)
     audio = apply_recording_chain(dry, chain, rng=rng, sample_rate=kit.sample_rate,
                                   bpm=info["bpm"])
@@ -306,7 +335,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                             n_test_files: int = 10, file_duration_s: float = 30.0,
                             n_train_kits: int = 10, n_valid_kits: int = 3, n_test_kits: int = 5,
                             backing_music: float = 0.2, scattered: float = 0.0,
-                            vary_kits: float = 0.0, sample_rate: int = 44100,
+                            vary_kits: float = 0.0, mix_kits: float = 0.0, sample_rate: int = 44100,
                             window_s: float = 1.5, hop_s: float = 0.5,
                             overwrite: bool = False) -> DatasetIndex:
     """Write a KD / SD / HH drum dataset in the generic layout and return its index.
@@ -342,6 +371,10 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
             and recoloured (:func:`vary_instrument`: +-3 semitones, +-6 dB EQ bands), so that
             the network hears more drums than the kits hold (default 0; validation and test
             files play their kits as recorded).
+        mix_kits: probability per *training* file that each of its roles (kick, snare, hi-hat,
+            toms, ...) is played by an instrument of a random training kit that has the role,
+            so that the network meets combinations no single kit holds (default 0). The
+            manifest's ``kit_mix`` names the kit of every role of such a file.
         sample_rate: in Hz (default 44100).
         window_s, hop_s: counts.csv windows (default 1.5 s every 0.5 s, as in the paper).
         overwrite: allow writing into a non-empty folder: files of the same names are replaced
@@ -370,7 +403,8 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                          f"file_duration_s={file_duration_s}, window_s={window_s}, hop_s={hop_s}")
     if not 0.0 <= backing_music <= 1.0:
         raise ValueError(f"{fn}: `backing_music` must lie in [0, 1], got {backing_music}")
-    for name, value in (("scattered", scattered), ("vary_kits", vary_kits)):
+    for name, value in (("scattered", scattered), ("vary_kits", vary_kits),
+                        ("mix_kits", mix_kits)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{fn}: `{name}` must lie in [0, 1], got {value}")
     out = Path(out_dir)
@@ -398,9 +432,12 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                 [seed, _SPLIT_CODE[split], i, 1]).random() < scattered)
             vary_rng = np.random.default_rng([seed, _SPLIT_CODE[split], i, 2])
             vary = split == "train" and vary_rng.random() < vary_kits
+            mix_rng = np.random.default_rng([seed, _SPLIT_CODE[split], i, 3])
+            mix = split == "train" and mix_rng.random() < mix_kits
             audio, events, info = _render(rng, kit, file_duration_s, backing_music=backing_music,
                                           style=SCATTERED if scatter else None,
-                                          vary=vary_rng if vary else None)
+                                          vary=vary_rng if vary else None,
+                                          mix=(mix_rng, split_kits_[split]) if mix else None)
             info = {**info, "varied_kit": bool(vary)}
             _write_wav(out / "audio" / f"{stem}.wav", audio, sample_rate, overwrite)
             write_annotation_file(out / "annotations" / f"{stem}.txt", events,
@@ -419,6 +456,7 @@ def synthesize_drum_dataset(out_dir: str | os.PathLike, *, seed: int = 0,
                 "file_duration_s": file_duration_s, "sample_rate": sample_rate,
                 "window_s": window_s, "hop_s": hop_s, "classes": list(DRUM_CLASSES),
                 "backing_music": backing_music, "scattered": scattered, "vary_kits": vary_kits,
+                "mix_kits": mix_kits,
                 "system_kits": system_kits,
                 "exclude_kits": list(exclude_kits),
                 "kit_paths": [str(k) for k in kits],
