@@ -14,7 +14,9 @@ band, written in the generic layout (no downloads).
   distractors), humanised timing and velocity. Each hit takes the velocity layer of its
   instrument that covers its velocity, cycling round-robin through the samples of that layer;
   one-shots are scaled by velocity, instruments levelled per role with a random mix balance, open
-  hats choked by the next closed hat.
+  hats choked by the next closed hat. Optionally, on a share of the training files, every
+  instrument is retuned and recoloured (``vary_kits``, :func:`vary_instrument`) or each role is
+  played by another training kit's instrument (``mix_kits``).
 * **Recording** (:mod:`~softloc.data.generators.recording`): room reverb, microphone colour, bus
   compression, noise floor, level, and on a fraction ``backing_music`` of the files synthesised
   music under the drums at a random drums-to-music ratio.
