@@ -1,5 +1,6 @@
 """The softloc command line: parsing, error reports, what --help/--version import."""
 
+import json
 import subprocess
 import sys
 
@@ -144,6 +145,19 @@ def test_data_synth_drums_writes_layout(tmp_path, capsys):
     assert len(list((out / "annotations").iterdir())) == 4
 
 
+def test_data_synth_drums_passes_kit_variation_and_rejects_bad_shares(tmp_path, capsys):
+    out = tmp_path / "d"
+    args = ["data", "synth-drums", "--n-train-files", "1", "--n-valid-files", "0",
+            "--n-test-files", "1", "--file-duration", "2", "--no-system-kits"]
+    assert main([*args, "--out", str(out), "--vary-kits", "1", "--mix-kits", "0.5"]) == 0
+    meta = json.loads((out / "synth_drums.json").read_text())
+    assert (meta["vary_kits"], meta["mix_kits"]) == (1.0, 0.5)
+    assert [f["varied_kit"] for f in meta["files"]] == [True, False]  # train, test
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path / "e"), "--vary-kits", "2"]) == 2
+    assert "`vary_kits` must lie in [0, 1]" in capsys.readouterr().err
+
+
 def test_experiment_drums_threads_reach_the_training_config(tmp_path, monkeypatch):
     import softloc.experiments.drums as drums
 
@@ -165,9 +179,10 @@ def test_experiment_drums_data_size_defaults_to_the_demos_and_takes_overrides(tm
     monkeypatch.setattr(drums, "run_experiment", lambda out, **kw: seen.append(kw["size"]))
     assert main(["experiment", "drums", "--out", str(tmp_path / "a")]) == 0
     assert main(["experiment", "drums", "--out", str(tmp_path / "b"), "--n-train-files", "7",
-                 "--scattered", "0.5"]) == 0
+                 "--scattered", "0.5", "--vary-kits", "0.25", "--mix-kits", "0.75"]) == 0
     assert seen[0] == drums.DEMO_SIZE
     assert (seen[1].n_train_files, seen[1].scattered) == (7, 0.5)
+    assert (seen[1].vary_kits, seen[1].mix_kits) == (0.25, 0.75)
     assert seen[1].n_valid_files == drums.DEMO_SIZE.n_valid_files
 
 
