@@ -1,10 +1,13 @@
 """Distributed training from the command line, for real: `softloc train --devices 2 --strategy ddp
 --accelerator cpu` runs two processes (gloo) through Lightning's launcher; only rank 0 writes the
-run folder, and the result equals one process with the global batch (docs/distributed.md).
+run folder, and the result equals one process with the global batch (docs/distributed.md); so
+does the multi-node launch, simulated with two "nodes" on localhost.
 Also: resuming never deletes a cache folder it did not create."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +78,37 @@ def test_ddp_on_cpu_with_two_processes_equals_one_process_with_the_global_batch(
     assert steps["global_step"] == STEPS
     saved = yaml.safe_load((root / "ddp" / "config.yaml").read_text())
     assert saved["train"]["devices"] == "2" and saved["train"]["strategy"] == "ddp"
+
+
+def test_two_nodes_on_one_machine_train_as_one_process_with_the_global_batch(
+        data_and_single_run):
+    """The multi-node path of docs/distributed.md (Lightning's launcher: the same command on every
+    node with its NODE_RANK), with two "nodes" of one process each on localhost: node 1 writes
+    and prints nothing, and the weights equal one process with the global batch."""
+    root = data_and_single_run
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [sys.executable, "-m", "softloc", *_common(root / "data"), "--set",
+            "data.batch_size=2", "--devices", "1", "--num-nodes", "2", "--strategy", "ddp",
+            "--out", "nodes"]
+    procs = []
+    for node in (0, 1):
+        env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "NODE_RANK": str(node),
+               "HOME": os.environ.get("HOME", str(root))}
+        procs.append(subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    assert outs[0][0].count("run nodes:") == 1 and "run nodes:" not in outs[1][0]
+    a, b = _weights(root / "nodes"), _weights(root / "single")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    saved = yaml.safe_load((root / "nodes" / "config.yaml").read_text())
+    assert saved["train"]["num_nodes"] == 2
 
 
 def test_resume_keeps_a_cache_folder_it_did_not_create(data_and_single_run):
