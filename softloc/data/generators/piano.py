@@ -26,7 +26,8 @@ training on FluidR3, testing on csound's sf_GMbank). With a single family the pr
 instead (``test_programs`` vs. the rest). Validation files use the training instruments and
 music never used in training. Every choice is written to ``synth_piano.json``.
 
-Reserved SoundFonts (:data:`RESERVED_SOUNDFONTS`, one constant in ``soundfonts``) are kept for
+Reserved SoundFonts (``soundfonts.is_reserved_soundfont``: the one hold-out list of
+``kits.is_evaluation_holdout``) are kept for
 independent evaluation: discovery never returns them, even behind a symbolic link or an
 alternatives alias.
 
@@ -65,7 +66,6 @@ from softloc.data.generators.piano_music import (
 from softloc.data.generators.soundfonts import (
     ENVELOPE_S,
     ONSET_THRESHOLD_DB,
-    RESERVED_SOUNDFONTS,
     SOUNDFONT_DIRS,
     TABLE_VELOCITIES,
     Instrument,
@@ -89,7 +89,6 @@ __all__ = [
     "OnsetTable",
     "PIANO_LABELS",
     "PianoRenderer",
-    "RESERVED_SOUNDFONTS",
     "SOUNDFONT_DIRS",
     "TABLE_VELOCITIES",
     "TinySoundFontRenderer",

@@ -1,9 +1,10 @@
 """SoundFont pianos: finding SoundFonts, rendering notes, and where each note's sound starts.
 
 * :func:`discover_soundfonts`: the ``.sf2``/``.sf3`` files of the Debian/Ubuntu SoundFont
-  folders (:data:`SOUNDFONT_DIRS`), never a reserved one (:data:`RESERVED_SOUNDFONTS`, matched
-  on the file name and on the name a link resolves to: the fluidr3mono package installs an
-  alternatives alias under a reserved name); :func:`soundfont_family` groups fonts that share
+  folders (:data:`SOUNDFONT_DIRS`), never one reserved for evaluation (the one hold-out list of
+  :func:`softloc.data.generators.kits.is_evaluation_holdout`, matched on the file name and on the
+  name a link resolves to: the fluidr3mono package installs an alternatives alias under a
+  reserved name); :func:`soundfont_family` groups fonts that share
   their samples.
 * :class:`TinySoundFontRenderer`: the default :class:`PianoRenderer`, tinysoundfont playing one
   General-MIDI program (bank 0) of a font, sample-accurately (a note starts at
@@ -30,6 +31,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from softloc._io import atomic_write_text
+from softloc.data.generators.kits import is_evaluation_holdout
 from softloc.data.midi import PIANO_PITCHES, Note
 
 __all__ = [
@@ -38,7 +40,6 @@ __all__ = [
     "ONSET_THRESHOLD_DB",
     "OnsetTable",
     "PianoRenderer",
-    "RESERVED_SOUNDFONTS",
     "SOUNDFONT_DIRS",
     "TABLE_VELOCITIES",
     "TinySoundFontRenderer",
@@ -49,10 +50,6 @@ __all__ = [
     "soundfont_family",
 ]
 
-#: SoundFonts kept OUT of everything softloc trains, tests or ships: they are reserved for
-#: independent evaluation. Matched case-insensitively against the file name and the name of
-#: the file a link resolves to, ignoring ``_``, ``-``, spaces and dots.
-RESERVED_SOUNDFONTS: tuple[str, ...] = ("MuseScore_General", "TimGM6mb")
 #: Folders searched by :func:`discover_soundfonts` (Debian/Ubuntu SoundFont packages).
 SOUNDFONT_DIRS: tuple[str, ...] = ("/usr/share/sounds/sf2", "/usr/share/sounds/sf3",
                                    "/usr/share/soundfonts")
@@ -95,19 +92,17 @@ class PianoRenderer(Protocol):
 
 # ----------------------------------------------------------------------------- SoundFonts
 
-def _squash(name: str) -> str:
-    return re.sub(r"[\s_.\-]", "", name).lower()
-
-
 def is_reserved_soundfont(path: str | os.PathLike) -> bool:
-    """Whether ``path`` (or the file a link resolves to) is one of :data:`RESERVED_SOUNDFONTS`."""
+    """Whether ``path`` (or the file a link resolves to) is a SoundFont reserved for independent
+    evaluation (:func:`~softloc.data.generators.kits.is_evaluation_holdout`, the hold-out list
+    the drum kits use too; its names are not written in the code)."""
     p = Path(path)
     names = {p.name}
     try:
         names.add(p.resolve().name)
     except OSError:
         pass
-    return any(_squash(r) in _squash(n) for n in names for r in RESERVED_SOUNDFONTS)
+    return is_evaluation_holdout(*names)
 
 
 def discover_soundfonts(dirs: Sequence[str | os.PathLike] = SOUNDFONT_DIRS) -> list[Path]:
