@@ -7,8 +7,10 @@ import dataclasses
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from softloc.config import LossConfig
 from softloc.losses import (
@@ -119,6 +121,62 @@ def test_sll_mean_reduction_is_the_row_mean_of_the_time_sums():
                                   reduction="none")
     torch.testing.assert_close(loss(logits, targets=targets, lengths=lengths),
                                elem.sum(-1).mean())
+
+
+def _scipy_noise_aware_sll_rows(probs, targets, lengths, sigma, nu):
+    """Σ_t (Φ_σ∗(Φ_ν∗p) − Φ_σ∗y)² per row with scipy, zero padding, masked beyond lengths."""
+    p, y = probs.numpy().copy(), targets.numpy().copy()
+    mask = np.arange(p.shape[-1])[None, :] < lengths.numpy()[:, None]
+    p, y = p * mask[:, None], y * mask[:, None]
+    if nu > 0:
+        p = gaussian_filter1d(p, nu, axis=-1, mode="constant", truncate=4.0) * mask[:, None]
+    d = (gaussian_filter1d(p, sigma, axis=-1, mode="constant", truncate=4.0)
+         - gaussian_filter1d(y, sigma, axis=-1, mode="constant", truncate=4.0))
+    return torch.from_numpy((d**2 * mask[:, None]).sum(-1))
+
+
+@pytest.mark.parametrize("name", ["sll", "softloc"])
+@pytest.mark.parametrize("noise_ms", [0.0, 30.0, 80.0])
+def test_label_noise_filters_the_predictions_once_more_as_scipy(name, noise_ms):
+    logits, targets, counts, lengths = _batch(t=60)
+    config = _config(name, label_noise_ms=noise_ms, alpha_min=0.3, alpha_max=0.3)
+    loss = build_loss(config, frame_rate=RATE, max_steps=STEPS)
+    got = loss(logits, lengths=lengths, step=0, **_labels(name, targets, counts))
+    rows = _scipy_noise_aware_sll_rows(torch.sigmoid(logits), targets, lengths, 5.0,
+                                       noise_ms * RATE / 1000)
+    if name == "sll":
+        want = rows.sum() / logits.shape[1]
+    else:
+        mc = loco_loss(logits, counts, 6, lengths=lengths, logits=True)
+        want = 0.7 * rows.sum() / logits.shape[1] + 0.3 * mc
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_label_noise_makes_sharp_peaks_optimal_for_the_expected_noisy_labels():
+    # Under N(0, ν²) timestamp noise the labels are Φ_ν∗y on average. The paper's SLL is
+    # minimised by predictions spread like them; the noise-aware SLL by the sharp events.
+    t, nu_ms = 200, 80.0
+    sharp = torch.zeros(1, 1, t, dtype=torch.float64)
+    sharp[0, 0, [40, 100, 160]] = 1.0
+    spread = torch.from_numpy(
+        gaussian_filter1d(sharp.numpy(), nu_ms * RATE / 1000, axis=-1, mode="constant"))
+    logit = lambda p: torch.logit(p.clamp(1e-12, 1 - 1e-12))  # noqa: E731
+    for noise_ms, best, worse in [(0.0, spread, sharp), (nu_ms, sharp, spread)]:
+        loss = build_loss(_config("sll", label_noise_ms=noise_ms), frame_rate=RATE,
+                          max_steps=STEPS)
+        at_best = loss(logit(best), targets=spread)
+        at_worse = loss(logit(worse), targets=spread)
+        assert float(at_best) < 1e-6 * float(at_worse), (noise_ms, at_best, at_worse)
+
+
+def test_label_noise_must_be_finite_and_non_negative():
+    for bad in (-1.0, math.inf):
+        with pytest.raises(ValueError, match="loss.label_noise_ms"):
+            LossConfig(label_noise_ms=bad)
+    fields = dataclasses.asdict(_config("softloc"))
+    fields["label_noise_ms"] = -5.0
+    with pytest.raises(ValueError, match="`label_noise_ms` must be >= 0"):
+        build_loss(SimpleNamespace(**fields), frame_rate=RATE, max_steps=STEPS)
 
 
 def test_softloc_schedule_follows_the_step_and_fractions_of_max_steps():

@@ -167,6 +167,11 @@ class LossConfig:
         reduction: reduction of the time-summing losses (``softloc``, ``one_sided``):
             ``classes`` (the original: sum over batch and time / classes, so the localisation term
             keeps its weight against the count term) or ``mean`` (per row, batch-size free).
+        label_noise_ms: the standard deviation ν of the timestamp noise the labels are believed
+            to carry (``softloc`` and ``sll`` only; 0 = off, the paper's loss). The SLL then
+            compares Φ_σ∗Φ_ν∗p with Φ_σ∗y: under N(0, ν²) noise the expected label series is
+            Φ_ν∗y, so sharp peaks at the true times, not peaks spread by ν, minimise the loss
+            (an extension; SoftLoc eq. 2 filters both sides with Φ_σ alone).
     """
 
     name: str = "loco"
@@ -181,6 +186,7 @@ class LossConfig:
     alpha_ramp_steps: int = 100000
     bootstrap_beta: float = 0.95
     reduction: str = "classes"
+    label_noise_ms: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _loss_name(self.name))
@@ -191,6 +197,8 @@ class LossConfig:
         _require(self.k_max >= 1, "loss.k_max", "an integer >= 1", self.k_max)
         _require(self.softness_ms >= 0, "loss.softness_ms",
                  "a number >= 0 (inf = counts only)", self.softness_ms)
+        _require(0 <= self.label_noise_ms < math.inf, "loss.label_noise_ms",
+                 "a finite number of milliseconds >= 0", self.label_noise_ms)
         for key in ("alpha_min", "alpha_max", "bootstrap_beta"):
             _require(0 <= getattr(self, key) <= 1, f"loss.{key}", "in [0, 1]",
                      getattr(self, key))

@@ -200,20 +200,26 @@ class _SoftLocLoss(EventLoss):
         alpha: AlphaSchedule,
         reduction: str,
         distance: str,
+        noise_sigma: float = 0.0,
     ) -> None:
         super().__init__(name, decoder, description)
         self.requires = frozenset({"targets"}) if alpha.ceiling == 0 else frozenset(LABEL_KEYS)
         self.sigma, self.k_max, self.alpha = sigma, k_max, alpha
-        self.reduction, self.distance = reduction, distance
+        self.reduction, self.distance, self.noise_sigma = reduction, distance, noise_sigma
         finite = sigma if math.isfinite(sigma) else 0.0  # inf: no SLL term, the kernel is unused
         self.register_buffer("kernel", gaussian_kernel(finite, dtype=torch.float64))
+        # The expected label series under N(0, ν²) timestamp noise is Φ_ν∗y: filtering the
+        # predictions by Φ_ν as well makes the sharp event train the SLL's minimiser again.
+        self.register_buffer(
+            "noise_kernel", gaussian_kernel(noise_sigma, dtype=torch.float64), persistent=False
+        )
 
     def _loss(self, logits, targets, counts, lengths, step, sigma_frames):
         sigma: float | torch.Tensor = self.sigma if sigma_frames is None else sigma_frames
         kernel = self.kernel if sigma_frames is None and math.isfinite(self.sigma) else None
         return softloc_mix(
             logits, True, targets, sigma, self.alpha(step), self.k_max, lengths, counts,
-            self.reduction, self.distance, _TRUNCATE, kernel,
+            self.reduction, self.distance, _TRUNCATE, kernel, self.noise_kernel,
         )  # fmt: skip
 
 
@@ -276,6 +282,7 @@ class _Settings:
     reduction: str
     distance: str
     beta: float
+    noise_sigma: float  # assumed timestamp-noise std in frames (noise-aware SLL), 0 = off
 
 
 @dataclass(frozen=True)
@@ -295,11 +302,13 @@ _REGISTRY: dict[str, _Entry] = {
     "softloc": _Entry("threshold", "SoftLoc (1-α)·L_SLL + α·L_MC (SoftLoc eq. 4)",
                       lambda n, d, t, s: _SoftLocLoss(
                           n, d, t, sigma=s.sigma, k_max=s.k_max, alpha=s.alpha,
-                          reduction=s.reduction, distance=s.distance)),
+                          reduction=s.reduction, distance=s.distance,
+                          noise_sigma=s.noise_sigma)),
     "sll": _Entry("mass-peaks", "L_SLL only (α = 0; SoftLoc eq. 2)",
                   lambda n, d, t, s: _SoftLocLoss(
                       n, d, t, sigma=s.sigma, k_max=s.k_max, alpha=AlphaSchedule.constant(0.0),
-                      reduction=s.reduction, distance=s.distance)),
+                      reduction=s.reduction, distance=s.distance,
+                      noise_sigma=s.noise_sigma)),
     "mc": _Entry("threshold", "L_MC only (α = 1; = LoCo on the counts of the labels)",
                  lambda n, d, t, s: _CountLoss(n, d, t, k_max=s.k_max)),
     "bce": _Entry("threshold", "frame-wise cross-entropy on the labelled frames (SoftLoc eq. 5)",
@@ -380,6 +389,10 @@ def build_loss(config: LossConfig, *, frame_rate: float, max_steps: int) -> Even
         reduction=check_choice(fn, "reduction", config.reduction, _REDUCTIONS),
         distance=check_choice(fn, "distance", getattr(config, "distance", "squared"), DISTANCES),
         beta=check_unit_float(fn, "bootstrap_beta", getattr(config, "bootstrap_beta", 0.95)),
+        noise_sigma=ms_to_frames(
+            check_real(fn, "label_noise_ms", getattr(config, "label_noise_ms", 0.0), minimum=0.0),
+            rate,
+        ),
     )
     entry = _REGISTRY[name]
     return entry.build(name, entry.decoder, entry.description, settings)

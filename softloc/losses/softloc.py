@@ -119,9 +119,15 @@ def sll_elementwise(
     distance: str,
     truncate: float,
     kernel: torch.Tensor | None = None,
+    noise_kernel: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(batch, class, time) pointwise L(Φ∗p, Φ∗y), zero beyond ``lengths`` and for sigma = inf."""
+    """(batch, class, time) pointwise L(Φ∗p, Φ∗y), zero beyond ``lengths`` and for sigma = inf.
+
+    With ``noise_kernel`` (Φ_ν taps) the predictions are filtered once more: L(Φ∗Φ_ν∗p, Φ∗y).
+    """
     mask = time_mask(lengths, probs)
+    if noise_kernel is not None and noise_kernel.numel() > 1:
+        probs = filter_rows(masked(probs, mask), noise_kernel)
     # Filtering is linear, so Φ∗p − Φ∗y = Φ∗(p − y): one convolution instead of two.
     diff = masked(probs - targets.to(probs.dtype), mask)
     if isinstance(sigma, torch.Tensor):
@@ -334,11 +340,13 @@ def softloc_mix(
     distance: str,
     truncate: float,
     kernel: torch.Tensor | None = None,
+    noise_kernel: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(1 − α)·L_SLL + α·L_MC of validated inputs (SoftLoc eq. 4; no checks).
 
     ``x`` holds probabilities, or logits when ``logits`` is True (the count term then uses them
-    directly, the SLL their sigmoid). ``counts`` may be None when α = 0.
+    directly, the SLL their sigmoid). ``counts`` may be None when α = 0. ``noise_kernel``: see
+    :func:`sll_elementwise` (the noise-aware SLL of ``loss.label_noise_ms``).
     """
     # Skip a term whose weight is 0: saves the recursion and avoids inf * 0 = NaN.
     if alpha > 0:
@@ -348,7 +356,9 @@ def softloc_mix(
         mc = x.new_zeros(x.shape[:2])
     if alpha < 1:
         probs = torch.sigmoid(x) if logits else x
-        sll = sll_elementwise(probs, targets, sigma, lengths, distance, truncate, kernel)
+        sll = sll_elementwise(
+            probs, targets, sigma, lengths, distance, truncate, kernel, noise_kernel
+        )
         sll_rows = sll.sum(-1)  # (B, C, T) -> (B, C)
     else:
         sll_rows = x.new_zeros(x.shape[:2])
