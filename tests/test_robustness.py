@@ -201,3 +201,24 @@ def test_per_loss_overrides_reach_the_runs_of_that_loss_only(tiny_data, tmp_path
     soft = load_config(out / "runs" / "softloc_normal0ms_seed0" / "config.yaml")
     assert bce.train.learning_rate == 0.002
     assert soft.train.learning_rate != 0.002
+
+
+def test_noise_aware_tells_each_sll_run_the_sigma_of_its_cell_and_no_other_loss(
+        tiny_data, tmp_path):
+    out = tmp_path / "aware"
+    sets = [x for o in SMALL for x in ("--set", o)]
+    rc = main(["experiment", "robustness", "--data", str(tiny_data), "--out", str(out),
+               "--preset", "demo", "--sigmas", "0,40", "--losses", "softloc,sll,bce",
+               "--seeds", "1", "--max-steps", "1", "--noise-aware", "-q", *sets])
+    assert rc == 0
+    from softloc.config import load_config
+
+    for sigma in (0, 40):
+        for loss, told in (("softloc", sigma), ("sll", sigma), ("bce", 0.0)):
+            config = load_config(out / "runs" / f"{loss}_normal{sigma}ms_seed0" / "config.yaml")
+            assert config.loss.label_noise_ms == told, (loss, sigma)
+    # the folder remembers the setting: resuming it without --noise-aware is refused
+    with pytest.raises(ValueError, match="noise_aware"):
+        rb.run_robustness(tiny_data, out, preset="demo", sigmas_ms=(0, 40),
+                          losses=("softloc", "sll", "bce"), seeds=1, max_steps=1,
+                          overrides=SMALL, verbose=False)

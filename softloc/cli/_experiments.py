@@ -202,6 +202,9 @@ def add_exp_robustness(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss-set", action="append", default=[], metavar="LOSS:KEY=VALUE",
                    help="config override for the runs of one loss only, e.g. "
                    "bce:train.learning_rate=2e-3 (repeatable)")
+    p.add_argument("--noise-aware", action="store_true",
+                   help="tell the softloc and sll runs the noise level of their cell "
+                   "(loss.label_noise_ms = sigma; an extension of the paper's loss, an oracle)")
     p.set_defaults(func=cmd_exp_robustness)
 
 
@@ -216,7 +219,7 @@ def cmd_exp_robustness(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set),
         loss_overrides=parse_loss_sets(args.loss_set), skew_shape=args.skew_shape,
-        threads=args.threads, progress=progress_of(args),
+        threads=args.threads, noise_aware=args.noise_aware, progress=progress_of(args),
     )
     return 0
 

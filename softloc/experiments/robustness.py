@@ -128,6 +128,10 @@ def _check_grid(fn: str, losses: Sequence[str], noise: str, sigmas_ms: Sequence[
     return losses, sigmas
 
 
+# the study losses with an SLL term, which loss.label_noise_ms changes
+_NOISE_AWARE = ("softloc", "sll")
+
+
 def run_robustness(
     data_root: str | Path,
     out_dir: str | Path,
@@ -142,6 +146,7 @@ def run_robustness(
     loss_overrides: Mapping[str, Sequence[str]] | None = None,
     skew_shape: float = -2.0,
     threads: int | None = None,
+    noise_aware: bool = False,
     progress: bool = False,
     verbose: bool = True,
 ) -> RobustnessResult:
@@ -162,6 +167,9 @@ def run_robustness(
             table's.
         skew_shape: shape parameter of ``skew-normal`` noise.
         threads: torch CPU threads per run (default: the preset's).
+        noise_aware: the ``softloc`` and ``sll`` runs are told the noise level of their cell
+            (``loss.label_noise_ms`` = σ, the noise-aware SLL, an extension of the paper); an
+            oracle setting, reported apart from the paper's loss. Stored in ``experiment.json``.
         progress: show Lightning's progress bars.
         verbose: print one line per cell.
 
@@ -178,6 +186,8 @@ def run_robustness(
     say = print if verbose else (lambda *a, **k: None)
     settings = {"experiment": "robustness", "noise": noise, "skew_shape": skew_shape,
                 "loss_overrides": {k: per_loss[k] for k in sorted(per_loss)}}
+    if noise_aware:  # only when on, so that folders of earlier studies still resume
+        settings["noise_aware"] = True
     setup = prepare_study(fn, data_root, out_dir, preset=preset, max_steps=max_steps,
                           overrides=overrides, settings=settings)
     columns = result_columns(RESULT_COLUMNS, setup.classes)
@@ -192,8 +202,9 @@ def run_robustness(
         if (loss, noise, sigma, seed) in done:
             skipped += 1
             continue
+        told = [f"loss.label_noise_ms={sigma}"] if noise_aware and loss in _NOISE_AWARE else []
         config = cell_config(setup.base, loss, seed=seed, threads=threads,
-                             loss_overrides=per_loss.get(loss, ()))
+                             loss_overrides=told + list(per_loss.get(loss, ())))
         labels_dir = noisy_labels(setup, noise, sigma, seed, skew_shape=skew_shape)
         say(f"[{i}/{len(cells)}] {name}: training {config.train.max_steps} steps ...", flush=True)
         scores = train_and_score(setup, config, labels_dir=labels_dir,
