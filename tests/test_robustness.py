@@ -171,6 +171,8 @@ def test_bad_arguments_are_refused(tiny_data, tmp_path, capsys):
         rb.run_robustness(tiny_data, tmp_path / "x", sigmas_ms=(-5,))
     with pytest.raises(ValueError, match=r"`loss_overrides` names an unknown loss 'focal'"):
         rb.run_robustness(tiny_data, tmp_path / "x", loss_overrides={"focal": ["x=1"]})
+    with pytest.raises(ValueError, match=r"`noise_aware` must be True or False, got 'yes'"):
+        rb.run_robustness(tiny_data, tmp_path / "x", noise_aware="yes")
     nosplit = tmp_path / "nosplit"
     (nosplit / "audio").mkdir(parents=True)
     with pytest.raises(ValueError, match=r"splits/ not found"):

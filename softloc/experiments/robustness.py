@@ -183,6 +183,8 @@ def run_robustness(
     fn = "run_robustness"
     losses, sigmas = _check_grid(fn, losses, noise, sigmas_ms, seeds)
     per_loss = _check_loss_overrides(fn, loss_overrides)
+    if not isinstance(noise_aware, bool):
+        raise ValueError(f"{fn}: `noise_aware` must be True or False, got {noise_aware!r}")
     say = print if verbose else (lambda *a, **k: None)
     settings = {"experiment": "robustness", "noise": noise, "skew_shape": skew_shape,
                 "loss_overrides": {k: per_loss[k] for k in sorted(per_loss)}}
