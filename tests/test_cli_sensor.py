@@ -118,8 +118,12 @@ def test_train_detect_evaluate_plot_on_a_signal_dataset(ecg_data, tmp_path, caps
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["steps"] == 3 and saved["train_stems"] == 2
     assert main(["detect", "--model", str(run), "--data", str(ecg_data), "--split", "test",
-                 "--out", str(det)]) == 0
+                 "--out", str(det), "--format", "tsv,json"]) == 0
     assert (det / "r3.txt").is_file()
+    assert json.loads((det / "r3.json").read_text())["snap_radius_s"] == 0.15
+    assert main(["detect", "--model", str(run), "--data", str(ecg_data), "--split", "test",
+                 "--out", str(tmp_path / "det0"), "--format", "json", "--snap-ms", "0"]) == 0
+    assert json.loads((tmp_path / "det0" / "r3.json").read_text())["snap_radius_s"] == 0.0
     assert main(["evaluate", "--ref", str(ecg_data / "annotations"), "--est", str(det)]) == 0
     assert "overall" in capsys.readouterr().out
     fig = tmp_path / "fig.png"

@@ -193,6 +193,11 @@ def test_dataclass_defaults_are_the_drums_preset():
     ("train.warmup_steps=-1", "train.warmup_steps"),
     ("model.prior_omega=1", "model.prior_omega"),
     ("data.valid_fraction=0.9", "data.valid_fraction"),
+    ("inference.snap_radius_s=-0.1", "inference.snap_radius_s"),
+    ("inference.snap_radius_s=.inf", "inference.snap_radius_s"),
+    ("inference.snap_smooth_s=0", "inference.snap_smooth_s"),
+    ("inference.snap_direction=left", "inference.snap_direction"),
+    ("inference.snap_channel=-1", "inference.snap_channel"),
 ])
 def test_out_of_range_values_are_errors_naming_the_key(override, key):
     with pytest.raises(ValueError, match=f"`{key}` must be"):

@@ -99,3 +99,53 @@ def test_model_file_of_a_sensor_network_loads_with_the_signal_stage(tmp_path):
     x = np.zeros((1, 3600), np.float32)
     x[0, 1800] = 40.0
     assert [round(t, 2) for t, _, _ in loaded.detect((x, 360.0))] == [5.0]
+
+
+def test_snapping_moves_detections_onto_the_larger_nearby_peak():
+    det = _spike_detector().with_settings(snap_radius_s=0.0)
+    rate, hop = 360, 18
+    centres = np.array([40, 100, 160, 230]) * hop  # samples on frame centres: the network fires
+    x = np.random.default_rng(3).normal(0, 0.01, (1, 15 * rate)).astype(np.float32)
+    x[0, centres] = 40.0
+    x[0, centres + 7] = 80.0  # off the frame grid: unseen by the network, 19 ms later
+    plain = np.array([t for t, _, _ in det.detect((x, rate))])
+    assert np.abs(plain - centres / rate).max() <= 1.5 / rate
+    inf = replace(det.config.inference, snap_radius_s=0.03, snap_direction="up")
+    snapped = Detector(det.model, replace(det.config, inference=inf),
+                       input_stage=make_input_stage("signal", det.config))
+    found = snapped.events((x, rate))
+    assert np.allclose(found.times_s, (centres + 7) / rate)
+    assert np.allclose(found.frames / found.frame_rate, found.times_s)
+    far = replace(inf, snap_radius_s=0.01)  # 4 samples: the larger peak is out of reach
+    assert np.allclose([t for t, _, _ in Detector(det.model, replace(det.config, inference=far),
+                                                  input_stage=snapped.input_stage).detect(
+                                                      (x, rate))], plain, atol=1.5 / rate)
+
+
+def test_refine_merges_events_that_land_on_one_sample_keeping_the_higher_score():
+    from softloc.decode import Events
+
+    config = replace(load_preset("ecg"), classes=("a", "b"),
+                     inference=replace(load_preset("ecg").inference, snap_radius_s=0.05))
+    stage = make_input_stage("signal", config)
+    x = np.zeros((1, 3600), np.float32)
+    x[0, 1000] = 10.0
+    times = np.array([990, 1000, 1010, 1005]) / 360.0
+    events = Events(frames=np.array([990, 1000, 1010, 1005]), classes=np.array([0, 0, 0, 1]),
+                    scores=np.array([0.6, 0.7, 0.9, 0.5]), times_s=times, n_classes=2,
+                    frame_rate=360.0, time_offset_s=0.0)
+    out = stage.refine(Signal(x, 360.0, ("ecg",)), events, config.inference)
+    assert out.classes.tolist() == [0, 1]
+    assert out.scores.tolist() == [0.9, 0.5]
+    assert np.allclose(out.times_s, 1000 / 360.0) and out.frames.tolist() == [1000, 1000]
+    with pytest.raises(ValueError, match="snap_channel is 1, but the signal has 1 channel"):
+        stage.refine(Signal(x, 360.0, ("ecg",)), events,
+                     replace(config.inference, snap_channel=1))
+
+
+def test_snapping_is_refused_for_audio_runs():
+    config = replace(load_preset("demo"), classes=("KD",))
+    stage = make_input_stage("audio", config)
+    with pytest.raises(ValueError, match="set inference.snap_radius_s to 0"):
+        stage.refine(np.zeros(100, np.float32), None, replace(config.inference,
+                                                               snap_radius_s=0.05))

@@ -101,6 +101,10 @@ def add_detect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, help="override the run's threshold on p(t)")
     p.add_argument("--tta", action="store_true",
                    help="test-time augmentation with sample-rate factors 7/8 and 9/8")
+    p.add_argument("--snap-ms", type=float, metavar="MS",
+                   help="time series: move each detection to the signal's largest deflection "
+                   "within +-MS (R-peak correction; 0 = off; default: the run's "
+                   "inference.snap_radius_s)")
     add_threads(p)
     add_device(p)
     add_progress(p)
@@ -124,6 +128,7 @@ def _segmentation_misfits(args: argparse.Namespace) -> list[str]:
     if args.format != ["tsv"]:
         misfit.append(f"--format {','.join(args.format)} (segment files are text only)")
     for flag, given in (("--threshold", args.threshold is not None), ("--tta", args.tta),
+                        ("--snap-ms", args.snap_ms is not None),
                         ("--pitch-map", args.pitch_map is not None),
                         ("--save-activations", args.save_activations)):
         if given:
@@ -200,6 +205,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
         detector = detector.with_settings(threshold=args.threshold)
     if args.tta:
         detector = detector.with_settings(tta_factors=(0.875, 1.125))
+    if args.snap_ms is not None:
+        detector = detector.with_settings(snap_radius_s=args.snap_ms / 1000)
     meta = detection_metadata(detector, model=None if args.model is None else str(args.model))
     report = detect_batch(detector, jobs, args.out, overwrite=args.overwrite,
                           skip_existing=args.skip_existing, metadata=meta,

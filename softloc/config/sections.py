@@ -463,6 +463,14 @@ class InferenceConfig:
         clean_window_s: forward window of the cleaning rule (45 ms = 9 frames).
         clean_min_mass_s: trigger density the cleaning window must hold, in seconds of full
             agreement (2.5 ms = the original 0.5 frames at 200 frames/s).
+        snap_radius_s: signal runs only: move each detection to the signal's largest
+            deflection within this radius (``softloc.decode.refine``, R-peak correction as in
+            ``wfdb.processing.correct_peaks``); 0 = off. For annotations that mark a signal
+            extremum (ECG R peaks), which counts alone cannot teach.
+        snap_smooth_s: moving-average window subtracted from the signal before the search.
+        snap_direction: ``compare`` (maxima or minima, whichever stands out more in the file),
+            ``up``, ``down`` or ``both`` (the rectified signal).
+        snap_channel: the signal channel searched.
     """
 
     threshold: float = 0.4
@@ -484,6 +492,10 @@ class InferenceConfig:
     nw_suppression_s: float = 0.045
     clean_window_s: float = 0.045
     clean_min_mass_s: float = 0.0025
+    snap_radius_s: float = 0.0
+    snap_smooth_s: float = 0.15
+    snap_direction: str = "compare"
+    snap_channel: int = 0
 
     def __post_init__(self) -> None:
         if self.calibrate_with not in CALIBRATION_SOURCES:
@@ -521,6 +533,17 @@ class InferenceConfig:
                  "factors > 0", list(self.tta_factors))
         _require(self.batch_size >= 1, "inference.batch_size", "an integer >= 1",
                  self.batch_size)
+        _require(_finite(self.snap_radius_s) and self.snap_radius_s >= 0,
+                 "inference.snap_radius_s", "a finite number of seconds >= 0 (0 = off)",
+                 self.snap_radius_s)
+        _require(_finite(self.snap_smooth_s) and self.snap_smooth_s > 0,
+                 "inference.snap_smooth_s", "a finite number of seconds > 0", self.snap_smooth_s)
+        _require(self.snap_direction in ("compare", "up", "down", "both"),
+                 "inference.snap_direction", "one of 'compare', 'up', 'down', 'both'",
+                 self.snap_direction)
+        _require(not isinstance(self.snap_channel, bool) and isinstance(self.snap_channel, int)
+                 and self.snap_channel >= 0, "inference.snap_channel", "an integer >= 0",
+                 self.snap_channel)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ Decoders:
       whose forward window holds enough mass), kept to reproduce the published numbers.
     * :func:`stitch_windows`: overlap-average predictions of overlapping windows into one series
       covering a whole file, before decoding.
+    * :func:`softloc.decode.refine.snap_to_signal_peaks`: after decoding, move events onto the
+      input signal's own extrema (R-peak correction for time series; needs ``wfdb``).
 """
 
 from softloc.decode.decoders import (

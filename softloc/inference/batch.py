@@ -223,7 +223,7 @@ class BatchReport:
 
 def detection_metadata(detector: Detector, *, model: str | None = None) -> dict[str, Any]:
     """What made a set of detections (written into JSON outputs): model, softloc version,
-    classes, frame rate, decoder, thresholds and time offsets per class."""
+    classes, frame rate, decoder, thresholds and time offsets per class, TTA, snap radius."""
     inf = detector.config.inference
     classes = list(detector.classes)
     thresholds = list(inf.class_thresholds) or [inf.threshold] * len(classes)
@@ -238,6 +238,7 @@ def detection_metadata(detector: Detector, *, model: str | None = None) -> dict[
         "time_offset_s": float(inf.time_offset_s),
         "class_offsets_s": dict(zip(classes, (float(x) for x in offsets), strict=True)),
         "tta_factors": [float(f) for f in inf.tta_factors],
+        "snap_radius_s": float(getattr(inf, "snap_radius_s", 0.0)),
     }
 
 
@@ -249,8 +250,9 @@ def _events_and_probs(detector: Detector, source: Path, with_probs: bool
     probs = detector.probabilities(source)
     inf = detector.config.inference
     plain = getattr(inf, "decoder", "threshold") == "threshold" and (
-        not inf.tta_factors or getattr(inf, "tta_ensemble", "mean") == "mean")
-    if not plain:  # the cleaning / NW decoders do not decode the averaged p(t)
+        not inf.tta_factors or getattr(inf, "tta_ensemble", "mean") == "mean"
+    ) and not getattr(inf, "snap_radius_s", 0.0)
+    if not plain:  # the cleaning / NW decoders and the snap need more than the averaged p(t)
         return detector.detect(source), probs
     found = detector.events_from_probabilities(probs)
     events = [(max(0.0, t), detector.classes[c], s) for t, c, s in found.to_list()]

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from softloc.config import RunConfig
+from softloc.config import InferenceConfig, RunConfig
 from softloc.decode import Events, stitch_windows, threshold_events
 from softloc.features import load_audio, mel_power, resample
 from softloc.inference.model_file import read_model_file, resolve_model_path
@@ -204,6 +204,13 @@ class InputStage:
             model, features, window_frames=w, hop_frames=min(hop, w),
             batch_size=cfg.inference.batch_size,
         )
+
+    def refine(self, signal: Any, events: Events, settings: InferenceConfig) -> Events:
+        """``events`` moved onto the input's own peaks as ``settings.snap_*`` say; only signal
+        inputs can (:class:`softloc.inference.signals.SignalInput`)."""
+        raise ValueError(f"Detector: inference.snap_radius_s moves detections onto the peaks of "
+                         f"a time series; {self.kind or type(self).__name__} input has none, so "
+                         "set inference.snap_radius_s to 0")
 
     def window_probabilities(
         self, model: nn.Module, features: torch.Tensor
@@ -412,16 +419,18 @@ class Detector:
         class_offsets_s: Sequence[float] | None = None,
         decoder: str | None = None,
         tta_ensemble: str | None = None,
+        snap_radius_s: float | None = None,
     ) -> Detector:
         """A detector sharing the network and input stage, with other decoding settings.
 
         A global ``threshold`` given here also clears the per-class thresholds. ``decoder``
         (``threshold`` / ``clean``) and ``tta_ensemble`` (``mean`` / ``nw``): see
-        :mod:`softloc.inference.ensemble`.
+        :mod:`softloc.inference.ensemble`. ``snap_radius_s``: ``inference.snap_radius_s``
+        (signal runs; 0 = off).
 
         Raises:
             ValueError: ``threshold`` outside (0, 1), a TTA factor outside (0.5, 2), an unknown
-                decoder or ensemble.
+                decoder or ensemble, a negative or infinite ``snap_radius_s``.
         """
         inf = self.config.inference
         if threshold is not None and not 0.0 < threshold < 1.0:
@@ -440,6 +449,7 @@ class Detector:
             tta_factors=inf.tta_factors if tta_factors is None else tuple(tta_factors),
             decoder=inf.decoder if decoder is None else decoder,
             tta_ensemble=inf.tta_ensemble if tta_ensemble is None else tta_ensemble,
+            snap_radius_s=inf.snap_radius_s if snap_radius_s is None else float(snap_radius_s),
         )
         if threshold is not None:
             inf = replace(inf, class_thresholds=())
@@ -525,13 +535,20 @@ class Detector:
         ``inference.decoder`` ``threshold`` (runs of p(t) above the threshold, at their peak) or
         ``clean`` (the original cleaning rule), and with ``inference.tta_factors``,
         ``inference.tta_ensemble`` ``mean`` (p(t) averaged) or ``nw`` (the original
-        Nadaraya–Watson ensembling); :mod:`softloc.inference.ensemble`."""
+        Nadaraya–Watson ensembling); :mod:`softloc.inference.ensemble`. With
+        ``inference.snap_radius_s`` > 0 (signal runs), each event then moves to the signal's
+        nearby extremum (:meth:`InputStage.refine`)."""
         inf = self.config.inference
+        snap = inf.snap_radius_s > 0
+        if snap:
+            source = self.input_stage.read(source)  # once: the snap searches the same signal
         if inf.decoder == "threshold" and (not inf.tta_factors or inf.tta_ensemble == "mean"):
-            return self.events_from_probabilities(self.probabilities(source))
-        from softloc.inference.ensemble import ensemble_events
+            events = self.events_from_probabilities(self.probabilities(source))
+        else:
+            from softloc.inference.ensemble import ensemble_events
 
-        return ensemble_events(self, source)
+            events = ensemble_events(self, source)
+        return self.input_stage.refine(source, events, inf) if snap else events
 
     def detect(self, source: Any) -> list[tuple[float, str, float]]:
         """Events in ``source`` (audio: a path or ``(array, sample_rate)``):

@@ -26,14 +26,18 @@ their steps.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from softloc.config import InferenceConfig
 from softloc.data.signal_store import signal_features, time_scale
 from softloc.data.signals import Signal, read_signal
+from softloc.decode import Events
+from softloc.decode.refine import snap_to_signal_peaks
 from softloc.inference.detector import INPUT_STAGES, InputStage, file_probabilities
 from softloc.timebase import duration_frames
 
@@ -132,6 +136,40 @@ class SignalInput(InputStage):
         probs = file_probabilities(model, torch.as_tensor(features), window_frames=w,
                                    hop_frames=hop, batch_size=cfg.inference.batch_size)
         return upsample_probabilities(probs, self.hop)
+
+    def refine(self, signal: Signal, events: Events, settings: InferenceConfig) -> Events:
+        """``events`` with each time moved to ``signal``'s extremum within
+        ``settings.snap_radius_s`` (:func:`softloc.decode.refine.snap_to_signal_peaks` on
+        channel ``settings.snap_channel`` at the signal's own rate); per class, events that
+        land on one sample merge into the one with the higher score.
+
+        Raises:
+            ValueError: ``settings.snap_channel`` is not a channel of ``signal`` (naming the
+                source).
+        """
+        inf = settings
+        if inf.snap_channel >= signal.n_channels:
+            raise ValueError(f"{signal.source or 'signal'}: inference.snap_channel is "
+                             f"{inf.snap_channel}, but the signal has {signal.n_channels} "
+                             f"channel(s) {list(signal.channels)}")
+        if len(events) == 0:
+            return events
+        moved = snap_to_signal_peaks(events.times_s, signal.data, signal.rate_hz,
+                                     radius_s=inf.snap_radius_s, smooth_s=inf.snap_smooth_s,
+                                     direction=inf.snap_direction, channel=inf.snap_channel)
+        # Highest score first, so that np.unique's first occurrence of a (class, time) is the
+        # event kept when two land on one sample.
+        order = np.lexsort((-events.scores, moved, events.classes))
+        _, first = np.unique(np.stack([events.classes[order], moved[order]]), axis=1,
+                             return_index=True)
+        keep = order[first]
+        keep = keep[np.lexsort((events.classes[keep], moved[keep]))]
+        offset = events.times_s - events.frames / events.frame_rate  # each event's own offset
+        return replace(events,
+                       frames=np.round((moved[keep] - offset[keep]) * events.frame_rate
+                                       ).astype(np.int64),
+                       classes=events.classes[keep], scores=events.scores[keep],
+                       times_s=moved[keep])
 
     def window_probabilities(self, model: nn.Module, features: torch.Tensor
                              ) -> tuple[np.ndarray, np.ndarray, int]:
