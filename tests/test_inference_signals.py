@@ -122,25 +122,31 @@ def test_snapping_moves_detections_onto_the_larger_nearby_peak():
                                                       (x, rate))], plain, atol=1.5 / rate)
 
 
-def test_refine_merges_events_that_land_on_one_sample_keeping_the_higher_score():
+def test_refine_merges_events_closer_than_the_minimum_distance_keeping_the_higher_score():
     from softloc.decode import Events
 
     config = replace(load_preset("ecg"), classes=("a", "b"),
                      inference=replace(load_preset("ecg").inference, snap_radius_s=0.05))
+    assert config.inference.min_distance_s == 0.2
     stage = make_input_stage("signal", config)
     x = np.zeros((1, 3600), np.float32)
-    x[0, 1000] = 10.0
-    times = np.array([990, 1000, 1010, 1005]) / 360.0
-    events = Events(frames=np.array([990, 1000, 1010, 1005]), classes=np.array([0, 0, 0, 1]),
-                    scores=np.array([0.6, 0.7, 0.9, 0.5]), times_s=times, n_classes=2,
-                    frame_rate=360.0, time_offset_s=0.0)
-    out = stage.refine(Signal(x, 360.0, ("ecg",)), events, config.inference)
-    assert out.classes.tolist() == [0, 1]
-    assert out.scores.tolist() == [0.9, 0.5]
-    assert np.allclose(out.times_s, 1000 / 360.0) and out.frames.tolist() == [1000, 1000]
+    x[0, 1000], x[0, 1040] = 10.0, 8.0  # two peaks 111 ms apart
+    at = np.array([990, 1000, 1010, 1045, 1005])
+    events = Events(frames=at, classes=np.array([0, 0, 0, 0, 1]),
+                    scores=np.array([0.6, 0.7, 0.9, 0.95, 0.5]), times_s=at / 360.0,
+                    n_classes=2, frame_rate=360.0, time_offset_s=0.0)
+    signal = Signal(x, 360.0, ("ecg",))
+    out = stage.refine(signal, events, config.inference)
+    assert out.classes.tolist() == [1, 0]  # class b kept apart from class a
+    assert out.scores.tolist() == [0.5, 0.95]
+    assert np.allclose(out.times_s * 360, [1000, 1040]) and out.frames.tolist() == [1000, 1040]
+    # without a minimum distance only events on one sample merge (the highest score stays)
+    loose = stage.refine(signal, events, replace(config.inference, min_distance_s=0.0))
+    assert list(zip(loose.classes.tolist(), loose.frames.tolist(), loose.scores.tolist(),
+                    strict=True)) == [
+        (0, 1000, 0.9), (1, 1000, 0.5), (0, 1040, 0.95)]
     with pytest.raises(ValueError, match="snap_channel is 1, but the signal has 1 channel"):
-        stage.refine(Signal(x, 360.0, ("ecg",)), events,
-                     replace(config.inference, snap_channel=1))
+        stage.refine(signal, events, replace(config.inference, snap_channel=1))
 
 
 def test_snapping_is_refused_for_audio_runs():
@@ -149,3 +155,40 @@ def test_snapping_is_refused_for_audio_runs():
     with pytest.raises(ValueError, match="set inference.snap_radius_s to 0"):
         stage.refine(np.zeros(100, np.float32), None, replace(config.inference,
                                                                snap_radius_s=0.05))
+
+
+def test_signal_of_features_gives_back_the_normalised_signal():
+    config = replace(load_preset("ecg"), classes=("beat",))
+    stage = make_input_stage("signal", config)
+    x = np.random.default_rng(4).normal(1, 3, (1, 3600)).astype(np.float32)
+    sig = stage.read((x, 360.0))
+    back = stage.signal_of_features(stage.features(sig))
+    q25, q50, q75 = np.percentile(x.astype(np.float64), [25, 50, 75])
+    assert back.rate_hz == 360.0 and back.n_channels == 1
+    assert np.allclose(back.data[:, :3600], (x - q50) / ((q75 - q25) / 1.349), atol=1e-4)
+
+
+def test_count_calibration_counts_the_snapped_events():
+    from softloc.data.formats import CountWindow
+    from softloc.inference import calibrate_from_counts
+
+    det = _spike_detector()
+    rate, hop = 360, 18
+    inf = replace(det.config.inference, min_distance_s=0.03, snap_radius_s=0.1,
+                  snap_direction="up", calibrate_threshold=True)
+    det = Detector(det.model, replace(det.config, inference=inf),
+                   input_stage=make_input_stage("signal", det.config))
+    beats = np.arange(1.0, 29.0, 1.0)  # one beat a second: two triggers and a larger peak each
+    x = np.random.default_rng(5).normal(0, 0.01, (1, 30 * rate)).astype(np.float32)
+    for b in beats:
+        first = int(round(b * rate / hop)) * hop
+        x[0, [first, first + 3 * hop]] = 40.0  # on frame centres, 0.15 s apart: two events
+        x[0, first + 27] = 80.0  # between them, off the grid: unseen by the network
+    windows = {"v": [CountWindow("v", s, s + 10.0, {"beat": int(np.sum((beats >= s)
+                                                                        & (beats < s + 10)))})
+                     for s in (0.0, 10.0, 20.0)]}
+    feats = {"v": det.input_stage.features(det.input_stage.read((x, rate)))}
+    _, snapped = calibrate_from_counts(det, feats, windows)
+    _, plain = calibrate_from_counts(det.with_settings(snap_radius_s=0.0), feats, windows)
+    assert snapped["valid_count_abs_error"]["beat"] == 0
+    assert plain["valid_count_abs_error"]["beat"] == len(beats)  # every beat counted twice

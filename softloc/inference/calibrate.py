@@ -147,14 +147,30 @@ def calibrate(
     return calibrate_from_timestamps(detector, {s: features[s] for s in annotated}, annotated)
 
 
+def _signals(det: Detector, features: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """stem -> the input signal the snap searches (``inference.snap_radius_s``), else None."""
+    if not det.config.inference.snap_radius_s > 0:
+        return dict.fromkeys(features)
+    return {s: det.input_stage.signal_of_features(f) for s, f in features.items()}
+
+
+def _decode(det: Detector, probs: np.ndarray, signal: Any) -> list[np.ndarray]:
+    """Per-class event times as ``det`` decodes them, snapped when the run snaps."""
+    events = det.events_from_probabilities(probs)
+    if signal is not None:
+        events = det.input_stage.refine(signal, events, det.config.inference)
+    return events.per_class()
+
+
 def _pooled_f1(
-    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]]
+    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]],
+    signals: Mapping[str, Any],
 ) -> np.ndarray:
     """Per-class F1 at +-50 ms over all files pooled: ``2 tp / (n_est + n_ref)``."""
     n_classes = len(det.classes)
     tp, n_est, n_ref = np.zeros(n_classes), np.zeros(n_classes), np.zeros(n_classes)
     for s, p in probs.items():
-        times = [np.clip(t, 0.0, None) for t in det.events_from_probabilities(p).per_class()]
+        times = [np.clip(t, 0.0, None) for t in _decode(det, p, signals[s])]
         for c in range(n_classes):
             tp[c] += len(match_onsets(refs[s][c], times[c], tolerance_s=_F1_TOLERANCE_S))
             n_est[c] += len(times[c])
@@ -163,9 +179,10 @@ def _pooled_f1(
 
 
 def _class_offsets(
-    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]]
+    det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]],
+    signals: Mapping[str, Any],
 ) -> list[float]:
-    est = {s: [np.clip(t, 0.0, None) for t in det.events_from_probabilities(p).per_class()]
+    est = {s: [np.clip(t, 0.0, None) for t in _decode(det, p, signals[s])]
            for s, p in probs.items()}
     return [
         round(calibrate_time_offset([est[s][c] for s in probs], [refs[s][c] for s in probs],
@@ -201,24 +218,27 @@ def calibrate_from_timestamps(
     n_classes = len(classes)
     base = detector.with_settings(class_offsets_s=(), class_thresholds=())
     probs = {s: base.probabilities_from_features(f) for s, f in features.items()}
+    signals = _signals(base, features)
     refs = {s: [np.array([t for t, lab in events[s] if lab == c]) for c in classes]
             for s in features}
     offsets = [0.0] * n_classes
     if inf.calibrate_offset:
         low = base.with_settings(class_thresholds=[min(inf.threshold, 0.2)] * n_classes)
-        offsets = _class_offsets(low, probs, refs)
+        offsets = _class_offsets(low, probs, refs, signals)
     thresholds = [inf.threshold] * n_classes
     best_f1 = [float("nan")] * n_classes
     if inf.calibrate_threshold:
         scores = np.stack([
-            _pooled_f1(base.with_settings(threshold=thr, class_offsets_s=offsets), probs, refs)
+            _pooled_f1(base.with_settings(threshold=thr, class_offsets_s=offsets), probs, refs,
+                       signals)
             for thr in THRESHOLD_GRID
         ])  # (grid, class)
         for c in range(n_classes):
             g = int(np.argmax(scores[:, c]))
             thresholds[c], best_f1[c] = THRESHOLD_GRID[g], round(float(scores[g, c]), 4)
         if inf.calibrate_offset:
-            offsets = _class_offsets(base.with_settings(class_thresholds=thresholds), probs, refs)
+            offsets = _class_offsets(base.with_settings(class_thresholds=thresholds), probs, refs,
+                                     signals)
     new_inf = replace(
         inf,
         class_offsets_s=tuple(offsets) if inf.calibrate_offset else inf.class_offsets_s,
@@ -268,11 +288,12 @@ def calibrate_from_counts(
     base = detector.with_settings(class_thresholds=())
     used = sorted({s for s, _ in windows})
     probs = {s: base.probabilities_from_features(features[s]) for s in used}
+    signals = _signals(base, {s: features[s] for s in used})
     errors = np.zeros((len(THRESHOLD_GRID), len(classes)))
     n_counted = np.zeros(len(classes))
     for g, thr in enumerate(THRESHOLD_GRID):
         det = base.with_settings(threshold=thr)
-        times = {s: det.events_from_probabilities(probs[s]).per_class() for s in used}
+        times = {s: _decode(det, probs[s], signals[s]) for s in used}
         for s, w in windows:
             for c, name in enumerate(classes):
                 if name not in w.counts:

@@ -205,6 +205,13 @@ class InputStage:
             batch_size=cfg.inference.batch_size,
         )
 
+    def signal_of_features(self, features: torch.Tensor) -> Any:
+        """The signal :meth:`refine` searches, rebuilt from this stage's network input (the
+        calibration has only the features of its validation files)."""
+        raise ValueError(f"Detector: inference.snap_radius_s moves detections onto the peaks of "
+                         f"a time series; {self.kind or type(self).__name__} input has none, so "
+                         "set inference.snap_radius_s to 0")
+
     def refine(self, signal: Any, events: Events, settings: InferenceConfig) -> Events:
         """``events`` moved onto the input's own peaks as ``settings.snap_*`` say; only signal
         inputs can (:class:`softloc.inference.signals.SignalInput`)."""

@@ -34,9 +34,10 @@ import torch
 from torch import nn
 
 from softloc.config import InferenceConfig
-from softloc.data.signal_store import signal_features, time_scale
+from softloc.data.signal_store import signal_features, time_scale, unframe_signal
 from softloc.data.signals import Signal, read_signal
 from softloc.decode import Events
+from softloc.decode.events import suppress_close
 from softloc.decode.refine import snap_to_signal_peaks
 from softloc.inference.detector import INPUT_STAGES, InputStage, file_probabilities
 from softloc.timebase import duration_frames
@@ -137,11 +138,19 @@ class SignalInput(InputStage):
                                    hop_frames=hop, batch_size=cfg.inference.batch_size)
         return upsample_probabilities(probs, self.hop)
 
+    def signal_of_features(self, features: torch.Tensor) -> Signal:
+        """The normalised signal at the run's rate, from its framed network input (the snap
+        subtracts a moving average, so the normalisation does not move a peak)."""
+        x = unframe_signal(np.asarray(features, dtype=np.float32), self.hop)
+        return Signal(x, float(self.config.features.sample_rate),
+                      tuple(f"ch{i}" for i in range(x.shape[0])))
+
     def refine(self, signal: Signal, events: Events, settings: InferenceConfig) -> Events:
         """``events`` with each time moved to ``signal``'s extremum within
         ``settings.snap_radius_s`` (:func:`softloc.decode.refine.snap_to_signal_peaks` on
-        channel ``settings.snap_channel`` at the signal's own rate); per class, events that
-        land on one sample merge into the one with the higher score.
+        channel ``settings.snap_channel`` at the signal's own rate); per class, moved events
+        closer than ``settings.min_distance_s`` (at least 2 frames) merge into the one with the
+        higher score (the decoder's rule, :func:`softloc.decode.events.suppress_close`).
 
         Raises:
             ValueError: ``settings.snap_channel`` is not a channel of ``signal`` (naming the
@@ -157,19 +166,20 @@ class SignalInput(InputStage):
         moved = snap_to_signal_peaks(events.times_s, signal.data, signal.rate_hz,
                                      radius_s=inf.snap_radius_s, smooth_s=inf.snap_smooth_s,
                                      direction=inf.snap_direction, channel=inf.snap_channel)
-        # Highest score first, so that np.unique's first occurrence of a (class, time) is the
-        # event kept when two land on one sample.
-        order = np.lexsort((-events.scores, moved, events.classes))
-        _, first = np.unique(np.stack([events.classes[order], moved[order]]), axis=1,
-                             return_index=True)
-        keep = order[first]
-        keep = keep[np.lexsort((events.classes[keep], moved[keep]))]
         offset = events.times_s - events.frames / events.frame_rate  # each event's own offset
-        return replace(events,
-                       frames=np.round((moved[keep] - offset[keep]) * events.frame_rate
-                                       ).astype(np.int64),
-                       classes=events.classes[keep], scores=events.scores[keep],
-                       times_s=moved[keep])
+        frames = np.round((moved - offset) * events.frame_rate).astype(np.int64)
+        # Moved events may now sit closer than the decoder's minimum distance (two triggers of
+        # one beat both land on its R peak): the rule runs again, the higher score wins.
+        min_distance = max(2, duration_frames(inf.min_distance_s, events.frame_rate))
+        keep = np.zeros(len(events), dtype=bool)
+        for c in np.unique(events.classes):
+            idx = np.flatnonzero(events.classes == c)
+            idx = idx[np.argsort(frames[idx], kind="stable")]
+            keep[idx] = suppress_close(frames[idx], events.scores[idx], min_distance)
+        kept = np.flatnonzero(keep)
+        kept = kept[np.lexsort((events.classes[kept], moved[kept]))]
+        return replace(events, frames=frames[kept], classes=events.classes[kept],
+                       scores=events.scores[kept], times_s=moved[kept])
 
     def window_probabilities(self, model: nn.Module, features: torch.Tensor
                              ) -> tuple[np.ndarray, np.ndarray, int]:

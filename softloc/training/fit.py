@@ -63,7 +63,7 @@ from softloc.config import (
     save_config,
 )
 from softloc.inference.calibrate import calibrate
-from softloc.inference.detector import Detector
+from softloc.inference.detector import Detector, make_input_stage
 from softloc.inference.model_file import MODEL_FILE, save_model_file
 from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
@@ -421,8 +421,10 @@ def _finish(module, data, trainer, out_dir: Path, t_start: float) -> tuple[RunCo
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().eval()
     valid = data.valid_stems
+    # the stage detect will use (signal runs: p(t) at the signal rate, the snap)
+    stage = make_input_stage(str(getattr(model, "input_kind", "audio")), data.config)
     config, calibration = calibrate(
-        Detector(model, data.config),
+        Detector(model, data.config, input_stage=stage),
         {s: torch.tensor(data.store.get(s, 1.0)) for s in valid},  # a copy: the cache is read-only
         events={s: data.index.events.get(s) for s in valid},
         count_windows=data.valid_counts,
