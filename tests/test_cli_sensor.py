@@ -161,6 +161,21 @@ def test_synth_puffs_train_preset_puffs_and_a_tiny_sensor_experiment(tmp_path, c
     assert "| N | lrm |" in text and "| N | softloc |" in text
     assert (out / "results.md").is_file() and (out / "sensor.png").stat().st_size > 0
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 3 * 2
+    settings = json.loads((out / "experiment.json").read_text())
+    assert (settings["decoder"], settings["calibrate_offset"]) == ("peaks", True)
+    # other settings in the same folder are refused; in a new one they are stored
+    assert main(["experiment", "sensor", "--out", str(out), "--data", str(data), "--folds", "0",
+                 "--levels", "0", "--noises", "normal", "--max-steps", "3", "--alpha",
+                 "0.3"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    other = tmp_path / "exp2"
+    assert main(["experiment", "sensor", "--out", str(other), "--data", str(data), "--folds",
+                 "0", "--levels", "0", "--noises", "normal", "--methods", "softloc",
+                 "--max-steps", "3", "--alpha", "0.3", "--dropout", "0.2", "--decoder",
+                 "steps", "--no-offset"]) == 0
+    settings = json.loads((other / "experiment.json").read_text())
+    assert (settings["alpha"], settings["dropout"], settings["decoder"],
+            settings["calibrate_offset"]) == (0.3, 0.2, "steps", False)
 
 
 @pytest.mark.slow

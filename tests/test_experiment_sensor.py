@@ -73,3 +73,61 @@ def test_config_validation():
         SensorConfig(levels=(-1,))
     with pytest.raises(TypeError, match="SensorConfig"):
         run_sensor({"levels": (0,)}, "x")
+
+
+def _data(steps: dict[str, list[int]], n: int = 40):
+    from softloc.experiments.sensor import _Data
+
+    return _Data(x={s: np.zeros((1, n), np.float32) for s in steps},
+                 steps={s: np.asarray(v) for s, v in steps.items()},
+                 subjects={s: s for s in steps}, rate_hz=1.0)
+
+
+def test_peaks_count_a_spread_peak_once_and_steps_twice():
+    from softloc.experiments.sensor import _detect
+
+    p = np.array([0.0, 0.9, 0.6, 0.0, 0.1, 0.3, 0.0])
+    assert _detect(SensorConfig(), p, 0.2).tolist() == [1, 5]
+    assert _detect(SensorConfig(decoder="steps"), p, 0.2).tolist() == [1, 2, 5]
+
+
+def test_the_offset_calibration_finds_a_network_firing_early_and_scoring_uses_it():
+    from softloc.experiments.sensor import _offset, _score
+
+    steps = {"a": [5, 12, 30]}
+    data = _data(steps)
+    p = np.zeros(40)
+    p[[4, 11, 29]] = 0.9  # one step early
+    p[[20]] = 0.8  # a false alarm
+    predict = lambda x: p  # noqa: E731
+    assert _offset(SensorConfig(), data, data.steps, "softloc", predict) == 1
+    assert _offset(SensorConfig(calibrate_offset=False), data, data.steps, "softloc",
+                   predict) == 0
+    scored = _score(SensorConfig(), data, ["a"], "softloc", predict, offset=1)
+    assert (scored["n_est"], scored["n_ref"], scored["offset"]) == (4, 3, 1)
+    assert scored["f1"] == pytest.approx(2 * 3 / 7)
+    assert _score(SensorConfig(), data, ["a"], "softloc", predict)["f1"] == 0.0
+    # labels moved by zero-mean noise still point at the same shift
+    many = _data({"a": [5, 12, 20, 30, 36]})
+    q = np.zeros(40)
+    q[[4, 11, 19, 29, 35]] = 0.9
+    noisy = {"a": np.array([4, 12, 21, 30, 36])}
+    assert _offset(SensorConfig(), many, noisy, "softloc", lambda x: q) == 1
+
+
+def test_a_rerun_with_other_settings_is_refused(tmp_path):
+    run_sensor(SensorConfig(**dict(TINY, methods=("lrm",), levels=(0,))), tmp_path)
+    with pytest.raises(ValueError, match="other settings"):
+        run_sensor(SensorConfig(**dict(TINY, methods=("lrm",), levels=(0,), dropout=0.2)),
+                   tmp_path)
+    # a wider grid with the same settings resumes
+    rows = run_sensor(SensorConfig(**dict(TINY, methods=("lrm",), levels=(0, 1))),
+                      tmp_path).rows
+    assert len(rows) == 3
+
+
+def test_decoder_and_offset_settings_are_checked():
+    with pytest.raises(ValueError, match="decoder"):
+        SensorConfig(decoder="argmax")
+    with pytest.raises(ValueError, match="calibrate_offset"):
+        SensorConfig(calibrate_offset=1)

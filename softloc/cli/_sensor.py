@@ -142,6 +142,16 @@ def add_exp_sensor(p: argparse.ArgumentParser) -> None:
                    help="generated sessions per subject (default 5)")
     p.add_argument("--cycles", type=int, default=700, help="generated steps per session")
     p.add_argument("--max-steps", type=int, help="training steps per network")
+    p.add_argument("--alpha", type=float,
+                   help="SoftLoc's count weight alpha, constant (default: SensorConfig.alpha)")
+    p.add_argument("--dropout", type=float,
+                   help="dropout after the FC-LSTM's FC layer (default: SensorConfig.dropout)")
+    p.add_argument("--decoder", choices=("peaks", "steps"), default="peaks",
+                   help="peaks: one event per run of steps above the threshold (default); "
+                   "steps: every step above it (the original rule)")
+    p.add_argument("--no-offset", action="store_true",
+                   help="do not shift detections by the offset calibrated on the training "
+                   "labels")
     p.add_argument("--tolerance", type=int, default=1,
                    help="tolerance of the second F1, in steps (default 1)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -162,6 +172,9 @@ def cmd_exp_sensor(args: argparse.Namespace) -> int:
         folds=None if args.folds is None else _ints("--folds", args.folds),
         tolerance_steps=args.tolerance, threads=args.threads,
         max_steps=SensorConfig.max_steps if args.max_steps is None else args.max_steps,
+        alpha=SensorConfig.alpha if args.alpha is None else args.alpha,
+        dropout=SensorConfig.dropout if args.dropout is None else args.dropout,
+        decoder=args.decoder, calibrate_offset=not args.no_offset,
     )
     result = run_sensor(config, args.out)
     print(result.table, end="")

@@ -64,6 +64,7 @@ __all__ = [
     "read_rows",
     "write_rows",
     "as_float",
+    "guard_settings",
 ]
 
 
@@ -224,7 +225,7 @@ def _check_dataset(fn: str, data_root: Path, index: Any) -> None:
         )
 
 
-def _guard_settings(fn: str, out: Path, settings: dict) -> None:
+def guard_settings(fn: str, out: Path, settings: dict) -> None:
     """Write ``experiment.json``, or refuse a folder holding a study with other settings."""
     marker = out / "experiment.json"
     if not marker.is_file():
@@ -271,7 +272,7 @@ def prepare_study(fn: str, data_root: str | Path, out_dir: str | Path, *, preset
     index = load_dataset(data_root, labels=base.classes or None)
     _check_dataset(fn, data_root, index)
     out.mkdir(parents=True, exist_ok=True)
-    _guard_settings(fn, out, dict(settings, data=str(data_root), preset=preset,
+    guard_settings(fn, out, dict(settings, data=str(data_root), preset=preset,
                                   max_steps=base.train.max_steps, overrides=list(overrides)))
     train_stems, valid_stems = list(index.splits["train"]), list(index.splits["valid"])
     test_stems = list(index.splits["test"])
