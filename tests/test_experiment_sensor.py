@@ -113,6 +113,13 @@ def test_the_offset_calibration_finds_a_network_firing_early_and_scoring_uses_it
     q[[4, 11, 19, 29, 35]] = 0.9
     noisy = {"a": np.array([4, 12, 21, 30, 36])}
     assert _offset(SensorConfig(), many, noisy, "softloc", lambda x: q) == 1
+    # the median, not the most frequent difference: three labels 2 steps early, six around 0
+    est = np.arange(10, 100, 10)
+    wide = _data({"a": est.tolist()}, n=120)
+    r = np.zeros(120)
+    r[est] = 0.9
+    moved = {"a": est + np.array([-2, -2, -2, 0, 0, 1, 1, 2, 2])}
+    assert _offset(SensorConfig(), wide, moved, "lrm", lambda x: r) == 0
 
 
 def test_a_rerun_with_other_settings_is_refused(tmp_path):

@@ -75,7 +75,7 @@ METHODS = ("lrm", "bce", "softloc")
 NOISES = ("normal", "binary")
 #: Decoders of the scores: one event per run above the threshold, or every step above it.
 DECODERS = ("peaks", "steps")
-#: Shifts (steps) tried by the offset calibration.
+#: Largest offset (steps) of the offset calibration, and its pairing distance.
 _MAX_OFFSET = 3
 #: Columns of ``results.csv``.
 RESULT_COLUMNS = ("method", "noise", "level", "seed", "fold", "f1", "precision", "recall",
@@ -111,11 +111,11 @@ class SensorConfig:
         decoder: ``peaks`` (one event per run of steps above the threshold, at its highest
             step: softloc's threshold decoder) or ``steps`` (every step above the threshold is
             an event: the original rule, which counts a peak spread over two steps twice).
-        calibrate_offset: shift each model's detections by the whole number of steps in
-            [-3, 3] that best matches its own (misaligned) training labels. L_SLL is
-            tolerant to a shift by design, so a SoftLoc network may fire one step before or
-            after the puff; with zero-mean label noise the best shift on the noisy labels is
-            still the model's own offset. No test label is used.
+        calibrate_offset: shift each model's detections by its own offset, in whole steps
+            (within [-3, 3]): the rounded median of ``label - detection`` on its (misaligned)
+            training labels. L_SLL is tolerant to a shift by design, so a SoftLoc network may
+            fire one step before or after the puff; zero-mean label noise leaves the median at
+            the model's own offset. No test label is used.
         tolerance_steps: tolerance of the second F1, in steps.
         lrm_l2, lrm_context: LR-M settings.
         threads: torch CPU threads while training (0: torch's default).
@@ -307,18 +307,27 @@ def _detect(config: SensorConfig, p: np.ndarray, thr: float) -> np.ndarray:
 
 def _offset(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarray], method: str,
             predict) -> int:
-    """The shift in steps (|shift| <= 3, ties to the smallest) whose shifted detections match
-    the most training labels exactly (``config.calibrate_offset``; else 0)."""
+    """The model's own offset in whole steps (``config.calibrate_offset``; else 0): the median
+    of ``label - detection`` over the training detections with a training label within 3 steps,
+    rounded. Zero-mean label noise spreads these differences but leaves their median (unlike
+    the most frequent difference, which a wide noise makes a coin toss)."""
     if not config.calibrate_offset:
         return 0
     thr = _threshold(config, method)
-    shifts = np.arange(-_MAX_OFFSET, _MAX_OFFSET + 1)
-    hits = np.zeros(shifts.size, dtype=np.int64)
+    diffs = []
     for s, steps in labels.items():
+        ref = np.unique(steps)
         est = _detect(config, predict(data.x[s]), thr)
-        hits += [np.intersect1d(est + d, steps).size for d in shifts]
-    best = np.flatnonzero(hits == hits.max())
-    return int(shifts[best[np.argmin(np.abs(shifts[best]))]])
+        if ref.size == 0 or est.size == 0:
+            continue
+        pos = np.searchsorted(ref, est)
+        left = ref[np.clip(pos - 1, 0, ref.size - 1)]
+        right = ref[np.clip(pos, 0, ref.size - 1)]
+        near = np.where(np.abs(left - est) <= np.abs(right - est), left, right)
+        d = near - est
+        diffs.append(d[np.abs(d) <= _MAX_OFFSET])
+    d = np.concatenate(diffs) if diffs else np.zeros(0)
+    return int(np.clip(np.rint(np.median(d)), -_MAX_OFFSET, _MAX_OFFSET)) if d.size else 0
 
 
 def _score(config: SensorConfig, data: _Data, stems: Sequence[str], method: str,

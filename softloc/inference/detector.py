@@ -208,16 +208,17 @@ class InputStage:
     def signal_of_features(self, features: torch.Tensor) -> Any:
         """The signal :meth:`refine` searches, rebuilt from this stage's network input (the
         calibration has only the features of its validation files)."""
-        raise ValueError(f"Detector: inference.snap_radius_s moves detections onto the peaks of "
-                         f"a time series; {self.kind or type(self).__name__} input has none, so "
-                         "set inference.snap_radius_s to 0")
+        raise self._no_peaks()
 
     def refine(self, signal: Any, events: Events, settings: InferenceConfig) -> Events:
         """``events`` moved onto the input's own peaks as ``settings.snap_*`` say; only signal
         inputs can (:class:`softloc.inference.signals.SignalInput`)."""
-        raise ValueError(f"Detector: inference.snap_radius_s moves detections onto the peaks of "
-                         f"a time series; {self.kind or type(self).__name__} input has none, so "
-                         "set inference.snap_radius_s to 0")
+        raise self._no_peaks()
+
+    def _no_peaks(self) -> ValueError:
+        return ValueError(f"Detector: inference.snap_radius_s moves detections onto the peaks "
+                          f"of a time series; {self.kind or type(self).__name__} input has none, "
+                          "so set inference.snap_radius_s to 0")
 
     def window_probabilities(
         self, model: nn.Module, features: torch.Tensor

@@ -59,6 +59,8 @@ def plot_signal_detection(detector: Any, source: Any, out_path: str | os.PathLik
     features = stage.features(signal)
     probs = detector.probabilities_from_features(features)
     events = detector.events_from_probabilities(probs)
+    if detector.config.inference.snap_radius_s > 0:  # the times detect writes
+        events = stage.refine(signal, events, detector.config.inference)
     fr, hop = detector.frame_rate, int(getattr(stage, "hop", 1))
     a, b = int(round(start_s * fr)), min(int(round((start_s + duration_s) * fr)), probs.shape[1])
     if a >= b:
