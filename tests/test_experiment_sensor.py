@@ -100,9 +100,9 @@ def test_the_offset_calibration_finds_a_network_firing_early_and_scoring_uses_it
     p[[4, 11, 29]] = 0.9  # one step early
     p[[20]] = 0.8  # a false alarm
     predict = lambda x: p  # noqa: E731
-    assert _offset(SensorConfig(), data, data.steps, "softloc", predict) == 1
+    assert _offset(SensorConfig(), data, data.steps, "softloc", predict, "normal", 0) == 1
     assert _offset(SensorConfig(calibrate_offset=False), data, data.steps, "softloc",
-                   predict) == 0
+                   predict, "normal", 0) == 0
     scored = _score(SensorConfig(), data, ["a"], "softloc", predict, offset=1)
     assert (scored["n_est"], scored["n_ref"], scored["offset"]) == (4, 3, 1)
     assert scored["f1"] == pytest.approx(2 * 3 / 7)
@@ -112,14 +112,23 @@ def test_the_offset_calibration_finds_a_network_firing_early_and_scoring_uses_it
     q = np.zeros(40)
     q[[4, 11, 19, 29, 35]] = 0.9
     noisy = {"a": np.array([4, 12, 21, 30, 36])}
-    assert _offset(SensorConfig(), many, noisy, "softloc", lambda x: q) == 1
-    # the median, not the most frequent difference: three labels 2 steps early, six around 0
-    est = np.arange(10, 100, 10)
-    wide = _data({"a": est.tolist()}, n=120)
-    r = np.zeros(120)
-    r[est] = 0.9
-    moved = {"a": est + np.array([-2, -2, -2, 0, 0, 1, 1, 2, 2])}
-    assert _offset(SensorConfig(), wide, moved, "lrm", lambda x: r) == 0
+    assert _offset(SensorConfig(), many, noisy, "softloc", lambda x: q, "normal", 1) == 1
+    # under wide noise, the likeliest shift: a detector one step late, labels moved by
+    # N(0, 4^2) (drawn here), events every 8-14 steps
+    rng = np.random.default_rng(0)
+    true = np.cumsum(rng.integers(8, 15, 400))
+    n = int(true[-1]) + 40
+    late = np.zeros(n)
+    late[true + 1] = 0.9
+    noisy4 = {"a": true + np.rint(rng.normal(0, 4, true.size)).astype(int)}
+    assert _offset(SensorConfig(), _data({"a": true.tolist()}, n=n), noisy4, "lrm",
+                   lambda x: late, "normal", 4) == -1
+    # binary noise B(-2, 2): a detector on time
+    on_time = np.zeros(n)
+    on_time[true] = 0.9
+    noisy_b = {"a": true + 2 * rng.choice([-1, 1], true.size)}
+    assert _offset(SensorConfig(), _data({"a": true.tolist()}, n=n), noisy_b, "lrm",
+                   lambda x: on_time, "binary", 2) == 0
 
 
 def test_a_rerun_with_other_settings_is_refused(tmp_path):
