@@ -162,7 +162,7 @@ def test_synth_puffs_train_preset_puffs_and_a_tiny_sensor_experiment(tmp_path, c
     assert (out / "results.md").is_file() and (out / "sensor.png").stat().st_size > 0
     assert len((out / "results.csv").read_text().splitlines()) == 1 + 3 * 2
     settings = json.loads((out / "experiment.json").read_text())
-    assert (settings["decoder"], settings["calibrate_offset"]) == ("peaks", True)
+    assert (settings["decoder"], settings["calibrate_offset"]) == ("auto", True)
     # other settings in the same folder are refused; in a new one they are stored
     assert main(["experiment", "sensor", "--out", str(out), "--data", str(data), "--folds", "0",
                  "--levels", "0", "--noises", "normal", "--max-steps", "3", "--alpha",

@@ -83,12 +83,17 @@ def _data(steps: dict[str, list[int]], n: int = 40):
                  subjects={s: s for s in steps}, rate_hz=1.0)
 
 
-def test_peaks_count_a_spread_peak_once_and_steps_twice():
+def test_peaks_count_a_spread_peak_once_steps_twice_and_mass_finds_a_split_centre():
     from softloc.experiments.sensor import _detect
 
     p = np.array([0.0, 0.9, 0.6, 0.0, 0.1, 0.3, 0.0])
-    assert _detect(SensorConfig(), p, 0.2).tolist() == [1, 5]
-    assert _detect(SensorConfig(decoder="steps"), p, 0.2).tolist() == [1, 2, 5]
+    assert _detect(SensorConfig(decoder="peaks"), p, 0.2, "softloc").tolist() == [1, 5]
+    assert _detect(SensorConfig(decoder="steps"), p, 0.2, "bce").tolist() == [1, 2, 5]
+    split = np.array([0.0, 0.0, 0.35, 0.02, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert _detect(SensorConfig(decoder="peaks"), split, 0.2, "softloc").tolist() == [2, 4]
+    # auto: local mass for SoftLoc (0.67 on the middle step), run peaks for CE and LR-M
+    assert _detect(SensorConfig(), split, 0.2, "softloc").tolist() == [3]
+    assert _detect(SensorConfig(), split, 0.2, "lrm").tolist() == [2, 4]
 
 
 def test_the_offset_calibration_finds_a_network_firing_early_and_scoring_uses_it():

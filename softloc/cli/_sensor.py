@@ -146,9 +146,10 @@ def add_exp_sensor(p: argparse.ArgumentParser) -> None:
                    help="SoftLoc's count weight alpha, constant (default: SensorConfig.alpha)")
     p.add_argument("--dropout", type=float,
                    help="dropout after the FC-LSTM's FC layer (default: SensorConfig.dropout)")
-    p.add_argument("--decoder", choices=("peaks", "steps"), default="peaks",
-                   help="peaks: one event per run of steps above the threshold (default); "
-                   "steps: every step above it (the original rule)")
+    p.add_argument("--decoder", choices=("auto", "mass", "peaks", "steps"), default="auto",
+                   help="mass: peaks of the probability mass within +-1 step; peaks: one event "
+                   "per run of steps above the threshold; steps: every step above it (the "
+                   "original rule); auto (default): mass for softloc, peaks for bce and lrm")
     p.add_argument("--no-offset", action="store_true",
                    help="do not shift detections by the offset calibrated on the training "
                    "labels")
