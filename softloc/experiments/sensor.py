@@ -24,6 +24,12 @@ involved). The held-out subject's sessions are scored whole with clean labels: F
 alignment (a detected step must be an annotated step: tolerance 0, the paper's metric) and F1
 within ``tolerance_steps``.
 
+Further departures, each measured (docs/results.md) and switchable in :class:`SensorConfig`:
+no dropout (the paper's 0.5 halved the evaluated network's probability mass); decoding by
+local-mass peaks for SoftLoc and run peaks for CE and LR-M instead of "every step above the
+threshold"; and each model's detections shifted by its own whole-step offset, estimated on its
+misaligned training labels (``calibrate_offset``).
+
 Output (``out``)::
 
     OUT/results.csv   one row per finished run (columns :data:`RESULT_COLUMNS`), rewritten
