@@ -111,8 +111,8 @@ class SensorConfig:
         dropout: dropout probability after the FC-LSTM's FC layer. Departure: the paper's
             0.5 left the evaluated network with half the probability mass it had in training
             (summed p over training windows 23.5 for 47 puffs, fold 0; 49.0 without dropout),
-            so SoftLoc's count-calibrated outputs stayed below the threshold (F1 0.52 vs 0.83
-            without it, fold 0, σ = 0, per-step rule).
+            so SoftLoc's outputs stayed below the threshold (recall 0.36 vs 0.83 without it,
+            fold 0, σ = 0, per-step rule).
         max_steps, batch_size, learning_rate: Adam training of the FC-LSTM.
         threshold_bce, threshold_softloc, threshold_lrm: decision thresholds on p(t), every step
             above one is a detection (the original: argmax for CE, i.e. 0.5, and 0.2 for
