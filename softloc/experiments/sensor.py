@@ -82,7 +82,7 @@ NOISES = ("normal", "binary")
 #: Decoders of the scores: local-mass peaks, one event per run above the threshold, or every
 #: step above it.
 DECODERS = ("auto", "mass", "peaks", "steps")
-#: Largest offset (steps) of the offset calibration, and its pairing distance.
+#: Largest offset (steps) of the offset calibration.
 _MAX_OFFSET = 3
 #: Columns of ``results.csv``.
 RESULT_COLUMNS = ("method", "noise", "level", "seed", "fold", "f1", "precision", "recall",
@@ -114,9 +114,9 @@ class SensorConfig:
             so SoftLoc's outputs stayed below the threshold (recall 0.36 vs 0.83 without it,
             fold 0, σ = 0, per-step rule).
         max_steps, batch_size, learning_rate: Adam training of the FC-LSTM.
-        threshold_bce, threshold_softloc, threshold_lrm: decision thresholds on p(t), every step
-            above one is a detection (the original: argmax for CE, i.e. 0.5, and 0.2 for
-            SoftLoc). Departure: CE gets 0.2 too by default; after our 2000-step schedule its
+        threshold_bce, threshold_softloc, threshold_lrm: decision thresholds of the decoder, on
+            p(t) (on the local mass for ``mass``) (the original, every step above: argmax for
+            CE, i.e. 0.5, and 0.2 for SoftLoc). Departure: CE gets 0.2 too by default; after our 2000-step schedule its
             probabilities on true puffs mostly stay below 0.5 (F1 0.24 at 0.5, 0.92 at 0.2 on
             fold 0 with clean labels), which would measure under-training, not misalignment.
         decoder: ``auto`` (``mass`` for SoftLoc, ``peaks`` for CE and LR-M, whose outputs
@@ -348,7 +348,7 @@ def _offset(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarray],
     ``sum over detections e of log(sum over labels r of pmf(r - e - d))``; ties go to the
     smallest |d|. At level 0 this counts exact matches. Under a noise as wide as the spacing
     of the puffs the estimate is itself noisy (simulated: right in 47 of 60 draws at σ = 2-4
-    with puffs 4-9 steps apart; the most frequent difference: 39)."""
+    with puffs 4-9 steps apart; summing pmf over all pairs instead of the per-detection log: 39)."""
     if not config.calibrate_offset:
         return 0
     thr = _threshold(config, method)
