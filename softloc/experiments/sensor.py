@@ -117,9 +117,9 @@ class SensorConfig:
         threshold_bce, threshold_softloc, threshold_lrm: decision thresholds of the decoder, on
             p(t) (on the local mass for ``mass``) (the original, every step above: argmax for
             CE, i.e. 0.5, and 0.2 for SoftLoc). Departure: CE gets 0.2 too by default; after
-            our 2000-step schedule its
-            probabilities on true puffs mostly stay below 0.5 (F1 0.24 at 0.5, 0.92 at 0.2 on
-            fold 0 with clean labels), which would measure under-training, not misalignment.
+            our 2000-step schedule its probabilities on true puffs mostly stay below 0.5 (F1
+            0.24 at 0.5, 0.92 at 0.2 on fold 0 with clean labels), which would measure
+            under-training, not misalignment.
         decoder: ``auto`` (``mass`` for SoftLoc, ``peaks`` for CE and LR-M, whose outputs
             are sharp: on LR-M the local mass moves detections by a step), ``mass`` (peaks of
             the probability mass within ±1 step above the threshold:
