@@ -124,6 +124,11 @@ def test_train_detect_evaluate_plot_on_a_signal_dataset(ecg_data, tmp_path, caps
     assert main(["detect", "--model", str(run), "--data", str(ecg_data), "--split", "test",
                  "--out", str(tmp_path / "det0"), "--format", "json", "--snap-ms", "0"]) == 0
     assert json.loads((tmp_path / "det0" / "r3.json").read_text())["snap_radius_s"] == 0.0
+    # p(t) saved beside the events: the same (snapped) events as without it
+    assert main(["detect", "--model", str(run), "--data", str(ecg_data), "--split", "test",
+                 "--out", str(tmp_path / "det_act"), "--save-activations"]) == 0
+    assert (tmp_path / "det_act" / "r3.txt").read_text() == (det / "r3.txt").read_text()
+    assert (tmp_path / "det_act" / "r3.npy").is_file()
     assert main(["evaluate", "--ref", str(ecg_data / "annotations"), "--est", str(det)]) == 0
     assert "overall" in capsys.readouterr().out
     fig = tmp_path / "fig.png"

@@ -192,3 +192,22 @@ def test_count_calibration_counts_the_snapped_events():
     _, plain = calibrate_from_counts(det.with_settings(snap_radius_s=0.0), feats, windows)
     assert snapped["valid_count_abs_error"]["beat"] == 0
     assert plain["valid_count_abs_error"]["beat"] == len(beats)  # every beat counted twice
+
+
+def test_saving_activations_keeps_the_snapped_events(tmp_path):
+    from softloc.inference.batch import _events_and_probs
+
+    det = _spike_detector()
+    rate, hop = 360, 18
+    centres = np.array([40, 100, 160]) * hop
+    x = np.random.default_rng(6).normal(0, 0.01, (1, 12 * rate)).astype(np.float32)
+    x[0, centres] = 40.0
+    x[0, centres + 7] = 80.0  # unseen by the network; the snap (up, 30 ms) moves there
+    write_signal(tmp_path / "rec", Signal(x, float(rate), ("ecg",)))
+    inf = replace(det.config.inference, snap_radius_s=0.03, snap_direction="up")
+    det = Detector(det.model, replace(det.config, inference=inf),
+                   input_stage=make_input_stage("signal", det.config))
+    events, probs = _events_and_probs(det, tmp_path / "rec.npy", True)
+    assert events == det.detect(tmp_path / "rec.npy")
+    assert np.allclose([t for t, _, _ in events], (centres + 7) / rate)
+    assert probs.shape[0] == 1

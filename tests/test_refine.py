@@ -105,5 +105,9 @@ def test_bad_arguments_are_named(kwargs, message):
         snap_to_signal_peaks(times, signal, rate, **args)
 
 
-def test_the_directions_are_those_of_wfdb():
+def test_the_directions_are_those_of_wfdb_and_the_configuration_takes_each():
     assert set(SNAP_DIRECTIONS) == {"compare", "up", "down", "both"}
+    from softloc.config import InferenceConfig
+
+    for d in SNAP_DIRECTIONS:  # the config validates against its own list: keep them equal
+        assert InferenceConfig(snap_direction=d).snap_direction == d

@@ -247,14 +247,17 @@ def _events_and_probs(detector: Detector, source: Path, with_probs: bool
     """Events of ``source`` (as ``Detector.detect``) and, when asked, its p(t)."""
     if not with_probs:
         return detector.detect(source), None
-    probs = detector.probabilities(source)
     inf = detector.config.inference
+    snap = getattr(inf, "snap_radius_s", 0.0) > 0
+    signal = detector.input_stage.read(source) if snap else source  # read once, snap on it
+    probs = detector.probabilities(signal)
     plain = getattr(inf, "decoder", "threshold") == "threshold" and (
-        not inf.tta_factors or getattr(inf, "tta_ensemble", "mean") == "mean"
-    ) and not getattr(inf, "snap_radius_s", 0.0)
-    if not plain:  # the cleaning / NW decoders and the snap need more than the averaged p(t)
-        return detector.detect(source), probs
+        not inf.tta_factors or getattr(inf, "tta_ensemble", "mean") == "mean")
+    if not plain:  # the cleaning / NW decoders do not decode the averaged p(t)
+        return detector.detect(signal), probs
     found = detector.events_from_probabilities(probs)
+    if snap:
+        found = detector.input_stage.refine(signal, found, inf)
     events = [(max(0.0, t), detector.classes[c], s) for t, c, s in found.to_list()]
     return events, probs
 
