@@ -108,11 +108,9 @@ class SensorConfig:
         softness_steps: σ of L_SLL in steps (original: 3).
         alpha: weight of the count term of L_SoftLoc (constant).
         k_max: top count bin.
-        dropout: dropout probability after the FC-LSTM's FC layer. Departure: the paper's
-            0.5 left the evaluated network with half the probability mass it had in training
-            (summed p over training windows 23.5 for 47 puffs, fold 0; 49.0 without dropout),
-            so SoftLoc's outputs stayed below the threshold (recall 0.36 vs 0.83 without it,
-            fold 0, σ = 0, per-step rule).
+        dropout: dropout probability after the FC-LSTM's FC layer. Departure: with the
+            paper's 0.5 the evaluated network put too little probability on the puffs (SoftLoc
+            recall 0.36 vs 0.83 without it, fold 0, σ = 0, per-step rule; docs/results.md).
         max_steps, batch_size, learning_rate: Adam training of the FC-LSTM.
         threshold_bce, threshold_softloc, threshold_lrm: decision thresholds of the decoder, on
             p(t) (on the local mass for ``mass``) (the original, every step above: argmax for
@@ -348,8 +346,8 @@ def _offset(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarray],
     0): the shift ``d`` that makes its training labels likeliest under the study's noise,
     ``sum over detections e of log(sum over labels r of pmf(r - e - d))``; ties go to the
     smallest |d|. At level 0 this counts exact matches. Under a noise as wide as the spacing
-    of the puffs the estimate is itself noisy (simulated: right in 47 of 60 draws at σ = 2-4
-    with puffs 4-9 steps apart; summing pmf over all pairs instead of the per-detection log: 39)."""
+    of the puffs the estimate is itself noisy (a per-detection log of the summed pmf, not the
+    pmf summed over all pairs, which the gaps between close puffs bias outward)."""
     if not config.calibrate_offset:
         return 0
     thr = _threshold(config, method)
