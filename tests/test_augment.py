@@ -147,6 +147,23 @@ def test_augment_window_is_seeded_maps_times_with_its_factor_and_keeps_counts():
     assert len(factors) == 8  # continuous factors
 
 
+def test_polarity_inversion_negates_and_costs_no_random_draw_when_off():
+    x = np.random.default_rng(1).standard_normal(SR // 2)
+    plain = AugmentSettings(p_rate=0.0, p_eq=0.0, p_noise=0.0, p_reverb=0.0, gain_db=(0.0, 0.0))
+    flip = AugmentSettings(**{**plain.__dict__, "p_invert": 1.0})
+    y, _, info = augment_window(x, rng=np.random.default_rng(2), sample_rate=SR, settings=flip)
+    assert np.allclose(y, -x) and info["inverted"] == 1.0
+    # p_invert = 0 must leave the random stream of existing recipes (shipped models) unchanged
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    ya, _, info_a = augment_window(x, rng=rng_a, sample_rate=SR, settings=AugmentSettings())
+    yb, _, _ = augment_window(x, rng=rng_b, sample_rate=SR,
+                              settings=AugmentSettings(p_invert=0.0))
+    assert np.array_equal(ya, yb) and "inverted" not in info_a
+    assert rng_a.random() == rng_b.random()
+    with pytest.raises(ValueError, match="`p_invert` must lie in"):
+        AugmentSettings(p_invert=-0.1)
+
+
 def test_augment_settings_and_inputs_are_validated():
     with pytest.raises(ValueError, match="`p_noise` must lie in"):
         AugmentSettings(p_noise=1.5)

@@ -67,6 +67,26 @@ def test_compare_follows_an_inverted_lead_and_both_rectifies():
     assert not np.array_equal(np.round(up * RATE).astype(int), peaks)
 
 
+def test_the_default_direction_takes_the_larger_deflection_of_each_beat_whatever_its_sign():
+    # a file whose beats mostly point up, with two beats whose large deflection points down
+    # (a small bump before a deep S wave, as record 108): `compare` picks one sign for the whole
+    # file and lands on the small bumps; the default (`both`) finds every beat's large deflection
+    up_peaks, down_peaks = [300, 900, 1500, 2100, 2700], [1200, 3300]
+    x = _beats(up_peaks, n=3600)
+    t = np.arange(3600)
+    for p in down_peaks:
+        x += 1.5 * np.exp(-0.5 * ((t - (p - 20)) / 3.0) ** 2)
+        x -= 5.0 * np.exp(-0.5 * ((t - p) / 3.0) ** 2)
+    peaks = sorted(up_peaks + down_peaks)
+    times = (np.array(peaks) - 8) / RATE
+    default = snap_to_signal_peaks(times, x, RATE, radius_s=0.1)
+    assert np.array_equal(np.round(default * RATE).astype(int), peaks)
+    compare = snap_to_signal_peaks(times, x, RATE, radius_s=0.1, direction="compare")
+    landed = np.round(compare * RATE).astype(int)
+    for p in down_peaks:  # on the small bump (noise may move its maximum by a sample)
+        assert abs(int(landed[peaks.index(p)]) - (p - 20)) <= 2
+
+
 def test_a_time_far_from_every_peak_moves_at_most_the_radius_and_stays_inside_the_signal():
     x = _beats([1800])
     times = np.array([0.0, 2.0, 9.999, 5.0])

@@ -91,6 +91,20 @@ def test_augment_signal_reports_its_time_factor_and_scales_the_length():
     assert 0.9 <= factor < 1.1 and y.shape[1] == round(3600 / factor)
 
 
+def test_augment_signal_inverts_the_polarity_with_p_invert():
+    x = np.random.default_rng(0).normal(size=(2, 1000)).astype(np.float32)
+    off = dict(p_rate=0.0, p_stretch=0.0, gain_db=(0.0, 0.0), p_noise=0.0)
+    y, factor = augment_signal(x, rng=np.random.default_rng(1),
+                               settings=AugmentSettings(**off, p_invert=1.0))
+    assert factor == 1.0 and np.array_equal(y, -x)
+    flips = [augment_signal(x, rng=np.random.default_rng(s),
+                            settings=AugmentSettings(**off, p_invert=0.5))[0][0, 0] == -x[0, 0]
+             for s in range(40)]
+    assert 5 < sum(flips) < 35  # drawn, not fixed
+    y0, _ = augment_signal(x, rng=np.random.default_rng(1), settings=AugmentSettings(**off))
+    assert np.array_equal(y0, x)
+
+
 def _spike_dataset(root, *, rate=360, seconds=30.0, n_files=3, seed=0):
     """Signals with unit spikes at random times; events = spike times; counts per 10 s."""
     rng = np.random.default_rng(seed)

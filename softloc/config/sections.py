@@ -468,8 +468,11 @@ class InferenceConfig:
             ``wfdb.processing.correct_peaks``); 0 = off. For annotations that mark a signal
             extremum (ECG R peaks), which counts alone cannot teach.
         snap_smooth_s: moving-average window subtracted from the signal before the search.
-        snap_direction: ``compare`` (maxima or minima, whichever stands out more in the file),
-            ``up``, ``down`` or ``both`` (the rectified signal).
+        snap_direction: ``both`` (default: the largest deflection of either sign, i.e. the
+            maximum of the rectified signal, decided per event), ``compare`` (maxima or minima,
+            one direction for the whole file, whichever stands out more), ``up`` or ``down``.
+            On the MIT-BIH records ``compare`` chose the wrong sign on record 108 (biphasic QRS
+            with a deep S wave) for some models; ``both`` did not (docs/results.md, issue 15).
         snap_channel: the signal channel searched.
     """
 
@@ -494,7 +497,7 @@ class InferenceConfig:
     clean_min_mass_s: float = 0.0025
     snap_radius_s: float = 0.0
     snap_smooth_s: float = 0.15
-    snap_direction: str = "compare"
+    snap_direction: str = "both"
     snap_channel: int = 0
 
     def __post_init__(self) -> None:

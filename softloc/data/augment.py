@@ -236,6 +236,10 @@ class AugmentSettings:
         gain_db: gain range in dB (always applied; ``(0, 0)`` for none).
         snr_db: noise SNR range; ``p_noise`` its probability.
         rt60_s: reverb RT60 range; ``p_reverb`` its probability.
+        p_invert: probability of a polarity inversion (x -> -x), the last step. For sensor
+            signals it stands for a lead or electrode placed the other way round (an ECG whose
+            QRS points down); in audio it is inaudible. No random number is drawn when 0, so
+            the renditions of settings without it are unchanged.
     """
 
     rate_range: tuple[float, float] = (7 / 8, 9 / 8)
@@ -251,9 +255,11 @@ class AugmentSettings:
     p_noise: float = 0.3
     rt60_s: tuple[float, float] = (0.1, 0.8)
     p_reverb: float = 0.3
+    p_invert: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("p_rate", "p_stretch", "p_pitch", "p_eq", "p_noise", "p_reverb"):
+        for name in ("p_rate", "p_stretch", "p_pitch", "p_eq", "p_noise", "p_reverb",
+                     "p_invert"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"AugmentSettings: `{name}` must lie in [0, 1], got {p}")
@@ -272,7 +278,7 @@ def augment_window(audio: np.ndarray, times_s: np.ndarray | None = None, *,
                    settings: AugmentSettings | None = None,
                    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float]]:
     """One random augmentation of a window: time scaling (stretch or rate), pitch, EQ, reverb,
-    gain, noise, in that order, each with its probability in ``settings`` (default
+    gain, noise, polarity, in that order, each with its probability in ``settings`` (default
     :class:`AugmentSettings`: the official drum rate variation U[7/8, 9/8) plus colour).
 
     Returns:
@@ -307,4 +313,7 @@ def augment_window(audio: np.ndarray, times_s: np.ndarray | None = None, *,
     if rng.random() < s.p_noise:
         info["snr_db"] = float(rng.uniform(*s.snr_db))
         x = add_noise(x, rng=rng, snr_db=info["snr_db"], sample_rate=sample_rate)
+    if s.p_invert > 0 and rng.random() < s.p_invert:
+        info["inverted"] = 1.0
+        x = -x
     return x, t, info

@@ -26,7 +26,8 @@ Conventions:
     * Renditions (``data.augment_renditions``): copies of each training file through
       :func:`augment_signal` — a time factor (``augment.rate_range`` with ``p_rate`` or
       ``augment.stretch_range`` with ``p_stretch``), a gain (``augment.gain_db``) and white noise
-      at ``augment.snr_db`` with ``p_noise``; pitch, EQ and reverb (audio steps) do not apply.
+      at ``augment.snr_db`` with ``p_noise``, a polarity inversion with ``p_invert``; pitch, EQ
+      and reverb (audio steps) do not apply.
       Rendition ``k`` of a stem is a function of ``(seed, stem, k)``.
     * Windows in seconds (:func:`window_bounds`, :func:`cut_windows`) are cut at whole samples
       (``round(seconds * rate_hz)``).
@@ -168,7 +169,8 @@ def augment_signal(x: np.ndarray, *, rng: np.random.Generator,
 
     Steps, each as ``settings`` says: a time factor ``s`` (U[``stretch_range``) with
     ``p_stretch``, else U[``rate_range``) with ``p_rate``; the signal plays ``s`` times faster),
-    a gain U[``gain_db``) dB, white noise at an SNR of U[``snr_db``) dB with ``p_noise``.
+    a gain U[``gain_db``) dB, white noise at an SNR of U[``snr_db``) dB with ``p_noise``, and a
+    polarity inversion (x -> -x) with ``p_invert`` (no draw when it is 0).
 
     Returns:
         ``(x, time_factor)``: original time = new time x ``time_factor``.
@@ -184,6 +186,8 @@ def augment_signal(x: np.ndarray, *, rng: np.random.Generator,
         power = float(np.mean(y.astype(np.float64) ** 2)) or 1.0
         snr = rng.uniform(*settings.snr_db)
         y = y + rng.normal(0.0, math.sqrt(power / 10 ** (snr / 10)), y.shape).astype(np.float32)
+    if settings.p_invert > 0 and rng.random() < settings.p_invert:
+        y = -y
     return y.astype(np.float32), factor
 
 

@@ -26,7 +26,7 @@ SNAP_DIRECTIONS = ("compare", "up", "down", "both")
 
 
 def snap_to_signal_peaks(times_s: np.ndarray, signal: np.ndarray, rate_hz: float, *,
-                         radius_s: float, smooth_s: float = 0.15, direction: str = "compare",
+                         radius_s: float, smooth_s: float = 0.15, direction: str = "both",
                          channel: int = 0) -> np.ndarray:
     """Each time moved to the signal's extremum within ``±radius_s`` (R-peak correction).
 
