@@ -88,7 +88,9 @@ def add_exp_segmentation(p: argparse.ArgumentParser) -> None:
                    help=f"keep every k-th frame (default {d.subsample})")
     p.add_argument("--softness-s", default=",".join(f"{s:g}" for s in d.softness_s),
                    help="softness of SLL/SoftLoc in seconds; several give the Fig. 10 sweep "
-                   f"(default {','.join(f'{s:g}' for s in d.softness_s)})")
+                   f"(default {','.join(f'{s:g}' for s in d.softness_s)}, the paper's for "
+                   "50 Salads; keep it well below the typical segment: on the built-in data, "
+                   "whose segments last 4-6 s, 0.5 s, see docs/results.md)")
     p.add_argument("--alpha", type=float, default=d.alpha,
                    help=f"alpha of L_SoftLoc (default {d.alpha:g})")
     p.add_argument("--distance", choices=("squared", "log"), default=d.distance,
