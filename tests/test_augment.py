@@ -153,13 +153,14 @@ def test_polarity_inversion_negates_and_costs_no_random_draw_when_off():
     flip = AugmentSettings(**{**plain.__dict__, "p_invert": 1.0})
     y, _, info = augment_window(x, rng=np.random.default_rng(2), sample_rate=SR, settings=flip)
     assert np.allclose(y, -x) and info["inverted"] == 1.0
-    # p_invert = 0 must leave the random stream of existing recipes (shipped models) unchanged
-    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
-    ya, _, info_a = augment_window(x, rng=rng_a, sample_rate=SR, settings=AugmentSettings())
-    yb, _, _ = augment_window(x, rng=rng_b, sample_rate=SR,
-                              settings=AugmentSettings(p_invert=0.0))
-    assert np.array_equal(ya, yb) and "inverted" not in info_a
-    assert rng_a.random() == rng_b.random()
+    # p_invert = 0 must leave the random stream of existing recipes (shipped models) unchanged:
+    # with every other step off, the chain draws exactly 7 numbers (stretch, rate, pitch, EQ,
+    # reverb, gain, noise), none for the polarity
+    rng_a, ref = np.random.default_rng(5), np.random.default_rng(5)
+    ya, _, info_a = augment_window(x, rng=rng_a, sample_rate=SR, settings=plain)
+    ref.random(7)
+    assert np.array_equal(ya, x) and "inverted" not in info_a
+    assert rng_a.random() == ref.random()
     with pytest.raises(ValueError, match="`p_invert` must lie in"):
         AugmentSettings(p_invert=-0.1)
 

@@ -131,3 +131,8 @@ def test_the_directions_are_those_of_wfdb_and_the_configuration_takes_each():
 
     for d in SNAP_DIRECTIONS:  # the config validates against its own list: keep them equal
         assert InferenceConfig(snap_direction=d).snap_direction == d
+    import inspect
+
+    # a detector's default snap is the one tested above, whichever entry point a user takes
+    default = inspect.signature(snap_to_signal_peaks).parameters["direction"].default
+    assert InferenceConfig().snap_direction == default
