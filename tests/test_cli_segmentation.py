@@ -106,6 +106,20 @@ def test_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert "losses" in capsys.readouterr().err
 
 
+def test_input_projection_flag_reaches_the_saved_model(tiny_data, tmp_path):
+    from softloc.inference.features_input import Segmentation
+
+    out = tmp_path / "exp"
+    rc = main(["experiment", "segmentation", "--data", str(tiny_data), "--out", str(out),
+               "--save-models", "--no-figures", "--split", "1", "--losses", "ce",
+               "--shifts-s", "0", "--seeds", "1", "--fps", "2", "--subsample", "1",
+               "--epochs", "1", "--batch-size", "1", "--input-projection", "3"])
+    assert rc == 0
+    (model,) = (out / "models").glob("*.pt")
+    net = Segmentation.load(model).model
+    assert net.input_projection == 3 and net.project.in_channels == 6
+
+
 # ------------------------------------------------------------------ detect / evaluate (issue 10)
 
 

@@ -60,9 +60,37 @@ def test_a_resumed_study_must_keep_its_settings(tiny_root, tmp_path):
     config = _config(tiny_root, losses=("ce",), boundary_noise="normal:2s")
     run_segmentation(config, tmp_path)
     with pytest.raises(ValueError, match=r"study.json was written with other settings "
-                                         r"\(\['epochs'\]"):
+                                         r"\(epochs: 1 there, 2 now\); pass the same"):
         run_segmentation(_config(tiny_root, losses=("ce",), boundary_noise="normal:2s",
                                  epochs=2), tmp_path)
+
+
+def test_a_study_from_before_input_projection_resumes_as_unprojected(tiny_root, tmp_path):
+    import json
+
+    run_segmentation(_config(tiny_root, losses=("ce",), input_projection=0), tmp_path)
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert study.pop("input_projection") == 0
+    (tmp_path / "study.json").write_text(json.dumps(study))  # as written before the setting
+    rows = run_segmentation(_config(tiny_root, losses=("ce", "softloc"), input_projection=0),
+                            tmp_path)
+    assert len(rows) == 2
+    with pytest.raises(ValueError, match=r"input_projection: 0 there, 4 now"):
+        run_segmentation(_config(tiny_root, input_projection=4), tmp_path)
+
+
+@pytest.mark.parametrize(("projection", "n_features", "expected"),
+                         [(64, 2048, 64), (64, 64, None), (64, 6, None), (0, 2048, None),
+                          (4, 6, 4)])
+def test_input_projection_only_when_the_features_are_wider(projection, n_features, expected):
+    from softloc.experiments.segmentation import _network
+    from softloc.models.build import model_spec
+
+    net = _network(SegmentationConfig(input_projection=projection, filters=(4,),
+                                      kernel_size=3), n_features, 3)
+    assert net.input_projection == expected
+    assert model_spec(net)[1]["input_projection"] == expected
+    assert net.encoder[0].in_channels == (expected or n_features)
 
 
 def test_missing_fold_is_an_error(tiny_root, tmp_path):
@@ -79,6 +107,8 @@ def test_config_validation():
         SegmentationConfig(alpha=2.0)
     with pytest.raises(ValueError, match=r"parse_noise: cannot parse 'gauss:1s'"):
         SegmentationConfig(boundary_noise="gauss:1s")
+    with pytest.raises(ValueError, match=r"SegmentationConfig: `input_projection` must be >= 0"):
+        SegmentationConfig(input_projection=-1)
 
 
 def _row(loss, shift, seed, softness, f1):

@@ -14,10 +14,14 @@ def _models():
         EDTCN(5, 4, filters=(8, 12), kernel_size=5),
         EDTCN(5, 4, filters=(6, 8, 10), kernel_size=3, dropout=0.0),
         MSTCN(5, 4, n_stages=3, n_layers=4, channels=8),
+        EDTCN(5, 4, filters=(8, 12), kernel_size=5, input_projection=3),
     ]
 
 
-@pytest.mark.parametrize("model", _models(), ids=["ed2", "ed3", "ms"])
+_IDS = ["ed2", "ed3", "ms", "ed-projected"]
+
+
+@pytest.mark.parametrize("model", _models(), ids=_IDS)
 @pytest.mark.parametrize("t", [1, 7, 16, 33])
 def test_logits_have_batch_class_time_shape(model, t):
     out = model.eval()(torch.randn(2, 5, t))
@@ -25,7 +29,7 @@ def test_logits_have_batch_class_time_shape(model, t):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("model", _models(), ids=["ed2", "ed3", "ms"])
+@pytest.mark.parametrize("model", _models(), ids=_IDS)
 @torch.no_grad()
 def test_a_padded_item_gives_the_logits_of_the_item_alone(model):
     model.eval()
@@ -40,6 +44,24 @@ def test_a_padded_item_gives_the_logits_of_the_item_alone(model):
     noisy = x.clone()
     noisy[1, :, 21:] = 1e3
     torch.testing.assert_close(model(noisy, lengths), batched)
+
+
+@torch.no_grad()
+def test_input_projection_is_a_linear_map_applied_before_the_plain_network():
+    # EDTCN(D, input_projection=P) == EDTCN(P) applied to W x + b, with the projection's weights
+    torch.manual_seed(0)
+    projected = EDTCN(6, 3, filters=(4, 5), kernel_size=3, input_projection=2).eval()
+    assert projected.encoder[0].in_channels == 2
+    assert projected.project.weight.shape == (2, 6, 1)
+    plain = EDTCN(2, 3, filters=(4, 5), kernel_size=3).eval()
+    state = {k: v for k, v in projected.state_dict().items() if not k.startswith("project.")}
+    plain.load_state_dict(state)
+    x = torch.randn(2, 6, 19)
+    w, b = projected.project.weight[:, :, 0], projected.project.bias
+    by_hand = torch.einsum("pd,bdt->bpt", w, x) + b[None, :, None]
+    torch.testing.assert_close(projected(x), plain(by_hand), rtol=1e-5, atol=1e-5)
+    assert "input_projection=2" in repr(projected)
+    assert "project" not in dict(EDTCN(6, 3).named_children())
 
 
 def test_mstcn_forward_is_the_last_stage():
@@ -93,6 +115,8 @@ def test_errors_name_class_and_argument():
         EDTCN(3, 2, filters=())
     with pytest.raises(ValueError, match=r"EDTCN: `dropout` must be in \[0, 1\)"):
         EDTCN(3, 2, dropout=1.0)
+    with pytest.raises(ValueError, match=r"EDTCN: `input_projection` must be >= 1"):
+        EDTCN(3, 2, input_projection=0)
     with pytest.raises(ValueError, match=r"MSTCN: `n_stages` must be >= 1"):
         MSTCN(3, 2, n_stages=0)
     model = EDTCN(3, 2, filters=(4,), kernel_size=3)

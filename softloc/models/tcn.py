@@ -81,6 +81,11 @@ class EDTCN(nn.Module):
         kernel_size: temporal kernel length in frames (odd; Lea et al. tune it per dataset,
             ~10-25 frames at their feature rates).
         dropout: channel-dropout probability after each convolution (Lea et al.: 0.3).
+        input_projection: if set, a learned linear 1x1 convolution first maps the features to
+            this many channels (as MS-TCN's input layer). Not in Lea et al., whose features had
+            ~128 dimensions: with 2048-d I3D features (the MS-TCN downloads) the first
+            temporal convolution would otherwise hold 2048 x 64 x 25 weights and cost ~5x the
+            rest of the network per frame.
 
     Shape:
         x ``(batch, n_features, time)``, lengths ``(batch,)`` -> ``(batch, n_classes, time)``.
@@ -95,6 +100,7 @@ class EDTCN(nn.Module):
         filters: Sequence[int] = (64, 96),
         kernel_size: int = 25,
         dropout: float = 0.3,
+        input_projection: int | None = None,
     ) -> None:
         super().__init__()
         fn = "EDTCN"
@@ -109,8 +115,12 @@ class EDTCN(nn.Module):
         p = check_real(fn, "dropout", dropout, minimum=0.0)
         if p >= 1:
             raise ValueError(f"{fn}: `dropout` must be in [0, 1), got {dropout}")
+        self.input_projection = (None if input_projection is None else
+                                 check_int(fn, "input_projection", input_projection, minimum=1))
+        self.project = (None if self.input_projection is None
+                        else nn.Conv1d(self.n_features, self.input_projection, 1))
         pad = self.kernel_size // 2
-        widths = (self.n_features, *self.filters)
+        widths = (self.input_projection or self.n_features, *self.filters)
         self.encoder = nn.ModuleList(
             nn.Conv1d(widths[i], widths[i + 1], self.kernel_size, padding=pad)
             for i in range(len(self.filters))
@@ -134,6 +144,8 @@ class EDTCN(nn.Module):
         # masks[i]: valid frames on the grid pooled i times (frame j covers j * 2^i ...)
         masks = [_frame_mask(valid, b, padded // 2**i, h, 2**i) for i in range(levels + 1)]
         h = h * masks[0]
+        if self.project is not None:
+            h = self.project(h) * masks[0]  # the bias must not leak into padded frames
         for i, conv in enumerate(self.encoder):
             h = _normalised_relu(self.drop(conv(h) * masks[i]))
             h = F.max_pool1d(h, 2) * masks[i + 1]  # (B, F, T_i) -> (B, F, T_i / 2)
@@ -144,7 +156,9 @@ class EDTCN(nn.Module):
         return (self.out(h) * masks[0])[..., :t]
 
     def extra_repr(self) -> str:
-        return f"filters={self.filters}, kernel_size={self.kernel_size}"
+        proj = ("" if self.input_projection is None
+                else f", input_projection={self.input_projection}")
+        return f"filters={self.filters}, kernel_size={self.kernel_size}{proj}"
 
 
 class _DilatedResidual(nn.Module):
