@@ -42,3 +42,17 @@ def test_count_loss_table_rows_have_the_header_columns():
     n_columns = HEADER.splitlines()[0].count("|")
     assert format_row(rows[0]).count("|") == n_columns
     assert rows[0]["err_loss"] < 1e-12 and rows[0]["t_loco"] > 0
+
+
+def test_segmentation_speed_prints_both_networks_and_their_ratio(capsys):
+    from benchmarks.segmentation_speed import main
+
+    assert main(["--features", "16", "--frames", "24", "--videos", "2", "--batch-size", "2",
+                 "--classes", "3", "--projection", "4", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [ln for ln in lines if ln.startswith("| plain") or ln.startswith("| input_")]
+    assert [r.split(" | ")[0] for r in rows] == ["| plain (Lea et al.)", "| input_projection=4"]
+    for row in rows:  # s / epoch, min at 60 epochs (= s / epoch), min at 120 epochs
+        epoch, at60, at120 = (float(c) for c in row.strip("| ").split(" | ")[1:])
+        assert epoch >= 0 and at60 == epoch and at120 == pytest.approx(2 * epoch, abs=0.11)
+    assert lines[-1].startswith("plain / projected: ") and lines[-1].endswith("x")
