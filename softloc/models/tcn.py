@@ -82,10 +82,9 @@ class EDTCN(nn.Module):
             ~10-25 frames at their feature rates).
         dropout: channel-dropout probability after each convolution (Lea et al.: 0.3).
         input_projection: if set, a learned linear 1x1 convolution first maps the features to
-            this many channels (as MS-TCN's input layer). Not in Lea et al., whose features had
-            ~128 dimensions: with 2048-d I3D features (the MS-TCN downloads) the first
-            temporal convolution would otherwise hold 2048 x 64 x 25 weights and cost ~5x the
-            rest of the network per frame.
+            this many channels (as MS-TCN's input layer). Not in Lea et al.; with the 2048-d
+            I3D features of the MS-TCN downloads their first temporal convolution holds
+            2048 x 64 x 25 weights and costs ~9x the rest of the network per frame.
 
     Shape:
         x ``(batch, n_features, time)``, lengths ``(batch,)`` -> ``(batch, n_classes, time)``.
