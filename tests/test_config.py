@@ -254,3 +254,13 @@ def test_a_partial_config_file_layers_on_a_preset(tmp_path):
     path.write_text("train:\n  max_step: 7\n")
     with pytest.raises(ValueError, match=r"partial.yaml: unknown key `train.max_step`"):
         load_config(path, base="demo")
+
+
+def test_piano_softloc_runs_on_the_piano_loco_network_front_end_and_schedule():
+    # piano-softloc's header promises piano-loco's network, front end, augmentation and schedule;
+    # only the loss and the supervision may differ
+    loco, soft = load_preset("piano-loco"), load_preset("piano-softloc")
+    for section in ("features", "model", "data", "train"):
+        assert getattr(soft, section) == getattr(loco, section), section
+    assert soft.classes == loco.classes
+    assert (soft.loss.name, loco.loss.name) == ("softloc", "loco")
