@@ -106,3 +106,46 @@ def test_a_run_config_naming_harmonic_key_builds_it():
                           HarmonicKeyNet)
     with pytest.raises(ValueError, match="model.name"):
         apply_overrides(cfg, ["model.name=harmonic"])
+
+
+def _input_support(net, key, n_bands, frames=16):
+    """Mel bands whose values move key ``key``'s logits (grid bin j := mel band j)."""
+    x = (torch.rand(1, n_bands, frames) + 0.5).requires_grad_(True)
+    net(x)[0, key].sum().backward()
+    return set(torch.nonzero(x.grad.abs().sum(dim=(0, 2)) > 0).flatten().tolist())
+
+
+@pytest.mark.parametrize("context", [(), (12,), (-7, 12)])
+def test_key_context_reads_exactly_the_keys_at_its_offsets(context):
+    """Without layer 6 a key sees its grid neighbours only (one 3-wide conv); with it, also the
+    neighbourhoods of the keys at its offsets that exist on the keyboard, and nothing else."""
+    torch.manual_seed(1)
+    n = 24
+    net = _net(harmonics=(1.0,), lowest_pitch=60, n_classes=n, output_bias=0.0,
+               key_context=context, context_channels=3)
+    net.readout.weight.data.normal_()
+    net.grid_weights = torch.eye(n, 64)
+    for key in (2, 10, 20):
+        expected = set()
+        for o in (0, *context):
+            if 0 <= key + o < n:  # keys beyond the keyboard read zeros
+                expected |= {j for j in (key + o - 1, key + o, key + o + 1) if 0 <= j < n}
+        assert _input_support(net, key, 64) == expected
+
+
+def test_key_context_keeps_the_eq15_start_and_rebuilds_from_its_file_args():
+    net = build_model("harmonic-key", n_mels=64, f_min_hz=30.0, f_max_hz=8000.0, n_classes=12,
+                      key_context=[-12, 7], context_channels=2, output_bias=-4.2)
+    x = torch.rand(2, 64, 9)
+    torch.testing.assert_close(net(x), torch.full((2, 12, 9), -4.2))
+    net.readout.weight.data.normal_()
+    name, args = model_spec(net)
+    again = build_model(name, **args)
+    again.load_state_dict(net.state_dict())
+    torch.testing.assert_close(again(x), net(x))
+
+
+@pytest.mark.parametrize("bad", [[0], [12, 12], [1.5], [True]])
+def test_key_context_rejects_zero_repeated_or_non_integer_offsets(bad):
+    with pytest.raises(ValueError, match="key_context"):
+        _net(key_context=bad)

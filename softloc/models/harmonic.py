@@ -25,7 +25,13 @@ Layers:
        of stride ``bins_per_semitone`` in frequency down to one position per key, plus a learned
        per-key offset (the register: low and high keys sound differently);
     5. per key, dilated 1-D convolutions over time (dilations 1, 2, 4, ...; shared by all
-       keys) and a linear read-out to one logit, plus a per-key output bias initialised to
+       keys);
+    6. optionally (``key_context``, semitone offsets), a residual layer across keys: every key
+       reads a few channels of the keys at those offsets (octaves, twelfths, ... up and down)
+       and mixes them with its own. A key cannot otherwise tell its own note from a partial of
+       a note an octave or a twelfth below, nor see that a chord's other notes explain its
+       energy;
+    7. a linear read-out to one logit, plus a per-key output bias initialised to
        ``output_bias`` (LoCo eq. 15; the read-out weights start at 0, so the initial logits ARE
        the eq. 15 bias).
 
@@ -91,6 +97,9 @@ class HarmonicKeyNet(nn.Module):
         key_channels: channels per key after the stride-``bins_per_semitone`` convolution.
         kernel_time: time extent of the 2-D kernels in frames (default 3).
         temporal_layers: dilated 1-D convolutions per key (kernel 3, dilation 2**i).
+        key_context: semitone offsets (non-zero ints) of the keys each key reads in layer 6;
+            empty (the default) for none.
+        context_channels: channels of each key that layer 6 passes to the others (default 8).
         output_bias: initial logit of every key (LoCo eq. 15).
         input_scale: factor on the log-mel/delta features (dB).
 
@@ -106,18 +115,25 @@ class HarmonicKeyNet(nn.Module):
                  lowest_pitch: int = 21, bins_per_semitone: int = 1,
                  harmonics: Sequence[float] = (0.5, 1, 2, 3, 4, 5, 6),
                  conv_channels: Sequence[int] = (24, 24), key_channels: int = 32,
-                 kernel_time: int = 3, temporal_layers: int = 3, output_bias: float = 0.0,
-                 input_scale: float = 0.05) -> None:
+                 kernel_time: int = 3, temporal_layers: int = 3,
+                 key_context: Sequence[int] = (), context_channels: int = 8,
+                 output_bias: float = 0.0, input_scale: float = 0.05) -> None:
         super().__init__()
         fn = "HarmonicKeyNet"
         for name, v in (("n_mels", n_mels), ("n_classes", n_classes), ("key_channels",
                         key_channels), ("kernel_time", kernel_time),
-                        ("bins_per_semitone", bins_per_semitone)):
+                        ("bins_per_semitone", bins_per_semitone),
+                        ("context_channels", context_channels)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{fn}: `{name}` must be an int >= 1, got {v!r}")
         if not (0 <= f_min_hz < f_max_hz) or not harmonics or min(harmonics) <= 0:
             raise ValueError(f"{fn}: need 0 <= f_min_hz < f_max_hz and harmonics > 0, got "
                              f"f_min_hz={f_min_hz}, f_max_hz={f_max_hz}, harmonics={harmonics}")
+        offsets = list(key_context)
+        if any(isinstance(o, bool) or not isinstance(o, int) or o == 0 for o in offsets) or \
+                len(set(offsets)) != len(offsets):
+            raise ValueError(f"{fn}: `key_context` must hold distinct non-zero ints (semitones), "
+                             f"got {key_context!r}")
         self.n_mels, self.n_classes, self.bps = n_mels, n_classes, bins_per_semitone
         self.input_scale = float(input_scale)
         shifts = [round(12 * bins_per_semitone * math.log2(h)) for h in harmonics]
@@ -146,6 +162,11 @@ class HarmonicKeyNet(nn.Module):
         self.temporal = nn.ModuleList(
             nn.Conv1d(key_channels, key_channels, 3, padding=2 ** i, dilation=2 ** i)
             for i in range(temporal_layers))
+        self.key_context = offsets
+        if offsets:
+            self.context_in = nn.Conv1d(key_channels, context_channels, 1)
+            self.context_mix = nn.Conv1d(key_channels + context_channels * len(offsets),
+                                         key_channels, 1)
         self.readout = nn.Conv1d(key_channels, 1, 1)
         nn.init.zeros_(self.readout.weight)
         nn.init.zeros_(self.readout.bias)
@@ -164,8 +185,22 @@ class HarmonicKeyNet(nn.Module):
         x = x.permute(0, 3, 1, 2).reshape(b * self.n_classes, -1, t)  # (B*K, Ck, T)
         for conv in self.temporal:
             x = torch.relu(conv(x)) + x
+        if self.key_context:
+            x = x + self._across_keys(x, b, t)
         logits = self.readout(x).view(b, self.n_classes, t)
         return logits + self.key_bias[None, :, None]
+
+
+    def _across_keys(self, x: torch.Tensor, b: int, t: int) -> torch.Tensor:
+        """Layer 6 on ``x (B*K, Ck, T)``: what each key reads from the keys at its offsets."""
+        k = self.n_classes
+        c = torch.relu(self.context_in(x)).view(b, k, -1, t)  # (B, K, Cc, T)
+        reach = max(abs(o) for o in self.key_context)
+        padded = nn.functional.pad(c, (0, 0, 0, 0, reach, reach))  # zeros beyond the keyboard
+        parts = [x.view(b, k, -1, t)]
+        parts += [padded[:, reach + o:reach + o + k] for o in self.key_context]
+        mixed = torch.cat(parts, dim=2).reshape(b * k, -1, t)
+        return torch.relu(self.context_mix(mixed))
 
 
 def harmonic_key_spec(config: Any) -> tuple[str, dict[str, Any]]:
