@@ -94,6 +94,39 @@ def test_classes_with_few_counted_events_take_the_threshold_of_all_classes_poole
     assert again.inference.class_thresholds == (0.3, 0.1)  # B alone: only 0.10 counts both
 
 
+def test_count_calibration_without_per_class_gives_every_class_the_pooled_threshold():
+    """The data of the first count test: per class (0.30, 0.15); pooled, the summed error is
+    2 at 0.10-0.25 (A's distractors), 1 at 0.30-0.45 (B misses its 0.15 peak) and more above,
+    so every class takes 0.30, the tied value nearest the configured 0.2."""
+    cfg = _config("classes=[A, B]", "inference.threshold=0.2", "inference.calibrate_with=counts",
+                  "inference.calibrate_min_events=0", "inference.calibrate_per_class=false")
+    mel = _mel(cfg, 6, [{0.5: 0.62, 2.2: 0.62, 4.1: 0.62, 1.3: 0.27, 3.3: 0.27},
+                        {0.7: 0.5, 2.9: 0.15, 5.0: 0.5}])
+    windows = [CountWindow("v", 0.0, 3.0, {"A": 2, "B": 2}),
+               CountWindow("v", 3.0, 6.0, {"A": 1, "B": 1})]
+    new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
+                              count_windows={"v": windows})
+    assert new_cfg.inference.class_thresholds == (0.3, 0.3)
+    assert info["pooled_threshold"] == 0.3
+    assert info["valid_count_abs_error"] == {"A": 0.0, "B": 1.0}
+
+
+def test_timestamp_calibration_without_per_class_maximises_the_f1_of_all_classes_pooled():
+    """A: 4 events at 0.8 and 2 distractors at 0.33 (alone: 0.35); B: 4 events at 0.3 (alone:
+    0.10-0.25). Pooled, 0.10-0.25 find 8 of 8 with 2 false (F1 16/18) and 0.35 and up find 4
+    (F1 8/12), so both classes take the grid's first best, 0.10."""
+    truth = [0.5, 1.5, 2.5, 3.5]
+    peaks = [{**{t: 0.8 for t in truth}, 1.0: 0.33, 3.0: 0.33}, {t + 0.2: 0.3 for t in truth}]
+    events = {"v": [(t, "A") for t in truth] + [(t + 0.2, "B") for t in truth]}
+    for per_class, expected in (("true", (0.35, 0.1)), ("false", (0.1, 0.1))):
+        cfg = _config("classes=[A, B]", "inference.threshold=0.5",
+                      f"inference.calibrate_per_class={per_class}")
+        new_cfg, info = calibrate_from_timestamps(Detector(_MelIsLogit(2), cfg),
+                                                  {"v": _mel(cfg, 5, peaks)}, events)
+        assert new_cfg.inference.class_thresholds == expected
+    assert info["valid_f1_per_class"] == {"A": round(16 / 18, 4), "B": round(16 / 18, 4)}
+
+
 def test_calibrate_min_events_must_be_a_non_negative_int():
     with pytest.raises(ValueError, match="calibrate_min_events"):
         _config("inference.calibrate_min_events=-1")

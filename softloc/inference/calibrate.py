@@ -164,9 +164,10 @@ def _decode(det: Detector, probs: np.ndarray, signal: Any) -> list[np.ndarray]:
 
 def _pooled_f1(
     det: Detector, probs: Mapping[str, np.ndarray], refs: Mapping[str, list[np.ndarray]],
-    signals: Mapping[str, Any],
+    signals: Mapping[str, Any], *, over_classes: bool = False,
 ) -> np.ndarray:
-    """Per-class F1 at +-50 ms over all files pooled: ``2 tp / (n_est + n_ref)``."""
+    """Per-class F1 at +-50 ms over all files pooled: ``2 tp / (n_est + n_ref)``; with
+    ``over_classes`` the F1 of all classes pooled, repeated for every class."""
     n_classes = len(det.classes)
     tp, n_est, n_ref = np.zeros(n_classes), np.zeros(n_classes), np.zeros(n_classes)
     for s, p in probs.items():
@@ -175,6 +176,8 @@ def _pooled_f1(
             tp[c] += len(match_onsets(refs[s][c], times[c], tolerance_s=_F1_TOLERANCE_S))
             n_est[c] += len(times[c])
             n_ref[c] += len(refs[s][c])
+    if over_classes:
+        return np.full(n_classes, 2 * tp.sum() / max(n_est.sum() + n_ref.sum(), 1))
     return 2 * tp / np.maximum(n_est + n_ref, 1)
 
 
@@ -200,7 +203,9 @@ def calibrate_from_timestamps(
 
     Offsets first at a low threshold (``min(threshold, 0.2)``: an undertrained class may not
     reach the default), then thresholds (:data:`THRESHOLD_GRID`, best pooled F1 at +-50 ms) with
-    those offsets, then the offsets again at the chosen thresholds. Settings switched off by
+    those offsets, then the offsets again at the chosen thresholds; with
+    ``inference.calibrate_per_class`` off, one threshold, the best F1 of all classes pooled
+    (its F1 is then reported for every class). Settings switched off by
     ``inference.calibrate_offset`` / ``calibrate_threshold`` keep their configured values.
 
     Args:
@@ -230,7 +235,7 @@ def calibrate_from_timestamps(
     if inf.calibrate_threshold:
         scores = np.stack([
             _pooled_f1(base.with_settings(threshold=thr, class_offsets_s=offsets), probs, refs,
-                       signals)
+                       signals, over_classes=not inf.calibrate_per_class)
             for thr in THRESHOLD_GRID
         ])  # (grid, class)
         for c in range(n_classes):
@@ -265,7 +270,8 @@ def calibrate_from_counts(
     ``start_s <= t < end_s``), ties broken towards the configured threshold. A class with fewer
     than ``inference.calibrate_min_events`` counted events takes the threshold that minimises
     the error summed over all classes (the piano-loco model of docs/results.md: 22 of 88 keys
-    had fewer than 10 validation notes). Offsets are left as they are; a count says nothing
+    had fewer than 10 validation notes); with ``inference.calibrate_per_class`` off every class
+    takes that pooled threshold. Offsets are left as they are; a count says nothing
     about time.
 
     Args:
@@ -308,8 +314,9 @@ def calibrate_from_counts(
         return min(best, key=lambda x: abs(x - inf.threshold))
 
     pooled = best_of(errors.sum(1))
-    thresholds = [best_of(errors[:, c]) if n_counted[c] >= inf.calibrate_min_events else pooled
-                  for c in range(len(classes))]
+    thresholds = [best_of(errors[:, c])
+                  if inf.calibrate_per_class and n_counted[c] >= inf.calibrate_min_events
+                  else pooled for c in range(len(classes))]
     best_err = [round(float(errors[THRESHOLD_GRID.index(t), c]), 1)
                 for c, t in enumerate(thresholds)]
     info = {
