@@ -190,7 +190,6 @@ class HarmonicKeyNet(nn.Module):
         logits = self.readout(x).view(b, self.n_classes, t)
         return logits + self.key_bias[None, :, None]
 
-
     def _across_keys(self, x: torch.Tensor, b: int, t: int) -> torch.Tensor:
         """Layer 6 on ``x (B*K, Ck, T)``: what each key reads from the keys at its offsets."""
         k = self.n_classes
