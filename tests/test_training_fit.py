@@ -3,6 +3,7 @@ import math
 import os
 import shutil
 import stat
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,10 +69,14 @@ def test_argument_errors_come_before_any_work(tmp_path):
     assert not (tmp_path / "r").exists() and not (tmp_path / "new").exists()
 
 
-def test_fit_writes_a_run_folder_that_holds_its_supervision(data_root, tmp_path):
+def test_fit_writes_a_run_folder_that_holds_its_supervision(data_root, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sys.modules["softloc.training.fit"], "keep_freed_memory",
+                        lambda: calls.append(1))
     cfg = apply_overrides(load_preset("drums"), TINY + ["supervision.labels=onsets",
                                                         "loss.name=softloc"])
     result = fit(cfg, data_root=data_root, out_dir=tmp_path / "run", progress=False)
+    assert calls == [1]  # train.keep_freed_memory is on by default
     run = result.run_dir
     saved = load_config(run / "config.yaml")
     assert saved.supervision == cfg.supervision
@@ -133,6 +138,16 @@ def _differ(a, b, atol):
 
 
 STEPS4 = ["train.max_steps=4", "train.val_every_n_steps=2", "train.warmup_steps=2"]
+
+
+def test_keep_freed_memory_false_leaves_malloc_alone(data_root, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sys.modules["softloc.training.fit"], "keep_freed_memory",
+                        lambda: calls.append(1))
+    cfg = apply_overrides(load_preset("drums"), TINY + ["train.keep_freed_memory=false"])
+    result = fit(cfg, data_root=data_root, out_dir=tmp_path / "run", progress=False)
+    assert calls == []
+    assert load_config(result.run_dir / "config.yaml").train.keep_freed_memory is False
 
 
 def test_same_seed_and_data_give_the_same_model_on_cpu(data_root, tmp_path):

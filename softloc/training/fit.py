@@ -69,6 +69,7 @@ from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
 from softloc.models.build import model_from_config, window_frames
 from softloc.models.heads import prior_output_bias
+from softloc.runtime import keep_freed_memory
 from softloc.training.loaders import (
     TrainingData,
     check_supervision,
@@ -342,8 +343,9 @@ def fit(
         data_root: dataset folder (``softloc.data.layout``).
         out_dir: run folder to create (must be new or empty, unless ``resume``).
         resume: continue ``out_dir/checkpoints/last.ckpt``; ``config`` must equal the run's saved
-            ``config.yaml`` except for ``train.{max_steps, num_threads, accelerator, devices,
-            num_nodes, strategy}``, and ``train.max_steps`` must exceed the steps done.
+            ``config.yaml`` except for ``train.{max_steps, num_threads, keep_freed_memory,
+            accelerator, devices, num_nodes, strategy}``, and ``train.max_steps`` must exceed
+            the steps done.
         progress: show Lightning's progress bar.
         cache_dir: feature cache (default ``out_dir/cache``, deleted after training when this
             call created it).
@@ -366,6 +368,8 @@ def fit(
     t_start = time.perf_counter()
     if config.train.num_threads > 0:
         torch.set_num_threads(config.train.num_threads)
+    if config.train.keep_freed_memory:
+        keep_freed_memory()
     cache = Path(cache_dir) if cache_dir is not None else out_dir / "cache"
     own_cache = cache_dir is None and not cache.exists()
     created = not out_dir.exists()

@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 #: ``train.*`` fields a resumed run may change (everything else must equal the saved config).
-RUNTIME_FIELDS = ("max_steps", "num_threads", "accelerator", "devices", "num_nodes", "strategy")
+RUNTIME_FIELDS = ("max_steps", "num_threads", "keep_freed_memory", "accelerator", "devices",
+                  "num_nodes", "strategy")
 
 _log = logging.getLogger("softloc.training")
 
