@@ -3,12 +3,12 @@
 glibc's ``malloc`` serves every request above its mmap threshold (at most 32 MiB on 64-bit
 Linux) with a fresh ``mmap`` and gives it back with ``munmap`` on ``free``; it also returns the
 free top of its heap to the system once it exceeds the trim threshold. PyTorch's CPU allocator
-calls ``malloc`` for every tensor, so a training step that creates and frees tensors of tens of
-megabytes (the piano preset's harmonic grid: batch x channels x 88 keys x frames) touches new,
+calls ``malloc`` for every tensor, so a training step that creates and frees large tensors
+(the piano preset's harmonic grid: batch x channels x 88 keys x frames) touches new,
 zero-filled pages every step: one page fault per 4 KiB. Measured on the ``piano-loco`` preset,
-150 steps on 2 threads: 12.2 million page faults and 36 s of system time out of 100 s; with
-:func:`keep_freed_memory` 0.3 million and 3 s, 22 % less wall time, the same weights
-(``benchmarks/allocator.py``, ``docs/benchmarks.md``).
+150 steps on 2 threads: 11.7 million page faults and 28 s of system time in an 86 s run; with
+:func:`keep_freed_memory` 0.35 million, 2 s and a 70 s run (1.24x; 1.45x on one thread), the
+same weights (``benchmarks/allocator.py``, ``docs/benchmarks.md``).
 
 :func:`keep_freed_memory` asks glibc (``mallopt``) to serve large requests from its heap and to
 keep freed memory for reuse. The cost: memory freed after a peak stays with the process until it
