@@ -74,6 +74,8 @@ def test_wrong_value_types_are_errors_naming_the_key():
         config_from_dict({"train": {"max_steps": "many"}})
     with pytest.raises(ValueError, match=r"`model.per_class` must be true or false"):
         config_from_dict({"model": {"per_class": "yes"}})
+    with pytest.raises(ValueError, match=r"`train.keep_freed_memory` must be true or false"):
+        config_from_dict({"train": {"keep_freed_memory": "yes"}})
     with pytest.raises(ValueError, match=r"`data.rate_factors` must be a list"):
         config_from_dict({"data": {"rate_factors": 1.0}})
 

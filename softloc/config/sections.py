@@ -372,7 +372,7 @@ class TrainConfig:
         precision: Lightning precision (``32-true``, ``bf16-mixed`` ...; :data:`PRECISIONS`).
         num_threads: torch CPU threads (0 = torch's default).
         keep_freed_memory: let glibc's malloc keep freed memory for the next step
-            (:func:`softloc.runtime.keep_freed_memory`: ~20 % less time on CPU where steps
+            (:func:`softloc.runtime.keep_freed_memory`: 20-30 % less time on CPU where steps
             allocate large tensors; memory freed after the peak is not returned until exit).
     """
 
