@@ -4,6 +4,7 @@ import torch
 
 from softloc.config import apply_overrides, load_preset
 from softloc.data.formats import CountWindow
+from softloc.features import FrontEndConfig, mel_power, onset_strength
 from softloc.inference import (
     THRESHOLD_GRID,
     Detector,
@@ -11,6 +12,7 @@ from softloc.inference import (
     calibrate_from_timestamps,
     calibrate_time_offset,
     calibration_source,
+    onset_alignment_offset,
 )
 
 
@@ -194,3 +196,110 @@ def test_a_noisy_label_run_calibrates_from_counts_even_with_validation_timestamp
                               events={"v": [(1.0, "A")]}, count_windows=windows)
     assert info["source"].startswith("validation counts")
     assert new_cfg.inference.class_offsets_s == ()  # a count carries no time
+
+
+def _tones(cfg, onsets, seconds, seed=0):
+    """Audio of decaying harmonic tones starting at `onsets` (s), quiet noise between."""
+    rng = np.random.default_rng(seed)
+    sr = cfg.sample_rate
+    x = 1e-3 * rng.standard_normal(int(seconds * sr))
+    t = np.arange(int(0.8 * sr)) / sr
+    for o in onsets:
+        f0 = 110 * 2 ** rng.uniform(0, 4)
+        tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6)) * np.exp(-t / 0.3)
+        i = round(o * sr)
+        x[i:i + len(tone)] += rng.uniform(0.2, 1) * tone[: len(x) - i]
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("hop, win", [(441, 2048), (110, 551)])  # 50 and 200 frames/s
+def test_onset_alignment_offset_undoes_a_constant_detection_latency(hop, win):
+    cfg = FrontEndConfig(sample_rate=22050, n_fft=4096, win_length=win, hop_length=hop,
+                         n_mels=64)
+    onsets = np.sort(np.random.default_rng(1).uniform(0.5, 19.5, 40))
+    strength = onset_strength(mel_power(_tones(cfg, onsets, 20), cfg))[0].numpy()
+    fps = cfg.frame_rate
+
+    def offset(latency):  # detections on the frame grid, as a decoder gives them
+        return onset_alignment_offset([np.round((onsets + latency) * fps) / fps], [strength], fps)
+
+    on_time = offset(0.0)
+    assert abs(on_time) < 0.02  # what the strength's own bias allows for these sharp attacks
+    for latency in (0.03, -0.02, 0.06):
+        assert offset(latency) - on_time == pytest.approx(-latency, abs=0.004)
+
+
+def test_onset_alignment_offset_interpolates_between_frames_and_pools_files():
+    """Strength = a parabola peaking 0.3 frames after each event: the lag curve is that
+    parabola, so the answer is exact; two files pool their detections."""
+    fps, n = 100.0, 400
+    grid = np.arange(n)
+    events = [np.array([0.5, 1.5, 2.5]), np.array([1.0, 3.0])]
+    strengths = [sum(np.clip(9 - (grid - (t * fps + 0.3)) ** 2, 0, None) for t in ev)
+                 for ev in events]
+    assert onset_alignment_offset(events, strengths, fps, min_events=5) == \
+        pytest.approx(0.003)
+    assert onset_alignment_offset(events, strengths, fps, min_events=6) is None
+
+
+def test_onset_alignment_offset_is_none_when_the_best_lag_is_on_the_search_edge():
+    fps = 100.0
+    strength = np.linspace(0.0, 1.0, 500)  # rising everywhere: no peak to align to
+    times = [np.linspace(1.0, 4.0, 20)]
+    assert onset_alignment_offset(times, [strength], fps) is None
+
+
+def test_onset_alignment_offset_rejects_mismatched_or_bad_input():
+    with pytest.raises(ValueError, match="one strength per file"):
+        onset_alignment_offset([np.array([1.0])], [], 100.0)
+    with pytest.raises(ValueError, match="1-D"):
+        onset_alignment_offset([np.array([1.0])], [np.ones((2, 300))], 100.0)
+    with pytest.raises(ValueError, match="frame_rate"):
+        onset_alignment_offset([np.array([1.0])], [np.ones(300)], 0.0)
+    with pytest.raises(ValueError, match="search_s"):
+        onset_alignment_offset([np.array([1.0])], [np.ones(300)], 100.0, search_s=-1)
+
+
+def _late_detector_features(cfg, latency):
+    """A power mel whose bands 0-1 are the stub network's p(t) (peaks `latency` after each
+    sound) and whose other bands hold the sounds: jumps at the onsets, then decay."""
+    fr = cfg.features.frame_rate
+    n = int(10 * fr)
+    onsets = np.arange(40, n - 50, 45) / fr  # on frames, so the answer is whole frames
+    mel = torch.full((cfg.features.n_mels, int(10 * fr)), 0.01)
+    frames = np.arange(mel.shape[1]) / fr
+    for o in onsets:
+        after = frames >= o
+        mel[2:, after] += torch.tensor(np.exp(-(frames[after] - o) / 0.1), dtype=torch.float32)
+        mel[0, round((o + latency) * fr)] = 0.6
+    windows = [CountWindow("v", 0.0, 10.0, {"A": len(onsets), "B": 0})]
+    return mel, windows
+
+
+@pytest.mark.parametrize("mode", ["pooled", "per-class"])
+def test_count_calibration_aligns_late_detections_with_the_onsets_when_asked(mode):
+    cfg = _config("classes=[A, B]", "inference.calibrate_with=counts",
+                  f"inference.align_to_onsets={mode}")
+    mel, windows = _late_detector_features(cfg, 6 / cfg.features.frame_rate)
+    new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
+                              count_windows={"v": windows})
+    offset_a, offset_b = new_cfg.inference.class_offsets_s
+    assert offset_a == pytest.approx(-6 / cfg.features.frame_rate, abs=1e-4)
+    assert offset_b == offset_a  # B detects nothing: it takes the pooled offset
+    assert info["onset_offset_s"] == pytest.approx(offset_a)
+    assert info["align_to_onsets"] == mode
+
+
+def test_count_calibration_leaves_offsets_alone_by_default_or_without_calibrate_offset():
+    for extra in ([], ["inference.align_to_onsets=pooled", "inference.calibrate_offset=false"]):
+        cfg = _config("classes=[A, B]", "inference.calibrate_with=counts", *extra)
+        mel, windows = _late_detector_features(cfg, 0.03)
+        new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
+                                  count_windows={"v": windows})
+        assert new_cfg.inference.class_offsets_s == cfg.inference.class_offsets_s
+        assert "onset_offset_s" not in info
+
+
+def test_align_to_onsets_must_be_off_pooled_or_per_class():
+    with pytest.raises(ValueError, match="align_to_onsets"):
+        _config("inference.align_to_onsets=yes")

@@ -14,6 +14,7 @@ from softloc.features import (
     mel_filterbank,
     mel_power,
     num_frames,
+    onset_strength,
     resample,
 )
 from softloc.timebase import seconds_to_frames
@@ -232,3 +233,54 @@ def test_front_end_config_validation_and_dict_round_trip():
         FrontEndConfig(n_fft=256, win_length=256, n_mels=128)
     with pytest.raises(TypeError, match="`hop_length` must be an int"):
         FrontEndConfig(hop_length=220.0)
+
+
+def _reference_onset_strength(p, c):
+    """numpy, written from the formula of the docstring."""
+    positive = np.sort(p[p > 0])
+    s = np.log1p(c * p / positive[(positive.size - 1) // 2])  # the lower median
+    return np.concatenate([[0.0], np.clip(np.diff(s, axis=1), 0, None).sum(0)])
+
+
+def test_onset_strength_matches_the_spectral_flux_formula():
+    rng = np.random.default_rng(0)
+    p = rng.exponential(1.0, size=(2, 6, 30)) ** 3
+    got = onset_strength(torch.tensor(p), compression=0.5)
+    assert got.shape == (2, 30) and got.dtype == torch.float64
+    for b in range(2):
+        np.testing.assert_allclose(got[b].numpy(), _reference_onset_strength(p[b], 0.5),
+                                   rtol=1e-10)
+
+
+def test_onset_strength_does_not_depend_on_the_recording_level():
+    p = torch.rand(1, 8, 50) ** 4
+    torch.testing.assert_close(onset_strength(p * 1000.0), onset_strength(p), rtol=1e-4,
+                               atol=1e-6)
+
+
+def test_onset_strength_peaks_where_a_tone_starts_and_is_zero_on_silence():
+    sr, start = SMALL.sample_rate, 0.5
+    t = np.arange(sr) / sr
+    x = np.where(t >= start, np.sin(2 * np.pi * 440 * t) * np.exp(-(t - start) / 0.2), 0.0)
+    o = onset_strength(mel_power(x.astype(np.float32), SMALL))[0]
+    peak_s = int(torch.argmax(o)) / SMALL.frame_rate
+    # the window (25 ms) sees the tone from half a window before its start
+    assert start - 0.02 <= peak_s <= start + 0.005
+    assert torch.equal(onset_strength(torch.zeros(1, 4, 9)), torch.zeros(1, 9))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.ones(4, 9), "batch, n_mels, time"),
+    (-torch.ones(1, 4, 9), "finite powers >= 0"),
+    (torch.full((1, 4, 9), float("nan")), "finite powers >= 0"),
+])
+def test_onset_strength_rejects_bad_spectrograms(bad, message):
+    with pytest.raises(ValueError, match=message):
+        onset_strength(bad)
+
+
+def test_onset_strength_rejects_a_bad_compression_and_integer_input():
+    with pytest.raises(ValueError, match="compression"):
+        onset_strength(torch.ones(1, 4, 9), compression=0)
+    with pytest.raises(TypeError, match="floating point"):
+        onset_strength(torch.ones(1, 4, 9, dtype=torch.int64))

@@ -28,6 +28,7 @@ from softloc.inference.calibrate import (
     calibrate_from_timestamps,
     calibrate_time_offset,
     calibration_source,
+    onset_alignment_offset,
 )
 from softloc.inference.detector import (
     INPUT_STAGES,
@@ -81,6 +82,7 @@ __all__ = [
     "calibrate_from_counts",
     "calibrate_from_timestamps",
     "calibrate_time_offset",
+    "onset_alignment_offset",
     "calibration_source",
     "cleaning_events",
     "collect_audio_inputs",

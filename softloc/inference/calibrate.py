@@ -9,8 +9,11 @@ use,
   per-class thresholds (the value of :data:`THRESHOLD_GRID` that maximises the class's pooled F1
   at +-50 ms with that offset);
 * **with counts only** (:func:`calibrate_from_counts`): per-class thresholds whose detections
-  best reproduce the counts of the validation ``counts.csv`` windows (a count says nothing about
-  time, so offsets stay as they are).
+  best reproduce the counts of the validation ``counts.csv`` windows. A count says nothing about
+  time, so a counts-trained model may fire a fixed latency after the sound (the piano-loco seed 1
+  of docs/results.md: 31 ms late). With ``inference.align_to_onsets`` (audio runs) the offset
+  that best aligns the detections with the validation audio's onset strength is added
+  (:func:`onset_alignment_offset`, no label needed); else offsets stay as they are.
 
 Which one runs is :func:`calibration_source`: ``inference.calibrate_with``, where ``auto`` means
 counts whenever the validation timestamps may be noisy or are not the run's labels (a run trained
@@ -36,6 +39,7 @@ import numpy as np
 import torch
 
 from softloc.config import RunConfig
+from softloc.features import onset_strength
 from softloc.inference.detector import Detector
 from softloc.metrics import match_onsets
 
@@ -47,6 +51,7 @@ __all__ = [
     "calibrate_from_counts",
     "calibrate_from_timestamps",
     "calibrate_time_offset",
+    "onset_alignment_offset",
 ]
 
 #: Thresholds tried by the calibration: 0.10, 0.15, ..., 0.70. (Adding 0.02-0.07 was tried on
@@ -110,6 +115,99 @@ def calibrate_time_offset(
     if not errors:
         return 0.0
     return float(-np.median(errors))
+
+
+def onset_alignment_offset(
+    times: Sequence[np.ndarray], strengths: Sequence[np.ndarray], frame_rate: float, *,
+    search_s: float = _OFFSET_SEARCH_S, min_events: int = 10,
+) -> float | None:
+    """The offset (seconds) to ADD to detections so that they sit on the audio's onsets.
+
+    The mean onset strength (``softloc.features.onset_strength``) at ``t + L`` over all
+    detections ``t``, for lags ``L`` of whole frames within ``search_s``; the best lag, refined
+    between frames by a parabola through the best frame and its neighbours, is the offset. A
+    detector that fires ``d`` seconds after each sound start gets ``-d``: the strength peaks
+    at the sound starts (its compression was chosen so; ``benchmarks/onset_alignment.py``).
+    Detections too close to a file's ends for every lag are left out.
+
+    Args:
+        times: per file, detection times in seconds (any classes pooled).
+        strengths: per file, the onset strength ``(frames,)`` at ``frame_rate``.
+        frame_rate: frames per second of ``strengths``.
+        search_s: largest offset considered, in seconds (> 0).
+        min_events: fewer usable detections give ``None``.
+
+    Returns:
+        the offset in seconds; ``None`` when there are too few detections or the best lag lies
+        on the edge of the search (no peak: the detections do not follow the onsets).
+
+    Raises:
+        ValueError: ``times`` and ``strengths`` differ in length, a strength is not 1-D, a bad
+            ``frame_rate`` or ``search_s``.
+    """
+    fn = "onset_alignment_offset"
+    if len(times) != len(strengths):
+        raise ValueError(f"{fn}: `times` has {len(times)} files but `strengths` "
+                         f"{len(strengths)}; give one strength per file")
+    if not (frame_rate > 0 and np.isfinite(frame_rate)):
+        raise ValueError(f"{fn}: `frame_rate` must be a finite number > 0, got {frame_rate!r}")
+    if not (search_s > 0 and np.isfinite(search_s)):
+        raise ValueError(f"{fn}: `search_s` must be a finite number > 0, got {search_s!r}")
+    reach = max(1, int(np.ceil(search_s * frame_rate)))
+    lags = np.arange(-reach, reach + 1)
+    total = np.zeros(len(lags))
+    n_used = 0
+    for t, o in zip(times, strengths, strict=True):
+        o = np.asarray(o, dtype=np.float64)
+        if o.ndim != 1:
+            raise ValueError(f"{fn}: each strength must be 1-D (frames,), got shape {o.shape}")
+        pos = np.asarray(t, dtype=np.float64) * frame_rate
+        pos = pos[(pos - reach >= 0) & (pos + reach <= len(o) - 1)]
+        if pos.size == 0:
+            continue
+        grid = np.arange(len(o))
+        total += [np.interp(pos + k, grid, o).sum() for k in lags]
+        n_used += pos.size
+    if n_used < max(min_events, 1):
+        return None
+    best = int(np.argmax(total))
+    if best in (0, len(lags) - 1):
+        return None
+    a, b, c = total[best - 1], total[best], total[best + 1]
+    curvature = a - 2 * b + c
+    step = 0.5 * (a - c) / curvature if curvature < 0 else 0.0
+    return float((lags[best] + step) / frame_rate)
+
+
+def _onset_offsets(
+    det: Detector, probs: Mapping[str, np.ndarray], features: Mapping[str, torch.Tensor],
+    signals: Mapping[str, Any],
+) -> tuple[list[float], dict[str, Any]]:
+    """``inference.align_to_onsets``: class offsets aligning ``det``'s detections with the
+    onset strength of the validation audio, and a summary for metrics.json."""
+    inf = det.config.inference
+    n_classes = len(det.classes)
+    stems = list(probs)
+    times = {s: _decode(det, probs[s], signals[s]) for s in stems}
+    strength = {s: onset_strength(features[s][None].float())[0].numpy() for s in stems}
+    rate = det.input_stage.frame_rate
+
+    def offset(classes: Sequence[int]) -> float | None:
+        return onset_alignment_offset(
+            [np.concatenate([times[s][c] for c in classes]) for s in stems],
+            [strength[s] for s in stems], rate, min_events=inf.calibrate_min_events)
+
+    pooled = offset(range(n_classes))
+    offsets = [0.0 if pooled is None else round(pooled, 4)] * n_classes
+    if inf.align_to_onsets == "per-class":
+        for c in range(n_classes):
+            own = offset([c])
+            if own is not None:
+                offsets[c] = round(own, 4)
+    info = {"align_to_onsets": inf.align_to_onsets,
+            "onset_offset_s": None if pooled is None else round(pooled, 4),
+            "class_offsets_s": dict(zip(det.classes, offsets, strict=True))}
+    return offsets, info
 
 
 def calibrate(
@@ -271,8 +369,11 @@ def calibrate_from_counts(
     than ``inference.calibrate_min_events`` counted events takes the threshold that minimises
     the error summed over all classes (the piano-loco model of docs/results.md: 22 of 88 keys
     had fewer than 10 validation notes); with ``inference.calibrate_per_class`` off every class
-    takes that pooled threshold. Offsets are left as they are; a count says nothing
-    about time.
+    takes that pooled threshold. A count says nothing about time: offsets are left as they are,
+    unless ``inference.align_to_onsets`` (``pooled`` or ``per-class``; with
+    ``calibrate_offset``, audio runs) sets them from the validation audio at the calibrated
+    thresholds (:func:`onset_alignment_offset`; a class with too few detections, or whose
+    detections show no peak, takes the pooled offset, and none found means 0).
 
     Args:
         detector: the trained detector; calibrated thresholds already in it are ignored.
@@ -319,11 +420,19 @@ def calibrate_from_counts(
                   else pooled for c in range(len(classes))]
     best_err = [round(float(errors[THRESHOLD_GRID.index(t), c]), 1)
                 for c, t in enumerate(thresholds)]
+    new_inf = replace(inf, class_thresholds=tuple(thresholds))
+    aligned: dict[str, Any] = {}
+    if inf.align_to_onsets != "off" and inf.calibrate_offset and base.input_stage.kind == "audio":
+        offsets, aligned = _onset_offsets(
+            base.with_settings(class_thresholds=thresholds, class_offsets_s=()), probs,
+            {s: features[s] for s in used}, signals)
+        new_inf = replace(new_inf, class_offsets_s=tuple(offsets))
     info = {
         "source": f"validation counts of {len(windows)} windows in {len(used)} files",
         "class_thresholds": dict(zip(classes, thresholds, strict=True)),
         "valid_count_abs_error": dict(zip(classes, best_err, strict=True)),
         "valid_events_counted": dict(zip(classes, n_counted.tolist(), strict=True)),
         "pooled_threshold": pooled,
+        **aligned,
     }
-    return replace(config, inference=replace(inf, class_thresholds=tuple(thresholds))), info
+    return replace(config, inference=new_inf), info
