@@ -171,6 +171,32 @@ def test_experiment_drums_threads_reach_the_training_config(tmp_path, monkeypatc
     assert seen["overrides"] == ()  # the preset's threads
 
 
+def test_calibrate_passes_its_arguments_and_reports_a_used_output_folder(tmp_path, monkeypatch,
+                                                                         capsys):
+    import softloc.training.recalibrate as recal
+
+    seen = {}
+
+    def fake(run, **kw):
+        seen.update(kw, run=run)
+        return {"valid_files": ["a", "b"],
+                "calibration": {"source": "validation counts", "onset_offset_s": -0.02}}
+
+    monkeypatch.setattr(recal, "recalibrate_run", fake)
+    assert main(["calibrate", "--model", "R", "--data", "D", "--out", str(tmp_path / "n"),
+                 "--set", "inference.align_to_onsets=pooled", "--split", "valid"]) == 0
+    assert seen["overrides"] == ["inference.align_to_onsets=pooled"]
+    assert (str(seen["run"]), str(seen["data_root"]), seen["split"]) == ("R", "D", "valid")
+    assert "calibrated on 2 files" in capsys.readouterr().out
+    monkeypatch.undo()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "x").write_text("x")
+    assert main(["calibrate", "--model", str(tmp_path), "--data", str(tmp_path),
+                 "--out", str(used), "--set", "train.max_steps=3"]) == 2
+    assert "only inference settings" in capsys.readouterr().err
+
+
 def test_experiment_drums_data_size_defaults_to_the_demos_and_takes_overrides(tmp_path,
                                                                            monkeypatch):
     import softloc.experiments.drums as drums

@@ -4,6 +4,7 @@
 command                         Python API
 ==============================  ====================================================================
 ``train``                       :func:`softloc.training.train`
+``calibrate``                   :func:`softloc.training.recalibrate.recalibrate_run`
 ``detect``                      :class:`softloc.inference.Detector` +
                                 :func:`softloc.inference.detect_to_folder`
 ``evaluate``                    :func:`softloc.evaluation.evaluate_folders`
@@ -55,6 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from softloc._version import __version__
 from softloc.cli._commands import (
+    add_calibrate,
     add_data,
     add_demo,
     add_detect,
@@ -80,6 +82,8 @@ _Adder = Callable[[argparse.ArgumentParser], None]
 #: ``softloc <command>``: name -> (one-line help, function adding the command's arguments).
 COMMANDS: dict[str, tuple[str, _Adder]] = {
     "train": ("train a detector on a dataset folder", add_train),
+    "calibrate": ("calibrate a finished run's decoder again into a new run folder",
+                  add_calibrate),
     "detect": ("detect events in audio files", add_detect),
     "evaluate": ("score detections against reference annotations", add_evaluate),
     "plot": ("LoCo Fig. 1: spectrogram, p(t), count distribution over time", add_plot),

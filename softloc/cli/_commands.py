@@ -34,6 +34,8 @@ __all__ = [
     "add_set",
     "add_train",
     "cmd_train",
+    "add_calibrate",
+    "cmd_calibrate",
     "add_detect",
     "cmd_detect",
     "add_evaluate",
@@ -170,6 +172,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"best validation score {m.get('best_val_score')}; per-class time offsets (s) "
         f"{list(inf.class_offsets_s) or [inf.time_offset_s]}, thresholds "
         f"{list(inf.class_thresholds) or [inf.threshold]}")
+    return 0
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def add_calibrate(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Calibrate a finished run's thresholds and time offsets again on its validation files, "
+        "with other inference settings (e.g. --set inference.align_to_onsets=pooled), and "
+        "write the result as a new run folder; the run given is not changed."
+    )
+    p.add_argument("--model", required=True, type=Path, help="run folder (or its model.pt)")
+    p.add_argument("--data", required=True, type=Path, help="the dataset it was trained on")
+    p.add_argument("--out", required=True, type=Path, help="new run folder (must not exist)")
+    add_set(p, "inference setting by dotted path, e.g. inference.align_to_onsets=pooled "
+                "(repeatable; only inference.*)")
+    p.add_argument("--split", help="calibrate on DATA/splits/SPLIT.txt instead of the run's own "
+                   "validation files")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import torch
+
+    from softloc.training.recalibrate import recalibrate_run
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    metrics = recalibrate_run(args.model, data_root=args.data, out_dir=args.out,
+                              overrides=list(args.set), split=args.split)
+    info = metrics["calibration"]
+    summary = ", ".join(f"{k} {info[k]}" for k in ("pooled_threshold", "onset_offset_s")
+                        if k in info)
+    say(args, f"calibrated on {len(metrics['valid_files'])} files ({info['source']})"
+        f"{': ' + summary if summary else ''}; wrote {args.out}")
     return 0
 
 
