@@ -260,19 +260,24 @@ def test_onset_alignment_offset_rejects_mismatched_or_bad_input():
         onset_alignment_offset([np.array([1.0])], [np.ones(300)], 100.0, search_s=-1)
 
 
-def _late_detector_features(cfg, latency):
-    """A power mel whose bands 0-1 are the stub network's p(t) (peaks `latency` after each
-    sound) and whose other bands hold the sounds: jumps at the onsets, then decay."""
+def _late_detector_features(cfg, latency, latency_b=None):
+    """A power mel whose bands 0-1 are the stub network's p(t) (A peaks `latency` after each
+    sound; B, when `latency_b` is given, `latency_b` after every other sound) and whose other
+    bands hold the sounds: jumps at the onsets, then decay."""
     fr = cfg.features.frame_rate
     n = int(10 * fr)
     onsets = np.arange(40, n - 50, 45) / fr  # on frames, so the answer is whole frames
     mel = torch.full((cfg.features.n_mels, int(10 * fr)), 0.01)
     frames = np.arange(mel.shape[1]) / fr
-    for o in onsets:
+    for i, o in enumerate(onsets):
         after = frames >= o
         mel[2:, after] += torch.tensor(np.exp(-(frames[after] - o) / 0.1), dtype=torch.float32)
-        mel[0, round((o + latency) * fr)] = 0.6
-    windows = [CountWindow("v", 0.0, 10.0, {"A": len(onsets), "B": 0})]
+        if latency_b is not None and i % 2:
+            mel[1, round((o + latency_b) * fr)] = 0.6
+        else:
+            mel[0, round((o + latency) * fr)] = 0.6
+    n_b = len(onsets) // 2 if latency_b is not None else 0
+    windows = [CountWindow("v", 0.0, 10.0, {"A": len(onsets) - n_b, "B": n_b})]
     return mel, windows
 
 
@@ -288,6 +293,22 @@ def test_count_calibration_aligns_late_detections_with_the_onsets_when_asked(mod
     assert offset_b == offset_a  # B detects nothing: it takes the pooled offset
     assert info["onset_offset_s"] == pytest.approx(offset_a)
     assert info["align_to_onsets"] == mode
+
+
+def test_per_class_alignment_gives_each_class_its_own_offset_and_pooled_one_for_all():
+    cfg = _config("classes=[A, B]", "inference.calibrate_with=counts",
+                  "inference.calibrate_min_events=5")
+    fr = cfg.features.frame_rate
+    mel, windows = _late_detector_features(cfg, 6 / fr, latency_b=2 / fr)
+    offsets = {}
+    for mode in ("per-class", "pooled"):
+        det = Detector(_MelIsLogit(2), apply_overrides(cfg, [f"inference.align_to_onsets={mode}"]))
+        new_cfg, _ = calibrate(det, {"v": mel}, count_windows={"v": windows})
+        offsets[mode] = new_cfg.inference.class_offsets_s
+    assert offsets["per-class"] == pytest.approx((-6 / fr, -2 / fr), abs=1e-4)
+    pooled_a, pooled_b = offsets["pooled"]
+    # A has the most detections: the pooled lag curve peaks at A's lag
+    assert pooled_a == pooled_b == pytest.approx(-6 / fr, abs=1e-4)
 
 
 def test_count_calibration_leaves_offsets_alone_by_default_or_without_calibrate_offset():
