@@ -64,6 +64,12 @@ def test_study_trains_each_cell_once_and_resumes(tmp_path):
     saved = yaml.safe_load((tmp_path / "study" / "runs" / "loco_counts_seed0" / "config.yaml")
                            .read_text())
     assert saved["supervision"]["labels"] == "counts" and saved["loss"]["name"] == "loco"
+    # its offset, when the audio alignment finds one, is the one reported
+    inf = saved["inference"]
+    assert inf["align_to_onsets"] == "pooled" and inf["calibrate_offset"] is True
+    counts_row = next(r for r in result.rows if r["labels"] == "counts")
+    assert float(counts_row["time_offset_s"]) == pytest.approx(
+        inf["time_offset_s"] + (inf["class_offsets_s"] or [0.0])[0], abs=1e-4)
     md = result.table_path.read_text()
     assert "counts only vs full supervision" in md.lower() and "σ = 50 ms" in md
     assert result.plot_path is not None and result.plot_path.stat().st_size > 0
