@@ -312,7 +312,8 @@ def test_per_class_alignment_gives_each_class_its_own_offset_and_pooled_one_for_
 
 
 def test_count_calibration_leaves_offsets_alone_by_default_or_without_calibrate_offset():
-    for extra in ([], ["inference.align_to_onsets=pooled", "inference.calibrate_offset=false"]):
+    for extra in ([], ["inference.align_to_onsets=none"],
+                  ["inference.align_to_onsets=pooled", "inference.calibrate_offset=false"]):
         cfg = _config("classes=[A, B]", "inference.calibrate_with=counts", *extra)
         mel, windows = _late_detector_features(cfg, 0.03)
         new_cfg, info = calibrate(Detector(_MelIsLogit(2), cfg), {"v": mel},
@@ -321,6 +322,9 @@ def test_count_calibration_leaves_offsets_alone_by_default_or_without_calibrate_
         assert "onset_offset_s" not in info
 
 
-def test_align_to_onsets_must_be_off_pooled_or_per_class():
-    with pytest.raises(ValueError, match="align_to_onsets"):
-        _config("inference.align_to_onsets=yes")
+def test_align_to_onsets_must_be_none_pooled_or_per_class():
+    # YAML reads off/yes as booleans: the names avoid them, and a boolean is refused
+    for bad in ("yes", "off", "true", "all"):
+        with pytest.raises(ValueError, match="align_to_onsets"):
+            _config(f"inference.align_to_onsets={bad}")
+    assert _config("inference.align_to_onsets=none").inference.align_to_onsets == "none"

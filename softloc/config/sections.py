@@ -483,7 +483,7 @@ class InferenceConfig:
             On the MIT-BIH records ``compare`` chose the wrong sign on record 108 (biphasic QRS
             with a deep S wave) for some models; ``both`` did not (docs/results.md, issue 15).
         snap_channel: the signal channel searched.
-        align_to_onsets: audio runs calibrated on counts (which carry no time): ``off``
+        align_to_onsets: audio runs calibrated on counts (which carry no time): ``none``
             (offsets untouched), ``pooled`` (one offset for all classes) or ``per-class`` (a
             class with too few detections takes the pooled one) that aligns the validation
             detections with the audio's onset strength
@@ -516,7 +516,7 @@ class InferenceConfig:
     snap_smooth_s: float = 0.15
     snap_direction: str = "both"
     snap_channel: int = 0
-    align_to_onsets: str = "off"
+    align_to_onsets: str = "none"
 
     def __post_init__(self) -> None:
         if self.calibrate_with not in CALIBRATION_SOURCES:
@@ -559,8 +559,8 @@ class InferenceConfig:
                  self.snap_radius_s)
         _require(_finite(self.snap_smooth_s) and self.snap_smooth_s > 0,
                  "inference.snap_smooth_s", "a finite number of seconds > 0", self.snap_smooth_s)
-        _require(self.align_to_onsets in ("off", "pooled", "per-class"),
-                 "inference.align_to_onsets", "one of 'off', 'pooled', 'per-class'",
+        _require(self.align_to_onsets in ("none", "pooled", "per-class"),
+                 "inference.align_to_onsets", "one of 'none', 'pooled', 'per-class'",
                  self.align_to_onsets)
         _require(self.snap_direction in ("compare", "up", "down", "both"),
                  "inference.snap_direction", "one of 'compare', 'up', 'down', 'both'",

@@ -422,7 +422,7 @@ def calibrate_from_counts(
                 for c, t in enumerate(thresholds)]
     new_inf = replace(inf, class_thresholds=tuple(thresholds))
     aligned: dict[str, Any] = {}
-    if inf.align_to_onsets != "off" and inf.calibrate_offset and base.input_stage.kind == "audio":
+    if inf.align_to_onsets != "none" and inf.calibrate_offset and base.input_stage.kind == "audio":
         offsets, aligned = _onset_offsets(
             base.with_settings(class_thresholds=thresholds, class_offsets_s=()), probs,
             {s: features[s] for s in used}, signals)
