@@ -52,6 +52,17 @@ def test_recalibrating_without_changes_reproduces_the_runs_own_calibration(train
     assert load_config(tmp_path / "new" / "config.yaml") == new.config
 
 
+def test_recalibration_starts_from_the_settings_before_the_runs_calibration(trained, tmp_path):
+    """Offsets a calibration (or an override) put in a run do not carry into the next one."""
+    root, run = trained
+    n = len(Detector.load(run).classes)
+    recalibrate_run(run, data_root=root, out_dir=tmp_path / "b",
+                    overrides=[f"inference.class_offsets_s={[0.5] * n}"])
+    assert Detector.load(tmp_path / "b").config.inference.class_offsets_s == (0.5,) * n
+    recalibrate_run(tmp_path / "b", data_root=root, out_dir=tmp_path / "c")
+    assert Detector.load(tmp_path / "c").config == Detector.load(run).config
+
+
 def test_recalibration_applies_inference_overrides(trained, tmp_path):
     root, run = trained
     metrics = recalibrate_run(run, data_root=root, out_dir=tmp_path / "new",

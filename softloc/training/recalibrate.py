@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,10 @@ def recalibrate_run(
             ``annotations/``), read with the run's classes and annotation folder.
         out_dir: the new run folder; it must not exist or be empty.
         overrides: ``"inference.key=value"`` settings applied before calibrating (only the
-            ``inference`` section: the rest describes how the network was trained).
+            ``inference`` section: the rest describes how the network was trained). They apply
+            to the run's configuration with the values its calibration wrote cleared
+            (``class_offsets_s`` when ``calibrate_offset``, ``class_thresholds`` when
+            ``calibrate_threshold``), as training had it before calibrating.
         split: calibrate on ``data_root/splits/<split>.txt`` instead of the run's own
             validation files (``metrics.json: valid_files``). A split the network trained on
             gives optimistic thresholds.
@@ -99,7 +103,14 @@ def recalibrate_run(
         raise ValueError(f"{_FN}: {model_path}: a {model_file.input_kind!r} run; recalibration "
                          "reads audio files (train the signal run with the settings instead)")
     run_folder = model_path.parent
-    config = apply_overrides(model_file.config, list(overrides))
+    # Start where training's calibration started: without the values it wrote (a kept offset
+    # would otherwise shift the detections the new thresholds are chosen on), then the overrides.
+    inf = model_file.config.inference
+    start = replace(model_file.config, inference=replace(
+        inf,
+        class_offsets_s=() if inf.calibrate_offset else inf.class_offsets_s,
+        class_thresholds=() if inf.calibrate_threshold else inf.class_thresholds))
+    config = apply_overrides(start, list(overrides))
     stems, where = _validation_stems(run_folder, data_root, split)
     index = _load_index(config, data_root, config.supervision.annotations[0])
     missing = [s for s in stems if s not in index.audio_paths]
