@@ -353,10 +353,11 @@ class LogDelta(nn.Module):
 
 
 #: Compression of :func:`onset_strength`: ``log(1 + c * P / median(P))``. With c = 0.01 the peak
-#: of the mean onset strength around the true onsets of the built-in piano data sits +0.4 ms
-#: (training pianos) and +0.5 ms (held-out pianos) from the labelled sound starts, so it needs
-#: no bias correction; c = 1 puts it 7-8 ms early (the log sees a note as soon as the window's
-#: edge touches it). ``python -m benchmarks.onset_alignment`` measures it.
+#: of the mean onset strength around the labelled sound starts of the built-in data sits -0.1 ms
+#: (training pianos) / +0.6 ms (held-out pianos) and -1.8 / -1.6 ms (the demo's drum kits) from
+#: them, so the alignment needs no bias correction; c = 1 puts it 7 ms early on piano (the log
+#: sees a note as soon as the window's edge touches it). ``python -m benchmarks.onset_alignment``
+#: measures it (docs/results.md).
 ONSET_COMPRESSION = 0.01
 
 
