@@ -56,3 +56,20 @@ def test_segmentation_speed_prints_both_networks_and_their_ratio(capsys):
         epoch, at60, at120 = (float(c) for c in row.strip("| ").split(" | ")[1:])
         assert epoch >= 0 and at60 == epoch and at120 == pytest.approx(2 * epoch, abs=0.11)
     assert lines[-1].startswith("plain / projected: ") and lines[-1].endswith("x")
+
+
+def test_onset_alignment_prints_a_row_per_split_and_compression_near_zero_on_drums(tmp_path,
+                                                                                    capsys):
+    from benchmarks.onset_alignment import main
+    from softloc.data import synthesize_drum_dataset
+
+    synthesize_drum_dataset(tmp_path / "d", n_train_files=2, n_valid_files=0, n_test_files=1,
+                            file_duration_s=4.0, sample_rate=22050)
+    assert main(["--data", str(tmp_path / "d"), "--preset", "demo", "--splits", "train,test",
+                 "--compressions", "0.01,1"]) == 0
+    rows = [ln.split(" | ") for ln in capsys.readouterr().out.splitlines()
+            if ln.startswith(("train |", "test |"))]
+    assert [(r[0], r[1], r[2]) for r in rows] == [("train", "0.01", "2"), ("train", "1", "2"),
+                                                 ("test", "0.01", "1"), ("test", "1", "1")]
+    # labelled onsets fed in as detections: the offset found is a few ms at most
+    assert all(abs(float(r[3])) < 10 for r in rows)
