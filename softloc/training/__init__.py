@@ -9,6 +9,8 @@
   ``metrics.json``);
 * ``run_folder``: its checks, atomic ``weights_only`` checkpoints, resume
   (:data:`RUNTIME_FIELDS`), :class:`TrainingInterrupted` on Ctrl-C.
+* ``recalibrate``: ``recalibrate_run`` (``softloc calibrate``): a finished run's calibration
+  again, with other inference settings, into a new run folder.
 
 The networks (``softloc.models``) and inference (``softloc.inference``) never import this package.
 """
