@@ -1,12 +1,15 @@
 import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
+import softloc.training.recalibrate as recalibrate_module
 from softloc.config import apply_overrides, load_config, load_preset
 from softloc.data import synthesize_drum_dataset
 from softloc.inference import MODEL_FILE, Detector
+from softloc.inference.model_file import save_model_file
 from softloc.training import fit
 from softloc.training.recalibrate import recalibrate_run
 
@@ -107,3 +110,27 @@ def test_recalibration_without_validation_files_asks_for_a_split(trained, tmp_pa
                             file_duration_s=2.0, sample_rate=16000, seed=5)
     with pytest.raises(ValueError, match="no audio for the validation stems"):
         recalibrate_run(run, data_root=other, out_dir=tmp_path / "new2")
+
+
+def test_a_label_noise_run_is_recalibrated_without_clean_timestamps(trained, tmp_path,
+                                                                    monkeypatch):
+    root, run = trained
+    det = Detector.load(run)
+    cfg = replace(det.config, supervision=replace(det.config.supervision, labels="onsets",
+                                                  label_noise="normal:100ms"))
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    save_model_file(noisy / MODEL_FILE, det.model, cfg)
+    (noisy / "metrics.json").write_text((run / "metrics.json").read_text())
+    seen = []
+
+    def spy(detector, features, *, events, count_windows):
+        seen.append(events)
+        return detector.config, {"source": "spy"}
+
+    monkeypatch.setattr(recalibrate_module, "calibrate", spy)
+    recalibrate_run(noisy, data_root=root, out_dir=tmp_path / "a",
+                    overrides=["inference.calibrate_with=timestamps"])
+    recalibrate_run(run, data_root=root, out_dir=tmp_path / "b")
+    assert all(e is None for e in seen[0].values())
+    assert any(e for e in seen[1].values())  # a clean run gets the dataset's timestamps

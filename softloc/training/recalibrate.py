@@ -79,7 +79,8 @@ def recalibrate_run(
             ``calibrate_threshold``), as training had it before calibrating.
         split: calibrate on ``data_root/splits/<split>.txt`` instead of the run's own
             validation files (``metrics.json: valid_files``). A split the network trained on
-            gives optimistic thresholds.
+            gives optimistic thresholds. A run trained with ``supervision.label_noise`` is
+            calibrated without the dataset's (clean) timestamps, from its counts only.
 
     Returns:
         the ``metrics.json`` written (``"calibration"``: as training writes it).
@@ -121,9 +122,11 @@ def recalibrate_run(
     stage = make_input_stage("audio", config)
     with torch.inference_mode():
         features = {s: stage.features(stage.read(index.audio_paths[s])) for s in stems}
+    # A label-noise run never saw a clean validation timestamp; the dataset's are clean.
+    clean_leak = config.supervision.label_noise is not None
     new_config, info = calibrate(
         Detector(model, config, input_stage=stage), features,
-        events={s: index.events.get(s) for s in stems},
+        events={s: None if clean_leak else index.events.get(s) for s in stems},
         count_windows={s: index.count_windows.get(s, []) for s in stems},
     )
     out_dir.mkdir(parents=True, exist_ok=True)
