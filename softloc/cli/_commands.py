@@ -196,6 +196,7 @@ def add_calibrate(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    need_training(args, "softloc calibrate")  # the run folder code lives with training
     import torch
 
     from softloc.training.recalibrate import recalibrate_run
