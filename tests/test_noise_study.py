@@ -143,3 +143,76 @@ def test_threshold_decoding_uses_the_runs_calibrated_class_thresholds():
     assert ev.classes.tolist() == [0, 1, 0, 1, 1]
     # without calibrated thresholds, inference.threshold (demo: 0.4) for every class
     assert len(decode(probs, cell_config(base, "softloc", seed=0))) == 0
+
+
+def test_offset_comes_from_the_validation_audio_when_given_else_from_the_noisy_labels():
+    from softloc.experiments.noise_study import _score_decoder
+
+    base = apply_overrides(load_preset("demo"), ["classes=[A]",
+                                                 "inference.class_thresholds=[0.2]"])
+    config = cell_config(base, "softloc", seed=0)
+    fr = config.features.frame_rate
+    lag = round(0.06 * fr)  # the detector fires 60 ms late: outside +-50 ms
+    onsets = np.arange(20, 980, 40)
+    probs = np.zeros((1, 1000))
+    probs[0, onsets + lag] = 0.9
+    strength = np.zeros(1000)
+    strength[onsets] = 1.0  # the audio's onsets sit at the true times
+    truth = [(f / fr, "A") for f in onsets]
+    # noisy labels that happen to follow the detector: they say "no offset"
+    noisy = [(f / fr, "A") for f in onsets + lag]
+    kwargs = dict(valid_events={"v": noisy}, test_events={"t": truth}, classes=["A"])
+    both = {"v": probs, "t": probs}
+    from_labels = _score_decoder(both, "threshold", config, **kwargs)
+    assert from_labels["time_offset_s"] == pytest.approx(0.0, abs=1e-9)
+    assert from_labels["overall"]["f1"] == 0.0
+    from_audio = _score_decoder(both, "threshold", config, strengths={"v": strength}, **kwargs)
+    assert from_audio["time_offset_s"] == pytest.approx(-lag / fr, abs=0.5 / fr)
+    assert from_audio["overall"]["f1"] == 1.0
+
+
+@pytest.mark.parametrize("align", ["none", "pooled"])
+def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation_audio(
+        align, monkeypatch, tmp_path):
+    import softloc.inference
+    from softloc.experiments.noise_study import _score_run
+
+    base = apply_overrides(load_preset("demo"), [
+        "classes=[A]", "inference.class_thresholds=[0.2]",
+        f"inference.align_to_onsets={align}"])
+    config = cell_config(base, "softloc", seed=0)
+    fr = config.features.frame_rate
+    lag = round(0.06 * fr)
+    onsets = np.arange(20, 980, 40)
+    probs = np.zeros((1, 1000))
+    probs[0, onsets + lag] = 0.9  # fires 60 ms after each sound start
+
+    class Fake:
+        def __init__(self):
+            self.config = config
+
+        @classmethod
+        def load(cls, run_dir):
+            return cls()
+
+        def probabilities_from_mel(self, mel):
+            return probs
+
+    class Store:  # a power mel whose energy jumps at the onsets and decays
+        def get(self, stem, rate):
+            env = np.full(1000, 1e-4)
+            for f in onsets:
+                env[f:f + 30] += np.exp(-np.arange(len(env[f:f + 30])) / 8.0)
+            return np.repeat(env[None], 8, axis=0).astype(np.float32)
+
+    monkeypatch.setattr(softloc.inference, "Detector", Fake)
+    truth = [(f / fr, "A") for f in onsets]
+    noisy = [(f / fr, "A") for f in onsets + lag]  # labels that follow the detector
+    result = _score_run(tmp_path, store=Store(), valid_events={"v": noisy},
+                        test_events={"t": truth}, classes=["A"])
+    if align == "none":  # from the labels: no offset, every detection 60 ms late
+        assert result["time_offset_s"] == pytest.approx(0.0, abs=1e-9)
+        assert result["overall"]["f1"] == 0.0
+    else:
+        assert result["time_offset_s"] == pytest.approx(-lag / fr, abs=1.0 / fr)
+        assert result["overall"]["f1"] == 1.0

@@ -11,8 +11,9 @@ test note: ``softloc.metrics.notes``) on the clean test split. Two parts:
 * ``noise`` (SoftLoc Fig. 5 / Table 1): F1 vs the σ of Gaussian label noise on the train and
   valid timestamps for SoftLoc, frame BCE, smoothed labels, bootstrapping and the ablations SLL
   only and MC only (:data:`softloc.experiments.noise_study.LOSSES`). The protocol and the
-  machinery (paired noise draws, last checkpoint, time offset calibrated on the noisy validation
-  labels, the decoder each loss names) are :mod:`softloc.experiments.noise_study`'s.
+  machinery (paired noise draws, last checkpoint, time offset calibrated on the validation audio's
+  onsets with the piano presets (on the noisy validation labels for presets that do not align
+  to onsets), the decoder each loss names) are :mod:`softloc.experiments.noise_study`'s.
 
 Data: the built-in SoundFont pianos by default (``synthesize_piano_dataset`` rendered once into
 ``OUT/data``: test pianos from a SoundFont family never heard in training), MAPS when given
@@ -274,8 +275,8 @@ def run_piano(
         say(f"[{i}/{len(cells)}] {name}: training {config.train.max_steps} steps ...", flush=True)
         run_dir = setup.out / "runs" / name
         if labels == "counts":
-            # the study's cells calibrate offsets on their noisy validation labels; a counts
-            # run has none and aligns to the audio instead (inference.align_to_onsets)
+            # a counts run calibrates its own offset in training (inference.align_to_onsets);
+            # the study's other cells get theirs when scored (noise_study._score_run)
             config = replace(config, inference=replace(
                 config.inference, calibrate_offset=setup.base.inference.calibrate_offset))
             scores = _train_counts(setup, config, run_dir, progress)

@@ -17,7 +17,8 @@ test split and writes::
     OUT/cache/          the feature cache shared by all runs
 
 The protocol (noisy train/valid labels, clean test labels, paired noise draws, last checkpoint,
-offset calibrated on noisy validation labels, F1 at ±50 ms) and the machinery are in
+offset calibrated on the noisy validation labels, or on the validation audio's onsets for
+presets that align to them, F1 at ±50 ms) and the machinery are in
 :mod:`softloc.experiments.noise_study`; how each loss name trains and decodes is its table
 :data:`LOSSES`. The ablation of SoftLoc Table 1 is ``losses=("sll", "mc", "softloc")``.
 The softness sweep (SoftLoc Fig. 6) is :mod:`softloc.experiments.softness_sweep`.
