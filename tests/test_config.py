@@ -266,3 +266,24 @@ def test_piano_softloc_runs_on_the_piano_loco_network_front_end_and_schedule():
         assert getattr(soft, section) == getattr(loco, section), section
     assert soft.classes == loco.classes
     assert (soft.loss.name, loco.loss.name) == ("softloc", "loco")
+
+
+def test_piano_softloc_count_term_peaks_while_the_learning_rate_is_still_high():
+    # the study's SoftLoc cell (piano-loco + loss softloc) and piano-softloc train the same α
+    # schedule, and α reaches its ceiling before the cosine learning rate falls under half its
+    # peak (the drums ramp reached it at 4/5 of the run, lr x 0.15: p(t) stayed flat under noise)
+    from softloc.experiments.noise_study import cell_config
+    from softloc.losses import build_loss
+    from softloc.training import cosine_factor
+
+    soft = load_preset("piano-softloc")
+    cell = cell_config(load_preset("piano-loco"), "softloc", seed=0)
+    n = soft.train.max_steps
+    assert cell.train.max_steps == n
+    assert cell.train.lr_schedule == soft.train.lr_schedule == "cosine"
+    a = build_loss(soft.loss, frame_rate=soft.features.frame_rate, max_steps=n).alpha
+    b = build_loss(cell.loss, frame_rate=cell.features.frame_rate, max_steps=n).alpha
+    assert [a(s) for s in range(0, n + 1, 50)] == [b(s) for s in range(0, n + 1, 50)]
+    first_max = next(s for s in range(n + 1) if a(s) >= soft.loss.alpha_max - 1e-9)
+    assert a(0) == pytest.approx(soft.loss.alpha_min)
+    assert cosine_factor(first_max, n) >= 0.5
