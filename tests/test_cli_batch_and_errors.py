@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_detect_never_writes_into_the_dataset(tmp_path, model_path, capsys):
 
 
 def test_detect_into_a_locked_folder_stops_with_a_lock_error(tmp_path, model_path, capsys):
-    from softloc._io import folder_lock
+    from softloc.inference.batch import folder_lock
 
     _noise(tmp_path / "a.wav")
     with folder_lock(tmp_path / "out", command="softloc detect"):
@@ -179,15 +180,13 @@ def test_duplicate_lines_warn_in_one_line(tmp_path, capsys):
 
 
 def test_disk_full_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
-    import softloc._io as io_module
-
     (tmp_path / "ref").mkdir()
     (tmp_path / "ref" / "a.txt").write_text("0.5\tKD\n")
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(io_module.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     rc = main(["evaluate", "--ref", str(tmp_path / "ref"), "--est", str(tmp_path / "ref"),
                "--json", str(tmp_path / "s.json")])
     assert rc == 2

@@ -12,7 +12,6 @@ import pytest
 import soundfile as sf
 import torch
 
-from softloc._io import FolderLockedError, folder_lock
 from softloc.config import apply_overrides, load_preset
 from softloc.data.formats import read_annotation_file, read_events_any
 from softloc.inference import (
@@ -23,6 +22,7 @@ from softloc.inference import (
     plan_outputs,
 )
 from softloc.inference import batch as batch_module
+from softloc.inference.batch import FolderLockedError, folder_lock
 from softloc.models import model_from_config
 
 SMALL = [

@@ -195,7 +195,7 @@ def test_count_calibration_counts_the_snapped_events():
 
 
 def test_saving_activations_keeps_the_snapped_events(tmp_path):
-    from softloc.inference.batch import _events_and_probs
+    from softloc.inference.batch import detect_batch, plan_outputs
 
     det = _spike_detector()
     rate, hop = 360, 18
@@ -207,7 +207,12 @@ def test_saving_activations_keeps_the_snapped_events(tmp_path):
     inf = replace(det.config.inference, snap_radius_s=0.03, snap_direction="up")
     det = Detector(det.model, replace(det.config, inference=inf),
                    input_stage=make_input_stage("signal", det.config))
-    events, probs = _events_and_probs(det, tmp_path / "rec.npy", True)
-    assert events == det.detect(tmp_path / "rec.npy")
-    assert np.allclose([t for t, _, _ in events], (centres + 7) / rate)
+    jobs = plan_outputs([tmp_path / "rec.npy"], tmp_path / "out", save_activations=True)
+    report = detect_batch(det, jobs, tmp_path / "out", progress=False)
+    assert not report.failed
+    rows = [line.split("\t") for line in (tmp_path / "out" / "rec.txt").read_text().splitlines()]
+    times = [float(t) for t, _, _ in rows]
+    assert len(rows) == len(det.detect(tmp_path / "rec.npy")) == len(centres)
+    assert np.allclose(times, (centres + 7) / rate, atol=1e-5)
+    probs = np.load(tmp_path / "out" / "rec.npy")
     assert probs.shape[0] == 1

@@ -12,8 +12,7 @@ import threading
 import pytest
 import torch
 
-from softloc import _io
-from softloc._version import __version__
+from softloc import __version__, _io
 
 
 @pytest.fixture

@@ -96,9 +96,10 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def test_core_has_no_import_cycle():
+@pytest.mark.parametrize("scope", ["core", "package"])
+def test_no_import_cycle(scope):
     graph = _import_graph()
-    core = {n for n in graph if n == "softloc" or n.split(".")[1] in CORE}
+    core = {n for n in graph if scope == "package" or n == "softloc" or n.split(".")[1] in CORE}
     state: dict[str, int] = {}
     cycle: list[str] = []
 
@@ -130,3 +131,50 @@ def test_public_names_resolve_lazily_and_are_listed():
     assert set(softloc.__all__) <= set(dir(softloc))
     with pytest.raises(AttributeError, match="module 'softloc' has no attribute 'nothing'"):
         _ = softloc.nothing  # noqa: B018
+
+
+def _private_imports(path: Path) -> list[tuple[int, str, str]]:
+    """``(line, module, name)`` of each softloc private name a test file imports: a name with
+    a leading underscore (dunders aside), or a module of the package whose own name has one."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("softloc"):
+            for alias in node.names:
+                parts = [*node.module.split("."), alias.name]
+                private = [p for p in parts if p.startswith("_") and not p.startswith("__")]
+                if private:
+                    found.append((node.lineno, node.module, alias.name))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "softloc" and any(p.startswith("_") for p in parts):
+                    found.append((node.lineno, ".".join(parts[:-1]), parts[-1]))
+    return found
+
+
+def _tested_by(test_name: str, module: str, name: str) -> bool:
+    """A test module may reach the private names of the module it tests: the module's own
+    name (or the private module's, without its underscore) is part of the test file's name."""
+    subject = name.lstrip("_") if module == "softloc" else module.split(".")[-1].lstrip("_")
+    return subject in test_name
+
+
+def test_tests_use_only_the_private_names_of_the_module_they_test():
+    tests = Path(__file__).parent
+    offending = [f"{path.name}:{line}: {module}.{name}"
+                 for path in sorted(tests.glob("test_*.py"))
+                 for line, module, name in _private_imports(path)
+                 if not _tested_by(path.stem.removeprefix("test_"), module, name)]
+    assert offending == [], ("tests must go through the public API of other modules; "
+                             f"private names imported: {offending}")
+
+
+def test_the_private_name_rule_catches_a_foreign_import(tmp_path):
+    probe = tmp_path / "test_metrics_probe.py"
+    probe.write_text("from softloc.inference.batch import _events_and_probs\n"
+                     "from softloc.metrics import _ok\n"
+                     "import softloc._io.x\n")
+    found = _private_imports(probe)
+    assert [(m, n) for _, m, n in found] == [("softloc.inference.batch", "_events_and_probs"),
+                                            ("softloc.metrics", "_ok"), ("softloc._io", "x")]
+    assert [_tested_by("metrics_probe", m, n) for _, m, n in found] == [False, True, False]

@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from softloc._io import atomic_save, folder_lock
+from softloc._io import FolderLockedError, atomic_save, folder_lock
 from softloc._version import __version__
 from softloc.data.formats import AUDIO_SUFFIXES, EVENT_FORMATS, write_events
 from softloc.inference.detector import Detector
@@ -43,10 +43,12 @@ __all__ = [
     "ACTIVATIONS_SUFFIX",
     "BatchReport",
     "DetectJob",
+    "FolderLockedError",
     "collect_audio_inputs",
     "detect_batch",
     "detect_to_folder",
     "detection_metadata",
+    "folder_lock",
     "plan_outputs",
 ]
 
@@ -359,7 +361,8 @@ def detect_batch(
     Raises:
         FileExistsError: an output exists and neither ``overwrite`` nor ``skip_existing``
             (before any work), or ``out_dir`` is a file.
-        softloc._io.FolderLockedError: another batch is writing into ``out_dir``.
+        FolderLockedError: another batch is writing into ``out_dir`` (a ``FileExistsError``;
+            :func:`folder_lock` is the lock every softloc command takes).
         OSError: the output folder fails (disk full, read-only): the batch stops.
     """
     out = Path(out_dir)

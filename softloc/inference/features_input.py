@@ -315,7 +315,7 @@ def segment_batch(
     Raises:
         FileExistsError: an output exists and neither ``overwrite`` nor ``skip_existing``, or
             ``out_dir`` is a file.
-        softloc._io.FolderLockedError: another batch writes into ``out_dir``.
+        softloc.inference.batch.FolderLockedError: another batch writes into ``out_dir``.
         OSError: the output folder fails (disk full, read-only): the batch stops.
     """
     out = Path(out_dir)
