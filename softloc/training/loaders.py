@@ -63,6 +63,7 @@ __all__ = [
     "carve_validation",
     "check_supervision",
     "collate_batch",
+    "load_index",
     "make_loaders",
     "noisy_index",
     "prepare_training_data",
@@ -184,7 +185,10 @@ class TrainingData:
     split_note: str = ""
 
 
-def _load_index(config: RunConfig, data_root: Any, folder: str) -> DatasetIndex:
+def load_index(config: RunConfig, data_root: Any, folder: str) -> DatasetIndex:
+    """The dataset in ``data_root`` as a run with ``config`` reads it: its classes, the
+    annotation folder ``folder``, and the split drawn from ``train.seed`` and ``data.*_fraction``
+    (so that a later step, e.g. recalibration, sees the files training saw)."""
     d = config.data
     return load_dataset(
         data_root,
@@ -324,7 +328,7 @@ def prepare_training_data(
         ValueError: an empty train split, training files without the labels the mode needs.
         DatasetError, FileNotFoundError: from the dataset's files.
     """
-    index = _load_index(config, data_root, sources[0].folder)
+    index = load_index(config, data_root, sources[0].folder)
     if not config.classes:
         config = replace(config, classes=tuple(index.classes))
     config = check_signal_run(config, index)  # ROOT/signals/ needs a sensor network

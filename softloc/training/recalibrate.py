@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from softloc._io import atomic_write_text, provenance
-from softloc.config import apply_overrides, save_config
+from softloc.config import RunConfig, apply_overrides, save_config
 from softloc.data.formats import read_split_file
 from softloc.inference.calibrate import calibrate
 from softloc.inference.detector import Detector, make_input_stage
@@ -34,7 +34,7 @@ from softloc.inference.model_file import (
     resolve_model_path,
     save_model_file,
 )
-from softloc.training.loaders import _load_index
+from softloc.training.loaders import load_index
 
 __all__ = ["recalibrate_run"]
 
@@ -55,6 +55,16 @@ def _validation_stems(run_dir: Path, data_root: Path, split: str | None) -> tupl
         raise ValueError(f"{_FN}: {metrics}: no `valid_files` (the run had no validation "
                          "files); name a split of the dataset to calibrate on (--split valid)")
     return [str(s) for s in stems], f"the run's validation files ({metrics})"
+
+
+def _uncalibrated(config: RunConfig) -> RunConfig:
+    """``config`` as training's calibration started from: without the values it wrote (a kept
+    offset would otherwise shift the detections the new thresholds are chosen on)."""
+    inf = config.inference
+    return replace(config, inference=replace(
+        inf,
+        class_offsets_s=() if inf.calibrate_offset else inf.class_offsets_s,
+        class_thresholds=() if inf.calibrate_threshold else inf.class_thresholds))
 
 
 def recalibrate_run(
@@ -103,17 +113,9 @@ def recalibrate_run(
     if model_file.input_kind != "audio":
         raise ValueError(f"{_FN}: {model_path}: a {model_file.input_kind!r} run; recalibration "
                          "reads audio files (train the signal run with the settings instead)")
-    run_folder = model_path.parent
-    # Start where training's calibration started: without the values it wrote (a kept offset
-    # would otherwise shift the detections the new thresholds are chosen on), then the overrides.
-    inf = model_file.config.inference
-    start = replace(model_file.config, inference=replace(
-        inf,
-        class_offsets_s=() if inf.calibrate_offset else inf.class_offsets_s,
-        class_thresholds=() if inf.calibrate_threshold else inf.class_thresholds))
-    config = apply_overrides(start, list(overrides))
-    stems, where = _validation_stems(run_folder, data_root, split)
-    index = _load_index(config, data_root, config.supervision.annotations[0])
+    config = apply_overrides(_uncalibrated(model_file.config), list(overrides))
+    stems, where = _validation_stems(model_path.parent, data_root, split)
+    index = load_index(config, data_root, config.supervision.annotations[0])
     missing = [s for s in stems if s not in index.audio_paths]
     if missing:
         raise ValueError(f"{_FN}: {data_root}: no audio for the validation stems {missing[:5]} "
@@ -129,10 +131,6 @@ def recalibrate_run(
         events={s: None if clean_leak else index.events.get(s) for s in stems},
         count_windows={s: index.count_windows.get(s, []) for s in stems},
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_model_file(out_dir / MODEL_FILE, model, new_config, extra=model_file.extra,
-                    input_kind="audio", overwrite=False)
-    save_config(new_config, out_dir / "config.yaml")
     metrics = {
         "recalibrated_from": str(model_path),
         "overrides": list(overrides),
@@ -141,6 +139,15 @@ def recalibrate_run(
         "calibration": info,
         "versions": provenance(),
     }
+    _write_run(out_dir, model, new_config, model_file.extra, metrics)
+    return metrics
+
+
+def _write_run(out_dir: Path, model: torch.nn.Module, config: RunConfig, extra: dict,
+               metrics: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model_file(out_dir / MODEL_FILE, model, config, extra=extra, input_kind="audio",
+                    overwrite=False)
+    save_config(config, out_dir / "config.yaml")
     atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n",
                       overwrite=False)
-    return metrics
