@@ -174,7 +174,7 @@ def test_offset_comes_from_the_validation_audio_when_given_else_from_the_noisy_l
 @pytest.mark.parametrize("align", ["none", "pooled"])
 def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation_audio(
         align, monkeypatch, tmp_path):
-    import softloc.inference
+    import softloc.experiments.noise_study as study
     from softloc.experiments.noise_study import _score_run
 
     base = apply_overrides(load_preset("demo"), [
@@ -205,7 +205,7 @@ def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation
                 env[f:f + 30] += np.exp(-np.arange(len(env[f:f + 30])) / 8.0)
             return np.repeat(env[None], 8, axis=0).astype(np.float32)
 
-    monkeypatch.setattr(softloc.inference, "Detector", Fake)
+    monkeypatch.setattr(study, "Detector", Fake)
     truth = [(f / fr, "A") for f in onsets]
     noisy = [(f / fr, "A") for f in onsets + lag]  # labels that follow the detector
     result = _score_run(tmp_path, store=Store(), valid_events={"v": noisy},

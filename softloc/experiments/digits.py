@@ -86,6 +86,7 @@ from softloc.losses.registry import build_loss
 from softloc.models.build import build_model
 from softloc.models.digits import CONV_PRESETS, DigitDetector
 from softloc.models.heads import prior_output_bias
+from softloc.plots import plot_digit_detections, plot_tsne
 
 __all__ = [
     "SOURCES",
@@ -371,8 +372,6 @@ def _evaluate(config: DigitsConfig, digits: DigitSet, model: DigitDetector, out:
               ) -> dict[str, Any]:
     """Scores on held-out digits (fixed seeds, independent of the training stream); writes
     ``detections.png`` and ``tsne.png``."""
-    from softloc.plots import plot_digit_detections, plot_tsne
-
     test = make_canvases(digits.test_images, digits.test_labels,
                          n_canvases=config.n_test_canvases, canvas_px=config.canvas_px,
                          min_digits=config.min_digits, max_digits=config.max_digits,

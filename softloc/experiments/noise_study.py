@@ -46,9 +46,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from softloc._io import atomic_write_text
 from softloc.config import RunConfig, apply_overrides, load_preset
+from softloc.data import load_dataset, prepare_features
+from softloc.data.formats import read_annotation_file, write_annotation_file
+from softloc.decode import Events, decode_events
+from softloc.features import onset_strength
+from softloc.inference import Detector, calibrate_time_offset
+from softloc.inference.calibrate import onset_alignment_offset
+from softloc.losses.registry import build_loss
+from softloc.metrics import evaluate
+from softloc.noise import parse_noise, perturb_events
+from softloc.timebase import ms_to_frames
 
 __all__ = [
     "LossSpec",
@@ -261,8 +272,6 @@ def prepare_study(fn: str, data_root: str | Path, out_dir: str | Path, *, preset
         ValueError: no ``splits/``, an empty train/test split, a stem without annotations, an
             ``out_dir`` holding a study with other settings.
     """
-    from softloc.data import load_dataset, prepare_features
-
     data_root = Path(data_root).resolve()
     out = Path(out_dir).resolve()
     base = load_preset(preset)
@@ -299,9 +308,6 @@ def _noise_rng(kind: str, sigma_ms: float, seed: int) -> np.random.Generator:
 def _write_noisy_labels(index: Any, stems: Sequence[str], folder: Path, *, spec: str,
                         rng: np.random.Generator, frame_rate: float) -> None:
     """Perturbed annotation files for ``stems`` in ``folder`` (all or none: temp + rename)."""
-    from softloc.data.formats import write_annotation_file
-    from softloc.noise import parse_noise, perturb_events
-
     if (folder / ".complete").is_file():
         return
     model = parse_noise(spec, frame_rate=frame_rate)
@@ -342,16 +348,11 @@ def noisy_labels(setup: StudySetup, kind: str, sigma_ms: float, seed: int, *,
 def decoder_of(config: RunConfig) -> str:
     """The decoder (``softloc.decode.DECODERS``) that the loss registry names for
     ``config.loss``."""
-    from softloc.losses.registry import build_loss
-
     return build_loss(config.loss, frame_rate=config.features.frame_rate,
                       max_steps=config.train.max_steps).decoder
 
 
 def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float):
-    from softloc.decode import Events, decode_events
-    from softloc.timebase import ms_to_frames
-
     fr = config.features.frame_rate
     min_distance = max(1, round(config.inference.min_distance_s * fr))
     settings: dict[str, Any] = {}
@@ -398,10 +399,6 @@ def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events
     """Calibrate ``decoder``'s offset on the validation files, score the test files: from the
     onset strength of their audio (``strengths``: stem -> onset strength, no label) when
     given, else from their (noisy) labels."""
-    from softloc.inference import calibrate_time_offset
-    from softloc.inference.calibrate import onset_alignment_offset
-    from softloc.metrics import evaluate
-
     offset = 0.0
     if strengths is not None:
         stems = [s for s in valid_events if s in strengths]
@@ -433,11 +430,6 @@ def _score_run(run_dir: Path, *, store: Any, valid_events: dict, test_events: di
     """Scores of the loss's decoder; the local-mass decoder's as ``result["mass"]``: whether the
     probability mass sits at the events, whatever the shape of the peaks (a diagnostic for
     models whose outputs are not yet sharp, e.g. short SoftLoc runs)."""
-    import torch
-
-    from softloc.features import onset_strength
-    from softloc.inference import Detector
-
     detector = Detector.load(run_dir)
     config = detector.config
     mels = {stem: torch.as_tensor(store.get(stem, 1.0))
@@ -487,7 +479,6 @@ def train_and_score(setup: StudySetup, config: RunConfig, *, labels_dir: Path,
     ±50 ms. The Lightning checkpoints are deleted afterwards (``model.pt`` holds the final
     weights; the checkpoints are ~10x larger per run).
     """
-    from softloc.data.formats import read_annotation_file
     from softloc.training import train
 
     if run_dir.exists():

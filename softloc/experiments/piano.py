@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from softloc._io import atomic_write_text
 from softloc.experiments.noise_study import (
@@ -57,6 +58,8 @@ from softloc.experiments.noise_study import (
     write_rows,
 )
 from softloc.experiments.robustness import robustness_curves, robustness_table
+from softloc.inference import Detector
+from softloc.metrics.notes import evaluate
 
 __all__ = [
     "PARTS",
@@ -171,11 +174,6 @@ def prepare_piano_data(out_dir: str | Path, *, data_root: str | Path | None = No
 
 def _score_counts_run(run_dir: Path, setup) -> dict:
     """Note-onset scores of a counts-only run with its own calibrated decoder (no timestamps)."""
-    import torch
-
-    from softloc.inference import Detector
-    from softloc.metrics.notes import evaluate
-
     detector = Detector.load(run_dir)
     estimate = {}
     for stem in setup.test_events:

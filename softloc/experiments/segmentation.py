@@ -56,11 +56,14 @@ from softloc._checks import (
     check_unit_float,
 )
 from softloc._io import atomic_write_text
+from softloc.config import RunConfig
 from softloc.data.generators.segments import generate_segment_dataset
 from softloc.data.mstcn import MSTCNDataset, list_splits, load_mstcn
 from softloc.experiments.noise_study import as_float, read_rows, write_rows
+from softloc.inference.model_file import save_model_file
 from softloc.losses.segmentation import SEGMENTATION_LOSSES, build_segmentation_loss
 from softloc.metrics.segments import evaluate_dataset
+from softloc.models.build import build_model
 from softloc.noise import parse_noise
 from softloc.segment_noise import perturb_boundaries, random_shift
 
@@ -225,8 +228,6 @@ class _AllStages(nn.Module):
 
 
 def _network(config: SegmentationConfig, n_features: int, n_classes: int) -> nn.Module:
-    from softloc.models.build import build_model
-
     if config.model == "ms-tcn":
         return build_model("ms-tcn", n_features=n_features, n_classes=n_classes)
     project = config.input_projection
@@ -380,9 +381,6 @@ def _save_model(model: nn.Module, config: SegmentationConfig, out: Path,
                 row: Mapping[str, Any], train: MSTCNDataset) -> Path:
     """``OUT/models/<run>.pt``: the network, its classes and feature rate (input kind
     ``"features"``; ``softloc.inference.features_input`` reads it)."""
-    from softloc.config import RunConfig
-    from softloc.inference.model_file import save_model_file
-
     soft = as_float(row["softness_s"])
     name = (f"{row['loss']}_{float(row['shift_s']):g}s"
             + ("" if math.isnan(soft) else f"_soft{soft:g}s")

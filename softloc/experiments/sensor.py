@@ -61,12 +61,14 @@ import torch
 
 from softloc._checks import check_choice, check_int, check_real, check_unit_float
 from softloc._io import atomic_write_text
+from softloc.config import LossConfig
 from softloc.data.generators.puffs import generate_puff_dataset
 from softloc.data.layout import read_annotation_file
 from softloc.data.signals import channel_stats, normalize_channels, read_signal
 from softloc.data.subjects import leave_one_subject_out, read_subjects_csv
 from softloc.decode import pick_mass_peaks, threshold_events
 from softloc.experiments.noise_study import as_float, guard_settings, read_rows, write_rows
+from softloc.losses.registry import build_loss
 from softloc.metrics import onset_scores
 from softloc.models.lrm import LRM
 from softloc.models.sensor import FCLSTM
@@ -268,8 +270,6 @@ def _train_net(config: SensorConfig, data: _Data, labels: Mapping[str, np.ndarra
     ``default_rng([seed, step])``, global-norm clip 5 for SoftLoc (none for CE, as the
     original). Lightning's Trainer is not used here: for a 14-unit network its per-step
     bookkeeping cost more than the step itself."""
-    from softloc.config import LossConfig
-    from softloc.losses.registry import build_loss
     from softloc.training import EventModule, OptimSettings
 
     torch.manual_seed(seed)

@@ -34,6 +34,7 @@ from softloc.experiments.noise_study import (
     train_and_score,
     write_rows,
 )
+from softloc.smoothing import nadaraya_watson_grid
 
 __all__ = ["SWEEP_COLUMNS", "SweepResult", "run_softness_sweep", "softness_surface"]
 
@@ -187,8 +188,6 @@ def softness_surface(
         ``(sigma_grid_ms (n_grid,), softness_grid_ms (n_grid,), surface (n_grid, n_grid))``:
         surface rows = softness, columns = σ; all NaN when no run has a finite F1.
     """
-    from softloc.smoothing import nadaraya_watson_grid
-
     pts = np.array([[as_float(r["sigma_ms"]), as_float(r["softness_ms"])] for r in rows])
     f1 = np.array([100 * as_float(r["f1"]) for r in rows])
     gx = np.linspace(*sigma_range_ms, n_grid)

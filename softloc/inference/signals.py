@@ -40,6 +40,7 @@ from softloc.decode import Events
 from softloc.decode.events import suppress_close
 from softloc.decode.refine import snap_to_signal_peaks
 from softloc.inference.detector import INPUT_STAGES, InputStage, file_probabilities
+from softloc.models.sensor import INPUT_ARGS
 from softloc.timebase import duration_frames
 
 __all__ = ["SignalInput", "read_signal_source", "upsample_probabilities"]
@@ -112,8 +113,6 @@ class SignalInput(InputStage):
         return self.network_frame_rate * self.hop
 
     def _n_channels(self) -> int | None:
-        from softloc.models.sensor import INPUT_ARGS
-
         arg = INPUT_ARGS.get(self.config.model.name)
         return None if arg is None else self.config.model.args.get(arg)
 

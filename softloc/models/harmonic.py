@@ -49,6 +49,8 @@ import torch
 from torch import nn
 
 from softloc.features import hz_to_mel, log_delta
+from softloc.models.heads import prior_output_bias
+from softloc.timebase import duration_frames
 
 __all__ = ["HarmonicKeyNet", "harmonic_key_spec", "semitone_interpolation"]
 
@@ -211,9 +213,6 @@ def harmonic_key_spec(config: Any) -> tuple[str, dict[str, Any]]:
     Raises:
         ValueError: empty classes, or classes that are not consecutive MIDI numbers.
     """
-    from softloc.models.heads import prior_output_bias
-    from softloc.timebase import duration_frames
-
     classes = list(config.classes)
     numbers = [int(c) for c in classes if c.isdigit()]
     if not classes or len(numbers) != len(classes) or \

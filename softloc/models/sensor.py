@@ -58,6 +58,8 @@ from softloc._checks import (
     check_real,
     check_tensor,
 )
+from softloc.models.heads import prior_output_bias
+from softloc.timebase import duration_frames
 
 __all__ = ["FCLSTM", "INPUT_ARGS", "SignalCRNN", "sensor_spec"]
 
@@ -327,9 +329,6 @@ def sensor_spec(config: Any) -> tuple[str, dict[str, Any]]:
             network's samples per frame (the product of ``model.args.strides``; 1 for
             ``fc-lstm``).
     """
-    from softloc.models.heads import prior_output_bias
-    from softloc.timebase import duration_frames
-
     fn = "sensor_spec"
     if not config.classes:
         raise ValueError("model_from_config: `config.classes` is empty; set the class labels")

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from softloc.counting import count_distribution
+from softloc.data.formats import read_events_any
+from softloc.features import hz_to_mel, load_audio, mel_power, mel_to_hz
+from softloc.inference.images import detections_px
 from softloc.plots._backend import pyplot, save
 
 __all__ = [
@@ -31,10 +36,6 @@ def running_count_distribution(probs: np.ndarray, k_max: int) -> np.ndarray:
     Column ``t`` is the count distribution of the frames ``0..t`` (LoCo eq. 9, computed by
     :func:`softloc.counting.count_distribution` with one length per prefix).
     """
-    import torch
-
-    from softloc.counting import count_distribution
-
     p = torch.as_tensor(np.asarray(probs, dtype=np.float64))
     n_classes, n_frames = p.shape
     batch = p.unsqueeze(0).expand(n_frames, n_classes, n_frames)  # (T, C, T): one row per prefix
@@ -122,8 +123,6 @@ def class_thresholds(detector: Any) -> list[float]:
 
 def _mel_axis_hz(ax: Any, features: Any, n_bands: int) -> None:
     """Label a band-index y axis with the bands' centre frequencies in Hz."""
-    from softloc.features import hz_to_mel, mel_to_hz
-
     centres = mel_to_hz(np.linspace(hz_to_mel(features.f_min_hz), hz_to_mel(features.f_max),
                                     n_bands + 2))[1:-1]
     ticks, labels = [], []
@@ -141,9 +140,6 @@ def _plot_audio_detection(detector: Any, audio: str | os.PathLike, out_path: str
                           duration_s: float, k_show: int, model_name: str | None,
                           title: str | None) -> Path:
     """The audio figure of :func:`plot_detection`."""
-    from softloc.data.formats import read_events_any
-    from softloc.features import load_audio, mel_power
-
     if duration_s <= 0 or start_s < 0:
         raise ValueError(
             f"plot_detection: need start_s >= 0 and duration_s > 0, got {start_s}, {duration_s}"
@@ -246,11 +242,6 @@ def plot_image_detection(
     Returns:
         the written path.
     """
-    import torch
-
-    from softloc.counting import count_distribution
-    from softloc.inference.images import detections_px
-
     plt = pyplot()
     pixels = detector.input_stage.read(image)  # (channel, H, W)
     probs = detector.probabilities(pixels)  # (class, steps)

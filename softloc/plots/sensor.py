@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from softloc.data.formats import read_annotation_file
+from softloc.data.signal_store import unframe_signal
 from softloc.plots._backend import pyplot, save
 from softloc.plots.detection import running_count_distribution
 
@@ -47,9 +49,6 @@ def plot_signal_detection(detector: Any, source: Any, out_path: str | os.PathLik
     Raises:
         ValueError: bad excerpt bounds or an excerpt past the end.
     """
-    from softloc.data.formats import read_annotation_file
-    from softloc.data.signal_store import unframe_signal
-
     duration_s = 10.0 if duration_s is None else duration_s
     if duration_s <= 0 or start_s < 0:
         raise ValueError(f"plot_detection: need start_s >= 0 and duration_s > 0, got "

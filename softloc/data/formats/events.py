@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softloc._io import atomic_write_text
+from softloc._io import atomic_save, atomic_write_text
 from softloc.data.formats._common import DatasetError, _clean_events, _err, _read_text
 from softloc.data.formats.drums import GM_DRUM_PITCHES, read_idmt_xml, read_midi_drums
 from softloc.data.formats.labels import read_annotation_file
@@ -166,7 +166,6 @@ def _write_midi_events(path: Path, events: Sequence[tuple[float, str, float]], *
                        overwrite: bool, pitch_map: Mapping[str, int]) -> None:
     import pretty_midi  # slow to import; only needed here
 
-    from softloc._io import atomic_save
 
     for label, pitch in pitch_map.items():
         if not (isinstance(pitch, int) and 0 <= pitch <= 127):
