@@ -178,3 +178,47 @@ def test_the_private_name_rule_catches_a_foreign_import(tmp_path):
     assert [(m, n) for _, m, n in found] == [("softloc.inference.batch", "_events_and_probs"),
                                             ("softloc.metrics", "_ok"), ("softloc._io", "x")]
     assert [_tested_by("metrics_probe", m, n) for _, m, n in found] == [False, True, False]
+
+
+#: Rooms of the package and the rooms above them, which they must never import, not even inside
+#: a function (data flows downward; the core is checked at load time above).
+_ABOVE = {
+    "config": {"models", "training", "inference", "experiments", "cli", "plots"},
+    "data": {"models", "training", "inference", "experiments", "cli", "plots", "evaluation"},
+    "models": {"data", "training", "inference", "experiments", "cli", "plots"},
+    "evaluation": {"models", "training", "inference", "experiments", "cli"},
+    "inference": {"training", "experiments", "cli"},
+    "plots": {"training", "experiments", "cli"},
+    "training": {"experiments", "cli"},
+    "experiments": {"cli"},
+}
+
+
+def _upward_imports(text: str, room: str) -> list[tuple[int, str]]:
+    """``(line, module)`` of each import in ``text`` of a room above ``room``."""
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        names = []
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("softloc."):
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names if a.name.startswith("softloc.")]
+        found += [(node.lineno, name) for name in names if name.split(".")[1] in _ABOVE[room]]
+    return found
+
+
+def test_no_room_imports_a_room_above_it_anywhere():
+    upward = [f"{path.relative_to(ROOT.parent)}:{line}: {name}"
+              for path in sorted(ROOT.rglob("*.py"))
+              if (room := path.relative_to(ROOT).with_suffix("").parts[0]) in _ABOVE
+              for line, name in _upward_imports(path.read_text(encoding="utf-8"), room)]
+    assert upward == []
+
+
+def test_the_upward_import_rule_sees_imports_inside_functions():
+    text = ("from softloc.data.layout import load_dataset\n"
+            "def f():\n    from softloc.models.sensor import INPUT_ARGS\n"
+            "    import softloc.training.loaders\n")
+    assert _upward_imports(text, "data") == [(3, "softloc.models.sensor"),
+                                            (4, "softloc.training.loaders")]
+    assert _upward_imports(text, "training") == []

@@ -13,7 +13,6 @@ from softloc.data.formats import write_annotation_file, write_counts_csv, write_
 from softloc.data.layout import count_windows, load_dataset
 from softloc.data.signal_store import (
     augment_signal,
-    check_signal_run,
     frame_signal,
     prepare_signal_store,
     resample_signal,
@@ -24,6 +23,7 @@ from softloc.data.signal_store import (
 from softloc.data.signals import Signal, write_signal
 from softloc.data.subjects import write_subjects_csv
 from softloc.data.windows import WindowDataset
+from softloc.training.loaders import check_signal_run
 
 
 def test_frame_signal_matches_a_brute_force_loop():

@@ -39,9 +39,8 @@ import math
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
@@ -56,7 +55,6 @@ __all__ = [
     "NORMALIZE",
     "SignalStore",
     "augment_signal",
-    "check_signal_run",
     "cut_windows",
     "frame_signal",
     "prepare_signal_store",
@@ -233,39 +231,6 @@ def prepare_signal_store(index: DatasetIndex, cfg: FrontEndConfig, *, stems: Seq
             store.n_computed += renditions
     store.seconds_computing = time.perf_counter() - t0
     return store
-
-
-def check_signal_run(config: Any, index: DatasetIndex) -> Any:
-    """``config`` (a ``RunConfig``) checked against a dataset's kind, with the sensor network's
-    input width (``model.args.n_channels`` / ``n_features``) set from the data.
-
-    Raises:
-        ValueError: a signal dataset with an audio network or an audio dataset with a sensor
-            network, or files whose channel counts differ (naming the file).
-    """
-    from softloc.config.sections import AUDIO_NETWORKS
-    from softloc.data.signals import signal_info
-    from softloc.models.sensor import INPUT_ARGS
-
-    name = config.model.name
-    if index.kind == "signal" and name in AUDIO_NETWORKS:
-        raise ValueError(f"train: {index.root} holds time series (signals/); use a sensor "
-                         "network: --preset ecg (raw signals) or --preset puffs (feature steps), "
-                         "or set model.name to one of " + ", ".join(INPUT_ARGS))
-    if index.kind != "signal":
-        if name not in AUDIO_NETWORKS:
-            raise ValueError(f"train: model.name {name!r} reads signals, but {index.root} holds "
-                             "audio (audio/); use an audio preset")
-        return config
-    widths = {s: signal_info(index.source_paths[s])[2] for s in index.stems}
-    first = index.stems[0]
-    odd = [s for s in index.stems if widths[s] != widths[first]]
-    if odd:
-        raise ValueError(f"{index.source_paths[odd[0]]}: {widths[odd[0]]} channel(s), but "
-                         f"{index.source_paths[first]} has {widths[first]}; every signal of a "
-                         "dataset must have the same channels")
-    args = dict(config.model.args, **{INPUT_ARGS[name]: widths[first]})
-    return replace(config, model=replace(config.model, args=args))
 
 
 def window_bounds(n_samples: int, rate_hz: float, *, window_s: float,

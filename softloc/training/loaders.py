@@ -42,9 +42,11 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, default_collate
 
 from softloc.config import RunConfig
+from softloc.config.sections import AUDIO_NETWORKS
 from softloc.data.formats import CountWindow
 from softloc.data.layout import DatasetIndex, load_dataset
-from softloc.data.signal_store import check_signal_run, prepare_signal_store
+from softloc.data.signal_store import prepare_signal_store
+from softloc.data.signals import signal_info
 from softloc.data.supervision import (
     SOFTNESS_CSV,
     AnnotationSource,
@@ -54,6 +56,7 @@ from softloc.data.supervision import (
 )
 from softloc.data.windows import FeatureStore, WindowDataset, min_time_factor, prepare_features
 from softloc.inference.calibrate import calibration_source
+from softloc.models.sensor import INPUT_ARGS
 from softloc.noise import parse_noise, perturb_events
 from softloc.timebase import ms_to_frames, padded_window_frames
 
@@ -61,6 +64,7 @@ __all__ = [
     "StepSampler",
     "TrainingData",
     "carve_validation",
+    "check_signal_run",
     "check_supervision",
     "collate_batch",
     "load_index",
@@ -71,6 +75,35 @@ __all__ = [
 
 _FN = "train"
 _log = logging.getLogger("softloc.training")
+
+
+def check_signal_run(config: RunConfig, index: DatasetIndex) -> RunConfig:
+    """``config`` checked against a dataset's kind, with the sensor network's
+    input width (``model.args.n_channels`` / ``n_features``) set from the data.
+
+    Raises:
+        ValueError: a signal dataset with an audio network or an audio dataset with a sensor
+            network, or files whose channel counts differ (naming the file).
+    """
+    name = config.model.name
+    if index.kind == "signal" and name in AUDIO_NETWORKS:
+        raise ValueError(f"train: {index.root} holds time series (signals/); use a sensor "
+                         "network: --preset ecg (raw signals) or --preset puffs (feature steps), "
+                         "or set model.name to one of " + ", ".join(INPUT_ARGS))
+    if index.kind != "signal":
+        if name not in AUDIO_NETWORKS:
+            raise ValueError(f"train: model.name {name!r} reads signals, but {index.root} holds "
+                             "audio (audio/); use an audio preset")
+        return config
+    widths = {s: signal_info(index.source_paths[s])[2] for s in index.stems}
+    first = index.stems[0]
+    odd = [s for s in index.stems if widths[s] != widths[first]]
+    if odd:
+        raise ValueError(f"{index.source_paths[odd[0]]}: {widths[odd[0]]} channel(s), but "
+                         f"{index.source_paths[first]} has {widths[first]}; every signal of a "
+                         "dataset must have the same channels")
+    args = dict(config.model.args, **{INPUT_ARGS[name]: widths[first]})
+    return replace(config, model=replace(config.model, args=args))
 
 
 def check_supervision(
