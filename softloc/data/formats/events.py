@@ -166,7 +166,6 @@ def _write_midi_events(path: Path, events: Sequence[tuple[float, str, float]], *
                        overwrite: bool, pitch_map: Mapping[str, int]) -> None:
     import pretty_midi  # slow to import; only needed here
 
-
     for label, pitch in pitch_map.items():
         if not (isinstance(pitch, int) and 0 <= pitch <= 127):
             raise ValueError(f"write_events: `pitch_map[{label!r}]` must be a MIDI key 0-127, "
