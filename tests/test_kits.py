@@ -301,10 +301,12 @@ def test_discovery_finds_every_kind_and_never_the_evaluation_holdout(tmp_path, m
     (lib / "sfz" / "k.sfz").write_text("<region> sample=smp/kick.wav key=36\n")
     tiny_sf2.rename(lib / "tiny.sf2")
     folder = _folder_kit(tmp_path / "one-shots")
-    # a stand-in hold-out entry (the real entries are not named in code or tests)
-    digest = (11, hashlib.sha256(b"mysecretkit").hexdigest()[:16])
+    # a stand-in hold-out entry (the real entries are not named in code or tests), of a length
+    # no real entry has: the set is read at each call, so extending it is enough
+    digest = (13, hashlib.sha256(b"mysecretkit20").hexdigest()[:16])
+    assert 13 not in {n for n, _ in kits_mod.EVALUATION_HOLDOUT}
     monkeypatch.setattr(kits_mod, "EVALUATION_HOLDOUT", kits_mod.EVALUATION_HOLDOUT | {digest})
-    assert is_evaluation_holdout("drums", "MY_SECRET kit") and not is_evaluation_holdout("kit")
+    assert is_evaluation_holdout("drums", "MY_SECRET kit 2.0") and not is_evaluation_holdout("kit")
     found = discover_kits([lib, folder, lib / "tiny.sf2"], system=False)
     assert [(s.kind, s.name) for s in found] == [
         ("hydrogen", "Tiny Test Kit"), ("sfz", "k"), ("folder", "one-shots"),
