@@ -149,13 +149,27 @@ def check_float(fn: str, name: str, x: torch.Tensor) -> None:
         raise TypeError(f"{fn}: `{name}` must be a floating-point tensor, got dtype {x.dtype}")
 
 
+def _min_max(x: torch.Tensor) -> tuple[float, float]:
+    """Smallest and largest entry of a non-empty floating tensor, NaN if it holds one; one sync.
+
+    CPU float32/64 tensors are read by numpy, on the calling thread: a torch reduction this large
+    is a parallel region, after which torch's OpenMP workers spin for milliseconds on the other
+    cores, where the count kernels' threads (``softloc.counting``) are about to run.
+    """
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        a = x.detach().numpy()
+        return float(a.min()), float(a.max())
+    lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()
+    return lo, hi
+
+
 def check_probabilities(fn: str, name: str, x: torch.Tensor) -> None:
     """A floating tensor of probabilities in [0, 1] (NaN rejected); one host sync."""
     check_float(fn, name, x)
     if not x.numel():
         return
-    lo_t, hi_t = torch.aminmax(x.detach())  # one pass; NaN propagates into both
-    if not bool((lo_t >= 0) & (hi_t <= 1)):
+    lo, hi = _min_max(x)  # NaN propagates into both
+    if not (lo >= 0 and hi <= 1):
         lo, hi = float(torch.nan_to_num(x, nan=-1.0).min()), float(x.max())
         raise ValueError(
             f"{fn}: `{name}` must hold probabilities in [0, 1], found values in [{lo:g}, {hi:g}]"
@@ -166,7 +180,7 @@ def check_probabilities(fn: str, name: str, x: torch.Tensor) -> None:
 def check_logits(fn: str, name: str, x: torch.Tensor) -> None:
     """A floating tensor of pre-sigmoid scores: any real or +-inf, no NaN; one host sync."""
     check_float(fn, name, x)
-    if x.numel() and bool(torch.isnan(x.detach()).any()):
+    if x.numel() and math.isnan(_min_max(x)[0]):
         raise ValueError(f"{fn}: `{name}` holds logits (logits=True) and must not contain NaN")
 
 

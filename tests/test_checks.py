@@ -220,20 +220,50 @@ def test_tensor_rejections_name_function_argument_and_value(call, exc, match):
         call()
 
 
-def test_count_checks_cost_one_host_sync_on_valid_input(monkeypatch):
-    # Every reduction of a valid check goes through one Tensor.__bool__ (a host sync on GPU).
+def _count_syncs(monkeypatch) -> list:
+    # Every way a check reads a device value back to the host: __bool__, item, tolist.
     calls = []
-    original = torch.Tensor.__bool__
+    for name in ("__bool__", "__float__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
 
-    def counting_bool(self):
-        calls.append(1)
-        return original(self)
+        def counting(self, *args, _original=original, **kwargs):
+            calls.append(1)
+            return _original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.Tensor, "__bool__", counting_bool)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+    return calls
+
+
+def test_count_checks_cost_one_host_sync_on_valid_input(monkeypatch):
+    calls = _count_syncs(monkeypatch)
     C.check_counts(FN, torch.tensor([[0.0, 2.0]]), (1, 2))
     C.check_lengths(FN, torch.tensor([1.0, 2.0]), 2, 5)
-    C.check_probabilities(FN, "probs", P)
+    assert len(calls) == 2
+    C.check_probabilities(FN, "probs", P.half())  # a dtype numpy lacks: torch's reduction
     assert len(calls) == 3
+    C.check_probabilities(FN, "probs", P)  # CPU float32: numpy reads it, no tensor op
+    C.check_logits(FN, "probs", P.double())
+    assert len(calls) == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_probability_and_logit_checks_agree_across_dtypes_and_layouts(dtype, transposed):
+    # float32/64 on CPU are read by numpy, the others by torch: same verdicts and messages.
+    def make(values):
+        x = torch.tensor(values, dtype=dtype).reshape(1, 2, 3)
+        return x.transpose(1, 2).contiguous().transpose(1, 2) if transposed else x
+
+    C.check_probabilities(FN, "probs", make([0.0, 0.5, 1.0, 0.25, 0.75, 1.0]))
+    C.check_logits(FN, "probs", make([-math.inf, 0.0, math.inf, -3.0, 3.0, 7.0]))
+    with pytest.raises(ValueError, match=r"found values in \[-0.5, 1\]"):
+        C.check_probabilities(FN, "probs", make([0.0, 0.5, 1.0, -0.5, 0.75, 1.0]))
+    with pytest.raises(ValueError, match=r"found values in \[0, 2\]"):
+        C.check_probabilities(FN, "probs", make([0.0, 0.5, 2.0, 0.25, 0.75, 1.0]))
+    with pytest.raises(ValueError, match=r"found values in \[-1, nan\]"):
+        C.check_probabilities(FN, "probs", make([0.0, 0.5, 1.0, math.nan, 0.75, 1.0]))
+    with pytest.raises(ValueError, match="must not contain NaN"):
+        C.check_logits(FN, "probs", make([-math.inf, 0.0, math.inf, math.nan, 3.0, 7.0]))
 
 
 # ------------------------------------------------------------------------------------------

@@ -153,21 +153,26 @@ class _Rows:
         self.steps = np.ascontiguousarray(steps.numpy(), dtype=np.int64)
         self._np: np.ndarray | None = None  # x as a contiguous float32/64 array, made once
 
-    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, ...]:
-        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere; and
-        the arena buffers they live in."""
+    def as_numpy(self) -> np.ndarray:
+        """x as a contiguous float32 or float64 array (made once)."""
         if self._np is None:
             x = self.x
             if x.dtype not in (torch.float32, torch.float64):
                 x = x.to(torch.float64)
             self._np = x.contiguous().numpy()
+        return self._np
+
+    def time_major(self, src: np.ndarray, padded: int) -> tuple[np.ndarray, ...]:
+        """(T, padded) float64 p and q of rows ``src``; identity (p = 0, q = 1) elsewhere; and
+        the arena buffers they live in."""
         pt, pt_base = _arena.take((self.t_len, padded))
         qt, qt_base = _arena.take((self.t_len, padded))
         k = _kernels()
         n_groups = -(-padded // k.LANES)
         _run_parallel(  # a layout change costs about as much per element as this many updates
             k.gather_time_major, np.full(n_groups, _LAYOUT_COST * k.LANES * self.t_len),
-            self._np, np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits, pt, qt,
+            self.as_numpy(), np.ascontiguousarray(src, dtype=np.int64), self.steps, self.logits,
+            pt, qt,
         )  # fmt: skip
         return pt, qt, pt_base, qt_base
 
@@ -281,12 +286,13 @@ class _Jobs:
     def target_value(self) -> np.ndarray:
         return self.states[np.arange(len(self.target)), self.target]
 
-    def backward(self, b_final: np.ndarray, pooled: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. p (along q = 1 - p); 0 at
-        steps beyond each row's length. Entries of ``b_final`` above a job's width are ignored.
-        Also returns the arena buffer of the gradients (``pooled``, one-chunk jobs) or None:
-        the caller hands it back once it has copied them.
+    def backward(
+        self, b_final: np.ndarray, rows: _Rows | None = None, dtype: type = np.float64
+    ) -> np.ndarray:
+        """(J, k_max + 1) final adjoints -> (J, T) gradients w.r.t. p (along q = 1 - p), or
+        w.r.t. the logits of ``rows`` (their input) when given and ``rows.logits``; in
+        ``dtype`` (float32 or float64); 0 at steps beyond each row's length. Entries of
+        ``b_final`` above a job's width are ignored.
         """
         k = _kernels()
         n_jobs = len(self.target)
@@ -309,16 +315,18 @@ class _Jobs:
             grad_t,
         )  # fmt: skip
         if self.n_chunks == 1:  # the common case, in one pass
-            if pooled:
-                grads, base = _arena.take((n_jobs, self.t_len))
-            else:
-                grads, base = np.empty((n_jobs, self.t_len)), None
+            # The chain rule and the output dtype are applied here rather than by torch ops
+            # afterwards: a (J, T) torch op is a parallel region, after which torch's OpenMP
+            # workers spin for milliseconds on the cores this backend's threads run on.
+            grads = np.empty((n_jobs, self.t_len), dtype=dtype)
+            chain = rows is not None and rows.logits
+            x = rows.as_numpy() if chain else grads
             _run_parallel(
                 k.scatter_rows, np.full(self.n_groups, _LAYOUT_COST * k.LANES * self.t_len),
-                grad_t, self.lane_job, self.lane_len, grads,
+                grad_t, self.lane_job, self.lane_len, x, self.row, chain, grads,
             )  # fmt: skip
             _arena.give([grad_t_base])
-            return grads, base
+            return grads
         lanes = grad_t[:, :n_lanes]
         # Beyond a lane's own length the kernel computes the (meaningless) sensitivity to the
         # identity padding, or nothing at all (beyond its group's longest lane).
@@ -330,7 +338,9 @@ class _Jobs:
             t0, n = self.lane_t0[i], self.lane_len[i]
             grads[self.lane_job[i], t0 : t0 + n] = lanes[:n, i]
         _arena.give([grad_t_base])
-        return grads, None
+        if rows is not None:
+            grads = rows.chain(grads)
+        return grads.astype(dtype, copy=False)
 
 
 def _sat_conv(f: np.ndarray, g: np.ndarray, disc: float) -> np.ndarray:
@@ -418,7 +428,7 @@ class _Tail:
         b_final = np.zeros((n_jobs, self.jobs.width))
         use = self.ok & np.isfinite(self.log_values)  # -inf: a zero gradient, as impossible
         b_final[np.arange(n_jobs), self.n] = np.where(use, g / np.where(use, self.value, 1.0), 0.0)
-        gh, _ = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
+        gh = self.jobs.backward(b_final)  # g h; 0 beyond each row's length
         out = np.empty_like(gh)
         _kernels().tilt_grads(
             self.zt, self.lp, self.s, self.lam[:, 0], gh, np.ascontiguousarray(g, dtype=np.float64),
@@ -444,6 +454,11 @@ def _np_feasible_range(rows: _Rows, idx: np.ndarray):
         rows.x[torch.from_numpy(idx)], torch.from_numpy(rows.steps[idx]), rows.logits
     )
     return lo.numpy(), hi.numpy()
+
+
+def _np_dtype(dtype: torch.dtype) -> type:
+    """The gradient dtype the kernels write: the input's when numpy has it, else float64."""
+    return np.float32 if dtype == torch.float32 else np.float64
 
 
 class LogLikelihood(torch.autograd.Function):
@@ -485,15 +500,10 @@ class LogLikelihood(torch.autograd.Function):
         # The VJP is linear in b_final: fold the incoming gradient into it.
         b_final = np.zeros((r, jobs.width))
         b_final[np.arange(r), jobs.target] = np.where(ok, g / np.where(ok, value, 1.0), 0.0)
-        # Only a float64 result shares the gradient buffer's memory; other dtypes copy it.
-        grads, base = jobs.backward(b_final, pooled=ctx.in_dtype != torch.float64)
-        grads = rows.chain(grads)
-        if tail is not None:
+        grads = jobs.backward(b_final, rows, _np_dtype(ctx.in_dtype))
+        if tail is not None:  # rows of their own: rounded to the input dtype once, as the rest
             grads[tail.idx] = tail.grads(g[tail.idx])
-        out = torch.from_numpy(grads).to(ctx.in_dtype)
-        if base is not None:
-            _arena.give([base])
-        return out, None, None, None, None
+        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None
 
 
 class Distribution(torch.autograd.Function):
@@ -539,11 +549,8 @@ class Distribution(torch.autograd.Function):
             b_final = np.where(safe, g / np.where(safe, jobs.states, 1.0), 0.0)
         else:
             b_final = g
-        grads, base = jobs.backward(b_final, pooled=ctx.in_dtype != torch.float64)
-        grads = rows.chain(grads)
+        # Tilted jobs add to rows: summed in float64, then rounded once.
+        grads = jobs.backward(b_final, rows, np.float64 if tail else _np_dtype(ctx.in_dtype))
         if tail is not None:
             np.add.at(grads, tail.idx, tail.grads(g[tail.idx, tail.n]))
-        out = torch.from_numpy(grads).to(ctx.in_dtype)
-        if base is not None:
-            _arena.give([base])
-        return out, None, None, None, None
+        return torch.from_numpy(grads).to(ctx.in_dtype), None, None, None, None

@@ -337,10 +337,13 @@ def gather_time_major(x, src, steps, logits, pt, qt, g_lo, g_hi):  # pragma: no 
 
 
 @njit(cache=True, nogil=True)
-def scatter_rows(grad_t, lane_job, lane_len, out, g_lo, g_hi):  # pragma: no cover - compiled
-    """out[lane_job[i], t] = grad_t[t, i] for t < lane_len[i], 0 for the other steps.
-    grad_t: (S, padded) time-major; out: (jobs, T), every row covered by one lane. Only the
-    lanes of groups ``g_lo..g_hi-1`` are read (each writes its own rows: thread-safe)."""
+def scatter_rows(  # pragma: no cover - compiled
+    grad_t, lane_job, lane_len, x, job_row, logits, out, g_lo, g_hi
+):
+    """out[lane_job[i], t] = grad_t[t, i] for t < lane_len[i], 0 for the other steps; times
+    p q of x[job_row[job], t] (d p / d logit) when ``logits``. grad_t: (S, padded) time-major;
+    out: (jobs, T) float32 or float64, every row covered by one lane. Only the lanes of groups
+    ``g_lo..g_hi-1`` are read (each writes its own rows: thread-safe)."""
     t_len = out.shape[1]
     s_len = grad_t.shape[0]
     n_lanes = lane_job.shape[0]
@@ -353,7 +356,14 @@ def scatter_rows(grad_t, lane_job, lane_len, out, g_lo, g_hi):  # pragma: no cov
         for li in range(n):
             row = lane_job[c0 + li]
             m = min(t_len, lane_len[c0 + li])
-            for t in range(m):
-                out[row, t] = buf[li, t]
+            if logits:
+                r = job_row[row]
+                for t in range(m):
+                    e = math.exp(-abs(np.float64(x[r, t])))  # float64 even for float32 x
+                    big = 1.0 / (1.0 + e)
+                    out[row, t] = buf[li, t] * (big * (e * big))
+            else:
+                for t in range(m):
+                    out[row, t] = buf[li, t]
             for t in range(m, t_len):
                 out[row, t] = 0.0
