@@ -41,10 +41,10 @@ import torch
 from softloc.config import RunConfig
 from softloc.features import onset_strength
 from softloc.inference.detector import Detector
+from softloc.losses import trusts_timestamps
 from softloc.metrics import match_onsets
 
 __all__ = [
-    "COUNT_AWARE_LOSSES",
     "THRESHOLD_GRID",
     "calibrate",
     "calibration_source",
@@ -62,10 +62,6 @@ _OFFSET_SEARCH_S = 0.1
 _F1_TOLERANCE_S = 0.05
 
 Event = tuple[float, str]
-
-#: Losses whose p(t) is trained to reproduce the counts (LoCo eq. 7, SoftLoc eq. 4).
-COUNT_AWARE_LOSSES = ("loco", "mc", "softloc")
-
 
 def calibration_source(config: RunConfig) -> str:
     """``"timestamps"`` or ``"counts"``: which validation labels calibrate the decoder of a run.
@@ -86,9 +82,7 @@ def calibration_source(config: RunConfig) -> str:
         return inf.calibrate_with
     if sup.labels == "counts" or sup.label_noise is not None:
         return "counts"
-    if loss.name in COUNT_AWARE_LOSSES and not (loss.name == "softloc" and loss.softness_ms == 0):
-        return "counts"
-    return "timestamps"
+    return "timestamps" if trusts_timestamps(loss.name, loss.softness_ms) else "counts"
 
 
 def calibrate_time_offset(

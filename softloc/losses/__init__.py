@@ -33,7 +33,13 @@ from softloc.losses.baselines import (
     smoothed_targets,
 )
 from softloc.losses.loco import LoCoLoss, loco_loss
-from softloc.losses.registry import LOSS_NAMES, EventLoss, build_loss, canonical_loss_name
+from softloc.losses.registry import (
+    LOSS_NAMES,
+    EventLoss,
+    build_loss,
+    canonical_loss_name,
+    trusts_timestamps,
+)
 from softloc.losses.softloc import (
     AlphaSchedule,
     SoftLocalizationLoss,
@@ -57,6 +63,7 @@ __all__ = [
     "bce_loss",
     "bootstrap_loss",
     "build_loss",
+    "trusts_timestamps",
     "canonical_loss_name",
     "gaussian_kernel",
     "loco_loss",

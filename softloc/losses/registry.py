@@ -63,7 +63,7 @@ from softloc.timebase import ms_to_frames
 if TYPE_CHECKING:  # the config module imports yaml; the registry only reads attributes
     from softloc.config import LossConfig
 
-__all__ = ["LOSS_NAMES", "EventLoss", "build_loss", "canonical_loss_name"]
+__all__ = ["LOSS_NAMES", "EventLoss", "build_loss", "canonical_loss_name", "trusts_timestamps"]
 
 #: Loss names accepted by :func:`build_loss` (``loss.name`` of the run configuration).
 LOSS_NAMES = ("loco", "softloc", "sll", "mc", "bce", "smoothed-bce", "one-sided", "bootstrap")
@@ -89,6 +89,26 @@ def canonical_loss_name(name: str) -> str:
     if canon not in LOSS_NAMES:
         raise ValueError(f"build_loss: `name` must be one of {LOSS_NAMES}, got {name!r}")
     return canon
+
+
+def trusts_timestamps(name: str, softness_ms: float) -> bool:
+    """Whether a loss takes its training timestamps as exact (then validation timestamps may
+    calibrate the decoder; ``softloc.inference.calibrate.calibration_source``).
+
+    False for the count losses (``loco``, ``mc``: they never read a timestamp) and for
+    ``softloc`` with a softness > 0 (the user declares the timestamps uncertain by that much);
+    True for the frame-wise losses, ``sll`` included (their labels are read as given, even when
+    smoothed), and ``softloc`` at softness 0.
+
+    Raises:
+        ValueError: not a loss name.
+
+    Example:
+        >>> trusts_timestamps("bce", 0.0), trusts_timestamps("softloc", 50.0)
+        (True, False)
+    """
+    how = _REGISTRY[canonical_loss_name(name)].timestamps
+    return how == "exact" or (how == "soft" and softness_ms == 0)
 
 
 class EventLoss(nn.Module):
@@ -290,6 +310,9 @@ class _Entry:
     decoder: str
     description: str
     build: Callable[[str, str, str, _Settings], EventLoss]
+    # How the loss reads timestamps: "exact" (frame labels as given), "soft" (exact at softness
+    # 0, uncertain by the softness otherwise), "none" (counts only: a timestamp is never read).
+    timestamps: str = "exact"
 
 
 def _finite_sigma(name: str, s: _Settings) -> float:
@@ -298,19 +321,19 @@ def _finite_sigma(name: str, s: _Settings) -> float:
 
 _REGISTRY: dict[str, _Entry] = {
     "loco": _Entry("threshold", "LoCo: counts only (LoCo eq. 7)",
-                   lambda n, d, t, s: _CountLoss(n, d, t, k_max=s.k_max)),
+                   lambda n, d, t, s: _CountLoss(n, d, t, k_max=s.k_max), "none"),
     "softloc": _Entry("threshold", "SoftLoc (1-α)·L_SLL + α·L_MC (SoftLoc eq. 4)",
                       lambda n, d, t, s: _SoftLocLoss(
                           n, d, t, sigma=s.sigma, k_max=s.k_max, alpha=s.alpha,
                           reduction=s.reduction, distance=s.distance,
-                          noise_sigma=s.noise_sigma)),
+                          noise_sigma=s.noise_sigma), "soft"),
     "sll": _Entry("mass-peaks", "L_SLL only (α = 0; SoftLoc eq. 2)",
                   lambda n, d, t, s: _SoftLocLoss(
                       n, d, t, sigma=s.sigma, k_max=s.k_max, alpha=AlphaSchedule.constant(0.0),
                       reduction=s.reduction, distance=s.distance,
                       noise_sigma=s.noise_sigma)),
     "mc": _Entry("threshold", "L_MC only (α = 1; = LoCo on the counts of the labels)",
-                 lambda n, d, t, s: _CountLoss(n, d, t, k_max=s.k_max)),
+                 lambda n, d, t, s: _CountLoss(n, d, t, k_max=s.k_max), "none"),
     "bce": _Entry("threshold", "frame-wise cross-entropy on the labelled frames (SoftLoc eq. 5)",
                   lambda n, d, t, s: _BCELoss(n, d, t, reduction=s.reduction, sigma=None)),
     "smoothed-bce": _Entry("peaks", "cross-entropy on Gaussian-smeared labels (peak 1)",
