@@ -23,9 +23,11 @@ from softloc.losses import (
     canonical_loss_name,
     loco_loss,
     one_sided_loss,
+    registry,
     smoothed_targets,
     soft_localization_loss,
     softloc_loss,
+    trusts_timestamps,
 )
 
 RATE = 100.0  # frames per second: softness 50 ms = 5 frames
@@ -276,15 +278,35 @@ def test_shape_rejections(name):
     _assert_rejects_bad_shapes(build_loss(_config(name), frame_rate=RATE, max_steps=STEPS))
 
 
+@pytest.mark.parametrize(("name", "at_zero", "when_soft"), [
+    ("loco", False, False), ("mc", False, False),  # never read a timestamp
+    ("softloc", True, False),  # softness > 0 declares the timestamps uncertain
+    ("sll", True, True), ("bce", True, True), ("smoothed_bce", True, True),
+    ("one-sided", True, True), ("bootstrap", True, True),
+])
+def test_trusts_timestamps_only_for_losses_that_read_them_as_exact(name, at_zero, when_soft):
+    assert (trusts_timestamps(name, 0.0), trusts_timestamps(name, 50.0)) == (at_zero, when_soft)
+
+
+def test_trusts_timestamps_rejects_an_unknown_loss():
+    with pytest.raises(ValueError, match="`name` must be one of"):
+        trusts_timestamps("hinge", 0.0)
+
+
 def test_values_are_validated_once_per_call(monkeypatch):
-    # logits, lengths and counts: one reduction each, i.e. one host sync each
+    # lengths and counts: one reduction each, i.e. one host sync each; the CPU float32 logits
+    # are read by numpy (no torch sync), so their check is counted by its calls.
     logits, targets, counts, lengths = _batch()
     loss = build_loss(_config("loco"), frame_rate=RATE, max_steps=STEPS)
-    calls = []
-    original = torch.Tensor.__bool__
-    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: calls.append(1) or original(t))
+    calls, checks = [], []
+    for name in ("__bool__", "__float__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+        monkeypatch.setattr(torch.Tensor, name, lambda t, *a, _o=original: calls.append(1)
+                            or _o(t, *a))  # fmt: skip
+    check = registry.check_input
+    monkeypatch.setattr(registry, "check_input", lambda *a: checks.append(1) or check(*a))
     loss(logits, counts=counts, lengths=lengths)
-    assert len(calls) == 3
+    assert (len(calls), len(checks)) == (2, 1)
     with pytest.raises(ValueError, match=r"`counts` must be >= 0"):
         loss(logits, counts=-counts, lengths=lengths)
 

@@ -8,7 +8,9 @@ chains in training or experiments). Each entry says
   event counts (``"counts"``); the trainer checks the supervision against it;
 * which decoder of :mod:`softloc.decode` reads its outputs (``decoder``, a name of
   ``softloc.decode.DECODERS``);
-* one line of description.
+* one line of description;
+* whether it takes timestamps as exact (:func:`trusts_timestamps`), which decides what
+  calibrates its decoder by default (``softloc.inference.calibrate.calibration_source``).
 
 Names (:data:`LOSS_NAMES`, canonical spelling with hyphens; underscores are accepted on input):
 
