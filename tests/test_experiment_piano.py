@@ -38,7 +38,7 @@ def test_supervision_table_means_over_seeds():
     assert "bce" not in table  # sigma 50 is not full supervision
 
 
-def test_study_trains_each_cell_once_and_resumes(tmp_path):
+def test_study_trains_each_cell_once_and_resumes(tmp_path, capsys):
     fonts = []
     for name in ("A_GM.sf2", "B.sf2"):
         (tmp_path / name).write_bytes(b"RIFF")
@@ -75,5 +75,12 @@ def test_study_trains_each_cell_once_and_resumes(tmp_path):
     assert result.plot_path is not None and result.plot_path.stat().st_size > 0
     again = run_piano(tmp_path / "study", **kwargs)
     assert (again.trained, again.skipped) == (0, 4) and len(again.rows) == 4
+    # --rescore: the three noise-part runs are scored again from their model.pt (same
+    # decoders, same scores), the counts run (scored in training) is left as it is
+    by_run = {r["run"]: float(r["f1"]) for r in again.rows}
+    rescored = run_piano(tmp_path / "study", rescore=True, **dict(kwargs, verbose=True))
+    assert (rescored.trained, rescored.skipped) == (0, 4)
+    assert {r["run"]: float(r["f1"]) for r in rescored.rows} == by_run
+    assert "3 finished runs scored again (of 4" in capsys.readouterr().out
     with pytest.raises(ValueError, match="other settings"):
         run_piano(tmp_path / "study", **dict(kwargs, max_steps=2))

@@ -8,12 +8,10 @@ from softloc.experiments.noise_study import (
     LOSSES,
     NOISE_KINDS,
     cell_config,
+    count_thresholds,
     decode,
     decoder_of,
     noise_spec,
-    read_rows,
-    result_columns,
-    write_rows,
 )
 from softloc.losses import AlphaSchedule, build_loss
 from softloc.noise import parse_noise
@@ -109,24 +107,6 @@ def test_decoders_find_spikes_heat_maps_and_dispersed_mass():
     assert decode(norm, cfg["one-sided"]).frames.tolist() == [120]
 
 
-def test_results_csv_round_trips_and_rejects_other_columns(tmp_path):
-    columns = result_columns(("loss", "seed"), ("KD", "SD"))
-    assert columns == ["loss", "seed", "steps", "precision", "recall", "f1", "f1_class_mean",
-                       "f1_mass", "n_ref", "n_est", "time_offset_s", "train_s", "run",
-                       "precision_KD", "recall_KD", "f1_KD", "precision_SD", "recall_SD",
-                       "f1_SD"]
-    path = tmp_path / "r.csv"
-    write_rows(path, columns, [{"loss": "bce", "seed": 0, "f1": 1 / 3, "recall": float("nan")}])
-    rows = read_rows(path, columns)
-    assert rows[0]["loss"] == "bce" and rows[0]["f1"] == "0.333333" and rows[0]["recall"] == ""
-    assert read_rows(tmp_path / "none.csv", columns) == []
-    with pytest.raises(ValueError, match=r"r.csv:1: columns .* do not match"):
-        read_rows(path, columns[:-1])
-    path.write_text(",".join(columns) + "\nbce,0\n")
-    with pytest.raises(ValueError, match=rf"r.csv:2: expected {len(columns)} fields, got 2"):
-        read_rows(path, columns)
-
-
 def test_threshold_decoding_uses_the_runs_calibrated_class_thresholds():
     base = apply_overrides(load_preset("demo"), ["classes=[A, B]"])
     fr = base.features.frame_rate
@@ -216,3 +196,50 @@ def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation
     else:
         assert result["time_offset_s"] == pytest.approx(-lag / fr, abs=1.0 / fr)
         assert result["overall"]["f1"] == 1.0
+
+
+def _bumps(t: int, frames, height: float, width: float = 4.0) -> np.ndarray:
+    x = np.arange(t)
+    return sum(height * np.exp(-0.5 * ((x - f) / width) ** 2) for f in frames)
+
+
+def test_count_thresholds_reproduce_each_files_counts_and_pool_rare_classes():
+    base = apply_overrides(load_preset("demo"), ["classes=[A, B]",
+                                                 "inference.calibrate_min_events=4"])
+    config = cell_config(base, "smoothed-bce", seed=0)
+    fr = config.features.frame_rate
+    t = 1000
+    a = _bumps(t, [100, 300, 500, 700, 900], 0.33) + _bumps(t, [200, 600], 0.12)
+    b = _bumps(t, [150, 450], 0.62)  # two events: below calibrate_min_events
+    probs = {"v": np.stack([a, b])}
+    events = {"v": [(f / fr, "A") for f in (100, 300, 500, 700, 900)]
+              + [(f / fr, "B") for f in (150, 450)]}
+    # A: 0.15..0.30 find the 5 counted events (0.10 also the 2 bumps, >= 0.35 none): the
+    # largest, nearest the peaks decoder's default 0.5; B is pooled: A's errors dominate
+    assert count_thresholds(probs, "peaks", config, valid_events=events,
+                            classes=["A", "B"]) == [0.3, 0.3]
+    off = apply_overrides(config, ["inference.calibrate_per_class=false"])
+    assert count_thresholds(probs, "peaks", off, valid_events=events,
+                            classes=["A", "B"]) == [0.3, 0.3]
+    rich = apply_overrides(config, ["inference.calibrate_min_events=2"])
+    # B alone: 0.10..0.60 all find its two events; 0.5 is the default itself
+    assert count_thresholds(probs, "peaks", rich, valid_events=events,
+                            classes=["A", "B"]) == [0.3, 0.5]
+    none = apply_overrides(config, ["inference.calibrate_threshold=false"])
+    assert count_thresholds(probs, "peaks", none, valid_events=events, classes=["A", "B"]) is None
+
+
+def test_peak_decoders_are_scored_with_thresholds_from_the_validation_counts():
+    from softloc.experiments.noise_study import _score_decoder
+
+    base = apply_overrides(load_preset("demo"), ["classes=[A]"])
+    config = cell_config(base, "smoothed-bce", seed=0)
+    fr = config.features.frame_rate
+    frames = np.arange(50, 1000, 60)
+    heat = {"v": _bumps(1000, frames, 0.3)[None], "t": _bumps(1000, frames, 0.3)[None]}
+    truth = [(f / fr, "A") for f in frames]
+    kwargs = dict(valid_events={"v": truth}, test_events={"t": truth}, classes=["A"])
+    fixed = _score_decoder(heat, "peaks", config, fixed_threshold=True, **kwargs)
+    assert fixed["overall"]["n_est"] == 0 and fixed["class_thresholds"] is None
+    fitted = _score_decoder(heat, "peaks", config, **kwargs)
+    assert fitted["class_thresholds"] == [0.25] and fitted["overall"]["f1"] == 1.0

@@ -224,3 +224,34 @@ def test_noise_aware_tells_each_sll_run_the_sigma_of_its_cell_and_no_other_loss(
         rb.run_robustness(tiny_data, out, preset="demo", sigmas_ms=(0, 40),
                           losses=("softloc", "sll", "bce"), seeds=1, max_steps=1,
                           overrides=SMALL, verbose=False)
+
+
+def test_rescore_scores_finished_runs_again_from_their_models_without_training(
+        grid, tiny_data, tmp_path, capsys):
+    import shutil
+
+    out, sets = grid
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    with (copy / "results.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    original = [r["f1"] for r in rows]
+    for r in rows:
+        r["f1"] = "0.123456"  # as if scored by another decoder
+    gone = rows[0]["run"]
+    (copy / gone / "model.pt").unlink()  # a run without its model stays as it is
+    with (copy / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    capsys.readouterr()
+    rc = main(["experiment", "robustness", "--data", str(tiny_data), "--out", str(copy),
+               "--preset", "demo",
+               "--sigmas", "0,100", "--losses", "softloc,bce", "--seeds", "1",
+               "--max-steps", "2", "--rescore", *sets])
+    assert rc == 0
+    assert "3 finished runs scored again (of 4" in capsys.readouterr().out
+    with (copy / "results.csv").open(newline="") as f:
+        again = {r["run"]: r["f1"] for r in csv.DictReader(f)}
+    assert again[gone] == "0.123456"
+    assert [again[r["run"]] for r in rows[1:]] == original[1:]

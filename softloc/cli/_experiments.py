@@ -205,6 +205,9 @@ def add_exp_robustness(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-aware", action="store_true",
                    help="tell the softloc and sll runs the noise level of their cell "
                    "(loss.label_noise_ms = sigma; an extension of the paper's loss, an oracle)")
+    p.add_argument("--rescore", action="store_true",
+                   help="first score the finished runs in OUT again with the current decoders, "
+                   "from their saved model.pt (no training)")
     p.set_defaults(func=cmd_exp_robustness)
 
 
@@ -219,7 +222,8 @@ def cmd_exp_robustness(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set),
         loss_overrides=parse_loss_sets(args.loss_set), skew_shape=args.skew_shape,
-        threads=args.threads, noise_aware=args.noise_aware, progress=progress_of(args),
+        threads=args.threads, noise_aware=args.noise_aware, rescore=args.rescore,
+        progress=progress_of(args),
     )
     return 0
 

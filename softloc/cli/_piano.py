@@ -212,6 +212,9 @@ def add_exp_piano(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=1, help="seeds per cell (default 1)")
     p.add_argument("--max-steps", type=int, help="training steps per run (default: preset's)")
     p.add_argument("--threads", type=int, help="torch CPU threads per run")
+    p.add_argument("--rescore", action="store_true",
+                   help="first score the finished noise runs in OUT again with the current "
+                   "decoders, from their saved model.pt (no training)")
     add_set(p, "config override for every run, e.g. train.learning_rate=1e-3")
     add_progress(p)
     p.set_defaults(func=cmd_exp_piano)
@@ -229,6 +232,6 @@ def cmd_exp_piano(args: argparse.Namespace) -> int:
         losses=[loss_name(x) for x in parse_list("--losses", args.losses, str)],
         parts=parse_list("--parts", args.parts, str), seeds=args.seeds,
         max_steps=args.max_steps, overrides=tuple(args.set), threads=args.threads,
-        progress=progress_of(args),
+        rescore=args.rescore, progress=progress_of(args),
     )
     return 0

@@ -13,15 +13,19 @@ clean test split. This module holds what every such study needs, in the order a 
 4. :func:`train_and_score`: trains one run (``softloc.training.train``, which calibrates the
    per-class thresholds of the ``threshold`` decoder on what the run may see:
    ``softloc.inference.calibrate.calibration_source``, the validation COUNTS for SoftLoc/LoCo,
-   the noisy validation timestamps for the frame-wise baselines), calibrates the time offset of
+   the noisy validation timestamps for the frame-wise baselines); the study's other decoders
+   (``peaks``, ``peaks-normalized``, ``mass-peaks``) get per-class thresholds from the
+   validation COUNTS when scored (:func:`count_thresholds`: every loss is decoded with a
+   threshold chosen on what it may see, none with a fixed one). It calibrates the time offset of
    its decoder (the registry's for its loss, :func:`decoder_of`) on the validation files: from
    their audio when the preset aligns to onsets (``inference.align_to_onsets`` not ``none``,
    e.g. ``piano-loco``: the onset strength, which label noise does not move;
    ``softloc.inference.calibrate.onset_alignment_offset``, pooled over the classes), else on
    the NOISY validation labels (whose median error the ±100 ms matching shrinks towards 0),
    and scores the clean test split (±50 ms, mir_eval matching); the Lightning
-   checkpoints are deleted afterwards (``model.pt`` is kept).
-5. :func:`read_rows`, :func:`write_rows`: the resumable results table (CSV, rewritten atomically
+   checkpoints are deleted afterwards (``model.pt`` is kept, so :func:`rescore_rows` can score
+   a finished study again with other decoders, without training).
+5. The resumable results table (``softloc.experiments.results_table``; rewritten atomically
    after every run; a rerun skips the runs already in it).
 
 Protocol (SoftLoc §5.1.2, facts §2.6-2.7): train and validation timestamps are perturbed, test
@@ -34,13 +38,10 @@ arbitrarily.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,10 @@ from softloc._io import atomic_write_text
 from softloc.config import RunConfig, apply_overrides, load_preset
 from softloc.data import load_dataset, prepare_features
 from softloc.data.formats import read_annotation_file, write_annotation_file
-from softloc.decode import Events, decode_events
+from softloc.decode import DEFAULT_THRESHOLDS, Events, decode_events
 from softloc.features import onset_strength
 from softloc.inference import Detector, calibrate_time_offset
-from softloc.inference.calibrate import onset_alignment_offset
+from softloc.inference.calibrate import THRESHOLD_GRID, onset_alignment_offset
 from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
 from softloc.noise import parse_noise, perturb_events
@@ -70,15 +71,14 @@ __all__ = [
     "fmt_ms",
     "noise_spec",
     "cell_config",
+    "count_thresholds",
     "decode",
     "decoder_of",
     "prepare_study",
     "noisy_labels",
     "train_and_score",
+    "rescore_rows",
     "result_columns",
-    "read_rows",
-    "write_rows",
-    "as_float",
     "guard_settings",
 ]
 
@@ -105,10 +105,11 @@ class LossSpec:
 #: Loss names of a study -> training configuration (SoftLoc §5.1, Table 1). The decoders
 #: (``softloc.decode.DECODERS``) are the registry's: ``threshold`` (one event per run of
 #: p above the run's calibrated per-class threshold, SoftLoc's own decoding) for most;
-#: ``peaks`` (local maxima of p above 0.5) for peak-normalised heat maps; ``peaks-normalized``
-#: (p / max Φ_σ above 0.35, facts §5.4) for sum-normalised ones; ``mass-peaks`` (the
-#: probability mass within ±50 ms above 0.5: the "simple threshold-based peak picking" of the
-#: SLL ablation).
+#: ``peaks`` (local maxima of p above a threshold, 0.5 by default) for peak-normalised heat
+#: maps; ``peaks-normalized`` (p / max Φ_σ above 0.35 by default, facts §5.4) for
+#: sum-normalised ones; ``mass-peaks`` (the probability mass within ±50 ms above 0.5 by
+#: default: the "simple threshold-based peak picking" of the SLL ablation). A study scores the
+#: last three with thresholds from the validation counts (:func:`count_thresholds`).
 LOSSES: dict[str, LossSpec] = {
     "softloc": LossSpec("softloc", "schedule", None,
                         "SoftLoc (1-α)·L_SLL + α·L_MC, softness from the preset (eq. 4)"),
@@ -352,32 +353,88 @@ def decoder_of(config: RunConfig) -> str:
                       max_steps=config.train.max_steps).decoder
 
 
-def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float):
+def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float,
+            thresholds: Sequence[float] | None = None) -> Events:
+    """Events of ``probs`` by ``decoder``: with one threshold per class when ``thresholds`` is
+    given (or, for ``threshold``, the run's calibrated ``inference.class_thresholds``), else
+    with one threshold for all (``inference.threshold`` for ``threshold``, the registry's
+    default for the others)."""
     fr = config.features.frame_rate
     min_distance = max(1, round(config.inference.min_distance_s * fr))
     settings: dict[str, Any] = {}
-    if decoder == "threshold":
-        thresholds = config.inference.class_thresholds
-        if thresholds:  # calibrated per class by the run (from counts or noisy timestamps)
-            parts = [decode_events(probs[c:c + 1], decoder, frame_rate=fr, threshold=thr,
-                                   time_offset_s=offset_s, min_distance_frames=min_distance)
-                     for c, thr in enumerate(thresholds)]
-            classes = np.concatenate([np.full(len(e), c, dtype=np.int64)
-                                      for c, e in enumerate(parts)])
-            times = np.concatenate([e.times_s for e in parts])
-            order = np.lexsort((classes, times))
-            return Events(frames=np.concatenate([e.frames for e in parts])[order],
-                          classes=classes[order],
-                          scores=np.concatenate([e.scores for e in parts])[order],
-                          times_s=times[order], n_classes=len(thresholds), frame_rate=fr,
-                          time_offset_s=offset_s)
-        settings["threshold"] = config.inference.threshold
-    elif decoder == "peaks-normalized":
+    if decoder == "peaks-normalized":
         settings["sigma_frames"] = ms_to_frames(config.loss.softness_ms, fr)
     elif decoder == "mass-peaks":
         settings["half_window_frames"] = max(1, round(ms_to_frames(_MASS_HALF_WINDOW_MS, fr)))
-    return decode_events(probs, decoder, frame_rate=fr, time_offset_s=offset_s,
-                         min_distance_frames=min_distance, **settings)
+    if thresholds is None and decoder == "threshold":
+        # calibrated per class by the run (from counts or noisy timestamps), if it did
+        thresholds = config.inference.class_thresholds or None
+        settings["threshold"] = config.inference.threshold
+    if not thresholds:
+        return decode_events(probs, decoder, frame_rate=fr, time_offset_s=offset_s,
+                             min_distance_frames=min_distance, **settings)
+    settings.pop("threshold", None)
+    parts = [decode_events(probs[c:c + 1], decoder, frame_rate=fr, threshold=thr,
+                           time_offset_s=offset_s, min_distance_frames=min_distance, **settings)
+             for c, thr in enumerate(thresholds)]
+    classes = np.concatenate([np.full(len(e), c, dtype=np.int64) for c, e in enumerate(parts)])
+    times = np.concatenate([e.times_s for e in parts])
+    order = np.lexsort((classes, times))
+    return Events(frames=np.concatenate([e.frames for e in parts])[order],
+                  classes=classes[order],
+                  scores=np.concatenate([e.scores for e in parts])[order],
+                  times_s=times[order], n_classes=len(thresholds), frame_rate=fr,
+                  time_offset_s=offset_s)
+
+
+def count_thresholds(probs: Mapping[str, np.ndarray], decoder: str, config: RunConfig, *,
+                     valid_events: Mapping[str, Sequence[tuple[float, str]]],
+                     classes: Sequence[str]) -> list[float] | None:
+    """Per-class thresholds of ``decoder`` from the validation COUNTS (no timestamp read).
+
+    What ``softloc.inference.calibrate.calibrate_from_counts`` does for the ``threshold``
+    decoder of a run, for the study's other decoders (``peaks``, ``peaks-normalized``,
+    ``mass-peaks``), so that every loss is scored with a threshold chosen on what it may see:
+    for each class the value of ``THRESHOLD_GRID`` whose detections best reproduce the number
+    of events of each validation file (smallest total ``|detected - counted|``; ties towards the
+    decoder's default). Label noise moves timestamps, never their number. A class with fewer
+    than ``inference.calibrate_min_events`` validation events (and every class when
+    ``inference.calibrate_per_class`` is off) takes the pooled best. None when
+    ``inference.calibrate_threshold`` is off or there is no validation file.
+
+    Args:
+        probs: stem -> ``(class, time)`` outputs; must hold every stem of ``valid_events``.
+        decoder: a name of ``softloc.decode.DECODERS``.
+        config: the run's configuration (frame rate, inference settings, softness).
+        valid_events: stem -> ``(time_s, label)`` events of the validation files.
+        classes: the class names, in the order of ``probs``' rows.
+    """
+    inf = config.inference
+    stems = list(valid_events)
+    if not inf.calibrate_threshold or not stems:
+        return None
+    index = {c: i for i, c in enumerate(classes)}
+    counted = np.zeros((len(stems), len(classes)))
+    for i, s in enumerate(stems):
+        for _, label in valid_events[s]:
+            if label in index:
+                counted[i, index[label]] += 1
+    errors = np.zeros((len(THRESHOLD_GRID), len(classes)))
+    for g, thr in enumerate(THRESHOLD_GRID):
+        for i, s in enumerate(stems):
+            found = _decode(probs[s], decoder, config, 0.0, [thr] * len(classes)).classes
+            errors[g] += np.abs(np.bincount(found, minlength=len(classes)) - counted[i])
+    default = DEFAULT_THRESHOLDS[decoder]
+
+    def best_of(err: np.ndarray) -> float:
+        best = [THRESHOLD_GRID[g] for g in np.flatnonzero(err == err.min())]
+        return min(best, key=lambda x: abs(x - default))
+
+    pooled = best_of(errors.sum(1))
+    n_counted = counted.sum(0)
+    return [best_of(errors[:, c])
+            if inf.calibrate_per_class and n_counted[c] >= inf.calibrate_min_events
+            else pooled for c in range(len(classes))]
 
 
 def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
@@ -395,14 +452,24 @@ def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
 
 def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events: dict,
                    test_events: dict, classes: Sequence[str],
-                   strengths: Mapping[str, np.ndarray] | None = None) -> dict:
-    """Calibrate ``decoder``'s offset on the validation files, score the test files: from the
-    onset strength of their audio (``strengths``: stem -> onset strength, no label) when
-    given, else from their (noisy) labels."""
+                   strengths: Mapping[str, np.ndarray] | None = None,
+                   fixed_threshold: bool = False) -> dict:
+    """Calibrate ``decoder`` on the validation files, score the test files.
+
+    Thresholds: the run's own (calibrated in training) for ``threshold``; for the other
+    decoders :func:`count_thresholds` from the validation counts, or the registry's fixed
+    default with ``fixed_threshold`` (the ``f1_mass`` diagnostic). The time offset: from the
+    onset strength of the validation audio (``strengths``: stem -> onset strength, no label)
+    when given, else from their (noisy) labels. ``result["class_thresholds"]``: the
+    thresholds a non-``threshold`` decoder used (None: its default)."""
+    thresholds = None
+    if decoder != "threshold" and not fixed_threshold:
+        thresholds = count_thresholds(probs, decoder, config, valid_events=valid_events,
+                                      classes=classes)
     offset = 0.0
     if strengths is not None:
         stems = [s for s in valid_events if s in strengths]
-        times = [np.concatenate(_decode(probs[s], decoder, config, 0.0).per_class())
+        times = [np.concatenate(_decode(probs[s], decoder, config, 0.0, thresholds).per_class())
                  for s in stems]
         found = onset_alignment_offset(times, [strengths[s] for s in stems],
                                        config.features.frame_rate,
@@ -411,17 +478,18 @@ def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events
     elif valid_events:
         est, ref = [], []
         for stem, events in valid_events.items():
-            per_class = _decode(probs[stem], decoder, config, 0.0).per_class()
+            per_class = _decode(probs[stem], decoder, config, 0.0, thresholds).per_class()
             for c, label in enumerate(classes):
                 est.append(np.clip(per_class[c], 0.0, None))
                 ref.append(np.array([t for t, lab in events if lab == label]))
         offset = calibrate_time_offset(est, ref)
     estimate = {}
     for stem in test_events:
-        events = _decode(probs[stem], decoder, config, offset).labelled(classes)
+        events = _decode(probs[stem], decoder, config, offset, thresholds).labelled(classes)
         estimate[stem] = [(max(0.0, t), lab) for t, lab in events]
     result = evaluate(test_events, estimate, classes=list(classes))
     result["time_offset_s"] = offset
+    result["class_thresholds"] = thresholds
     return result
 
 
@@ -447,9 +515,7 @@ def _score_run(run_dir: Path, *, store: Any, valid_events: dict, test_events: di
                   strengths=strengths)
     decoder = decoder_of(config)
     result = _score_decoder(probs, decoder, config, **kwargs)
-    mass = result if decoder == "mass-peaks" else _score_decoder(probs, "mass-peaks", config,
-                                                                   **kwargs)
-    result["mass"] = mass
+    result["mass"] = _score_decoder(probs, "mass-peaks", config, fixed_threshold=True, **kwargs)
     return result
 
 
@@ -495,6 +561,36 @@ def train_and_score(setup: StudySetup, config: RunConfig, *, labels_dir: Path,
             **_row_from_result(scored, setup.classes)}
 
 
+def rescore_rows(setup: StudySetup, rows: Sequence[dict],
+                 labels_dir_of: Callable[[Mapping], Path | None]) -> int:
+    """Score again, with the current decoders, the rows whose run folder still holds its
+    ``model.pt``: no training (e.g. after a change of how the study decodes). The score
+    columns of each such row are replaced in place; the others stay as they are.
+
+    Args:
+        setup: the study (:func:`prepare_study`).
+        rows: the rows of its results table; ``row["run"]`` is the run folder under ``OUT``.
+        labels_dir_of: row -> the noisy annotation folder its run trained on (validation
+            labels for the offset and the count thresholds), or None to leave the row alone.
+
+    Returns:
+        The number of rows scored again.
+    """
+    n = 0
+    for row in rows:
+        run_dir = setup.out / str(row.get("run", ""))
+        labels_dir = labels_dir_of(row)
+        if labels_dir is None or not row.get("run") or not (run_dir / "model.pt").is_file():
+            continue
+        valid_events = {s: read_annotation_file(labels_dir / f"{s}.txt")
+                        for s in setup.valid_stems}
+        scored = _score_run(run_dir, store=setup.store, valid_events=valid_events,
+                            test_events=setup.test_events, classes=setup.classes)
+        row.update(_row_from_result(scored, setup.classes))
+        n += 1
+    return n
+
+
 # --------------------------------------------------------------------------- results table
 
 
@@ -503,52 +599,3 @@ def result_columns(first: Sequence[str], classes: Sequence[str]) -> list[str]:
     ``precision_<c>``, ``recall_<c>``, ``f1_<c>`` per class."""
     per_class = [f"{k}_{c}" for c in classes for k in ("precision", "recall", "f1")]
     return list(first) + list(SCORE_COLUMNS) + per_class
-
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
-
-
-def write_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping]) -> None:
-    """Write the results CSV atomically (floats with 6 significant digits, NaN as empty)."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_fmt_value(row.get(c, "")) for c in columns])
-    atomic_write_text(path, buf.getvalue())
-
-
-def read_rows(path: Path, columns: Sequence[str]) -> list[dict]:
-    """The rows of a results CSV (values as strings); ``[]`` when there is no file yet.
-
-    Raises:
-        ValueError: other columns than ``columns`` (naming ``path:1``), a short or long line.
-    """
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header != list(columns):
-            raise ValueError(
-                f"{path}:1: columns {header} do not match this experiment's {list(columns)}; "
-                "use a new --out"
-            )
-        rows = []
-        for lineno, values in enumerate(reader, start=2):
-            if len(values) != len(columns):
-                raise ValueError(f"{path}:{lineno}: expected {len(columns)} fields, got "
-                                 f"{len(values)}")
-            rows.append(dict(zip(columns, values, strict=True)))
-    return rows
-
-
-def as_float(v: Any) -> float:
-    """A CSV cell as a float; NaN for an empty or unreadable cell."""
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan

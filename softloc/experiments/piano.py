@@ -48,15 +48,14 @@ from softloc._io import atomic_write_text
 from softloc.experiments.noise_study import (
     LOSSES,
     SCORE_COLUMNS,
-    as_float,
     cell_config,
     fmt_ms,
     noisy_labels,
     prepare_study,
-    read_rows,
+    rescore_rows,
     train_and_score,
-    write_rows,
 )
+from softloc.experiments.results_table import as_float, read_rows, write_rows
 from softloc.experiments.robustness import robustness_curves, robustness_table
 from softloc.inference import Detector
 from softloc.metrics.notes import evaluate
@@ -219,6 +218,7 @@ def run_piano(
     max_steps: int | None = None,
     overrides: Sequence[str] = (),
     threads: int | None = None,
+    rescore: bool = False,
     progress: bool = False,
     verbose: bool = True,
 ) -> PianoResult:
@@ -238,6 +238,8 @@ def run_piano(
         max_steps: training steps per run (default: the preset's).
         overrides: ``dotted.key=value`` overrides for every run.
         threads: torch CPU threads per run.
+        rescore: first score the finished noise-part runs again with the current decoders,
+            from their saved ``model.pt`` (no training; ``noise_study.rescore_rows``).
         progress: Lightning progress bars.
         verbose: one line per cell.
 
@@ -261,6 +263,11 @@ def run_piano(
                           overrides=overrides, settings=settings)
     csv_path = setup.out / "results.csv"
     rows = read_rows(csv_path, _COLUMNS)
+    if rescore:  # the counts cells calibrate and score in training: left as they are
+        n = rescore_rows(setup, rows, lambda r: None if r["labels"] == "counts" else
+                         noisy_labels(setup, "normal", as_float(r["sigma_ms"]), int(r["seed"])))
+        write_rows(csv_path, _COLUMNS, rows)
+        say(f"{n} finished runs scored again (of {len(rows)} in {csv_path})")
     done = {(r["labels"], r["loss"], as_float(r["sigma_ms"]), int(r["seed"])) for r in rows}
     trained = skipped = 0
     for i, (labels, loss, sigma, seed) in enumerate(cells, start=1):

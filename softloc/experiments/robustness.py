@@ -38,17 +38,16 @@ from softloc.experiments.noise_study import (
     LOSSES,
     NOISE_KINDS,
     LossSpec,
-    as_float,
     cell_config,
     fmt_ms,
     noise_spec,
     noisy_labels,
     prepare_study,
-    read_rows,
+    rescore_rows,
     result_columns,
     train_and_score,
-    write_rows,
 )
+from softloc.experiments.results_table import as_float, read_rows, write_rows
 
 __all__ = [
     "LossSpec",
@@ -148,6 +147,7 @@ def run_robustness(
     skew_shape: float = -2.0,
     threads: int | None = None,
     noise_aware: bool = False,
+    rescore: bool = False,
     progress: bool = False,
     verbose: bool = True,
 ) -> RobustnessResult:
@@ -171,6 +171,8 @@ def run_robustness(
         noise_aware: the ``softloc`` and ``sll`` runs are told the noise level of their cell
             (``loss.label_noise_ms`` = σ, the noise-aware SLL, an extension of the paper); an
             oracle setting, reported apart from the paper's loss. Stored in ``experiment.json``.
+        rescore: first score the finished runs again with the current decoders, from their
+            saved ``model.pt`` (no training; ``noise_study.rescore_rows``).
         progress: show Lightning's progress bars.
         verbose: print one line per cell.
 
@@ -196,6 +198,11 @@ def run_robustness(
     columns = result_columns(RESULT_COLUMNS, setup.classes)
     csv_path = setup.out / "results.csv"
     rows = read_rows(csv_path, columns)
+    if rescore:
+        n = rescore_rows(setup, rows, lambda r: noisy_labels(
+            setup, r["noise"], as_float(r["sigma_ms"]), int(r["seed"]), skew_shape=skew_shape))
+        write_rows(csv_path, columns, rows)
+        say(f"{n} finished runs scored again (of {len(rows)} in {csv_path})")
     done = {(r["loss"], r["noise"], as_float(r["sigma_ms"]), int(r["seed"])) for r in rows}
 
     cells = [(loss, s, seed) for s in sigmas for seed in range(seeds) for loss in losses]

@@ -59,7 +59,7 @@ from softloc._io import atomic_write_text
 from softloc.config import RunConfig
 from softloc.data.generators.segments import generate_segment_dataset
 from softloc.data.mstcn import MSTCNDataset, list_splits, load_mstcn
-from softloc.experiments.noise_study import as_float, read_rows, write_rows
+from softloc.experiments.results_table import as_float, read_rows, write_rows
 from softloc.inference.model_file import save_model_file
 from softloc.losses.segmentation import SEGMENTATION_LOSSES, build_segmentation_loss
 from softloc.metrics.segments import evaluate_dataset

@@ -67,7 +67,8 @@ from softloc.data.layout import read_annotation_file
 from softloc.data.signals import channel_stats, normalize_channels, read_signal
 from softloc.data.subjects import leave_one_subject_out, read_subjects_csv
 from softloc.decode import pick_mass_peaks, threshold_events
-from softloc.experiments.noise_study import as_float, guard_settings, read_rows, write_rows
+from softloc.experiments.noise_study import guard_settings
+from softloc.experiments.results_table import as_float, read_rows, write_rows
 from softloc.losses.registry import build_loss
 from softloc.metrics import onset_scores
 from softloc.models.lrm import LRM

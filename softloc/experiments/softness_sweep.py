@@ -24,16 +24,14 @@ import numpy as np
 
 from softloc.experiments.noise_study import (
     NOISE_KINDS,
-    as_float,
     cell_config,
     fmt_ms,
     noisy_labels,
     prepare_study,
-    read_rows,
     result_columns,
     train_and_score,
-    write_rows,
 )
+from softloc.experiments.results_table import as_float, read_rows, write_rows
 from softloc.smoothing import nadaraya_watson_grid
 
 __all__ = ["SWEEP_COLUMNS", "SweepResult", "run_softness_sweep", "softness_surface"]
