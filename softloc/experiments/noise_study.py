@@ -366,8 +366,7 @@ def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float,
         settings["sigma_frames"] = ms_to_frames(config.loss.softness_ms, fr)
     elif decoder == "mass-peaks":
         settings["half_window_frames"] = max(1, round(ms_to_frames(_MASS_HALF_WINDOW_MS, fr)))
-    if thresholds is None and decoder == "threshold":
-        # calibrated per class by the run (from counts or noisy timestamps), if it did
+    if thresholds is None and decoder == "threshold":  # the run's own, if it calibrated
         thresholds = config.inference.class_thresholds or None
         settings["threshold"] = config.inference.threshold
     if not thresholds:
