@@ -293,3 +293,75 @@ def test_version_runs_as_a_module_without_torch():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("softloc ")
+
+
+# --- the command lines of the docs ----------------------------------------------------------
+
+_DOC_FILES = ("README.md", "docs/results.md", "docs/benchmarks.md", "docs/data.md",
+              "docs/distributed.md")
+
+
+def _documented_command_lines(text: str) -> list[str]:
+    """The ``softloc ...`` command lines in the shell code blocks of a Markdown text, with
+    backslash continuations joined and trailing comments cut; lines that elide arguments
+    (``...``) are left out."""
+    import re
+
+    out = []
+    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith("#") or "..." in line:
+                continue
+            line = line.split(" # ")[0]
+            m = re.search(r"(?:^|;|&&|\bdo\b)\s*(?:[A-Z_]+=\S+\s+)*(softloc\s[^;&|]*)", line)
+            if m:
+                out.append(" ".join(m.group(1).split()))
+    return out
+
+
+def _placeholders_filled(line: str) -> list[str]:
+    """The arguments of a documented command line, with shell substitutions (``$(...)``,
+    ``$VAR``) and the docs' one-letter placeholders (``--seed S``) filled with 0."""
+    import re
+    import shlex
+
+    line = re.sub(r"\$\([^)]*\)|\$\{?\w+\}?", "0", line)
+    return ["0" if re.fullmatch(r"[A-Z]", a) else a for a in shlex.split(line)[1:]]
+
+
+def test_command_lines_in_docs_are_found_joined_and_filled():
+    text = ("text softloc train --no\n```bash\n# softloc comment\nOMP_NUM_THREADS=1 softloc "
+            "train --data d \\\n    --out r  # why\nfor s in 1; do softloc detect --model $m "
+            "a --out det_$(basename $m .pt); done\nsoftloc train ... --out r\n```\n")
+    lines = _documented_command_lines(text)
+    assert lines == ["softloc train --data d --out r",
+                     "softloc detect --model $m a --out det_$(basename $m .pt)"]
+    assert _placeholders_filled("softloc x --seed S --out run$F${S} det_$(basename $m .pt) SD") \
+        == ["x", "--seed", "0", "--out", "run00", "det_0", "SD"]
+
+
+def test_every_documented_command_line_parses_and_its_overrides_exist():
+    """Every ``softloc`` command in README.md and docs/ parses with today's options, and each
+    ``--set KEY=VALUE`` names a configuration key of the right type: a renamed flag or key
+    must not leave a documented command that fails."""
+    from pathlib import Path
+
+    from softloc.config import RunConfig, apply_overrides
+
+    root = Path(__file__).resolve().parents[1]
+    failures, n = [], 0
+    for name in _DOC_FILES:
+        for line in _documented_command_lines((root / name).read_text(encoding="utf-8")):
+            argv = _placeholders_filled(line)
+            n += 1
+            try:
+                args = build_parser(argv).parse_args(argv)
+                if getattr(args, "set", None):
+                    apply_overrides(RunConfig(), list(args.set))
+            except SystemExit:
+                failures.append(f"{name}: {line}")
+            except ValueError as err:
+                failures.append(f"{name}: {line}: {err}")
+    assert n > 50, f"only {n} command lines found: the extraction broke"
+    assert not failures, "\n".join(failures)
