@@ -224,3 +224,54 @@ def test_the_upward_import_rule_sees_imports_inside_functions():
     assert _upward_imports(text, "data") == [(3, "softloc.models.sensor"),
                                             (4, "softloc.training.loaders")]
     assert _upward_imports(text, "training") == []
+
+
+def _readme_python_blocks() -> list[str]:
+    import re
+
+    text = (ROOT.parent / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_readme_loss_example_runs_and_gives_the_shapes_it_states():
+    """The README's first example, as printed there: the losses are finite scalars with
+    gradients, and the count distribution has the (batch, class, k_max + 1) shape its comment
+    gives and sums to 1."""
+    import torch
+
+    code = next(b for b in _readme_python_blocks() if "loco_loss" in b)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    dist, loss = namespace["dist"], namespace["loss"]
+    assert dist.shape == (2, 3, 9) and "(2, 3, 9)" in code
+    torch.testing.assert_close(dist.sum(-1), torch.ones(2, 3, dtype=dist.dtype))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_readme_detector_example_returns_time_label_probability_triples(tmp_path, monkeypatch):
+    """The README's detector example on the shipped model (``Detector.load()``, as its comment
+    offers) and a written ``song.wav``: events are (seconds, class, peak p) as its comment shows."""
+    import numpy as np
+    import soundfile as sf
+
+    code = next(b for b in _readme_python_blocks() if "Detector.load" in b)
+    assert 'Detector.load("RUN")' in code
+    sr = 22050
+    rng = np.random.default_rng(0)
+    audio = 0.01 * rng.standard_normal(2 * sr)
+    for i, t in enumerate((0.3, 0.8, 1.3)):  # three decaying noise bursts
+        n = int(0.1 * sr)
+        audio[int(t * sr): int(t * sr) + n] += (0.5 + 0.2 * i) * rng.standard_normal(n) * \
+            np.exp(-np.arange(n) / (0.02 * sr))
+    sf.write(tmp_path / "song.wav", audio, sr)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.replace('Detector.load("RUN")', "Detector.load()"), "README.md", "exec"),
+         namespace)  # noqa: S102 - our own README
+    events, detector = namespace["events"], namespace["detector"]
+    assert isinstance(events, list) and events  # the bursts are loud enough to fire
+    for time, label, peak in events:
+        assert isinstance(time, float) and 0.0 <= time <= 2.0
+        assert label in detector.classes
+        assert isinstance(peak, float) and 0.0 < peak <= 1.0
+    assert events == sorted(events, key=lambda e: (e[0], detector.classes.index(e[1])))
