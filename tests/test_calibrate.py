@@ -13,6 +13,7 @@ from softloc.inference import (
     calibrate_time_offset,
     calibration_source,
     onset_alignment_offset,
+    onset_alignment_offsets,
 )
 
 
@@ -330,3 +331,45 @@ def test_align_to_onsets_must_be_none_pooled_or_per_class():
         with pytest.raises(ValueError, match="align_to_onsets"):
             _config(f"inference.align_to_onsets={bad}")
     assert _config("inference.align_to_onsets=none").inference.align_to_onsets == "none"
+
+
+def _peaked_strength(onsets, fps=100.0, n=2000):
+    """A strength with a parabola peaking at each onset: the lag curve is exact."""
+    grid = np.arange(n)
+    return sum(np.clip(9 - (grid - t * fps) ** 2, 0, None) for t in onsets)
+
+
+def test_onset_alignment_offsets_per_class_recovers_each_class_latency():
+    """Class 0 fires 30 ms early, class 1 20 ms late, on onsets of one strength curve: per
+    class each gets its own offset (+30, -20 ms); pooled, both get the one offset of all
+    detections, which serves neither; each equals onset_alignment_offset on its events."""
+    rng = np.random.default_rng(0)
+    onsets = [np.sort(rng.uniform(1.0, 18.0, 30)), np.sort(rng.uniform(1.0, 18.0, 30))]
+    strength = _peaked_strength(np.concatenate(onsets))
+    times = [[onsets[0] - 0.03, onsets[1] + 0.02]]
+    offsets, pooled = onset_alignment_offsets(times, [strength], 100.0, mode="per-class")
+    assert offsets == pytest.approx([0.03, -0.02], abs=0.002)
+    assert pooled == pytest.approx(onset_alignment_offset(
+        [np.concatenate(times[0])], [strength], 100.0), abs=1e-12)
+    same, pooled_again = onset_alignment_offsets(times, [strength], 100.0, mode="pooled")
+    assert pooled_again == pooled and same == [round(pooled, 4)] * 2
+
+
+def test_onset_alignment_offsets_fall_back_to_pooled_for_a_class_with_few_events():
+    rng = np.random.default_rng(1)
+    many, few = np.sort(rng.uniform(1.0, 18.0, 30)), np.array([5.0, 9.0])
+    strength = _peaked_strength(np.concatenate([many, few]))
+    offsets, pooled = onset_alignment_offsets([[many - 0.03, few + 0.02]], [strength], 100.0,
+                                              min_events=10)
+    assert offsets[0] == pytest.approx(0.03, abs=0.002)
+    assert offsets[1] == round(pooled, 4)  # two detections: no offset of its own
+    empty, none = onset_alignment_offsets([[np.zeros(0), np.zeros(0)]], [strength], 100.0)
+    assert none is None and empty == [0.0, 0.0]
+
+
+def test_onset_alignment_offsets_reject_bad_mode_and_ragged_classes():
+    s = np.zeros(100)
+    with pytest.raises(ValueError, match="`mode` must be 'pooled' or 'per-class'"):
+        onset_alignment_offsets([[np.zeros(0)]], [s], 100.0, mode="none")
+    with pytest.raises(ValueError, match="same classes, got \\[1, 2\\] classes"):
+        onset_alignment_offsets([[np.zeros(0)], [np.zeros(0), np.zeros(0)]], [s, s], 100.0)

@@ -151,6 +151,54 @@ def test_offset_comes_from_the_validation_audio_when_given_else_from_the_noisy_l
     assert from_audio["overall"]["f1"] == 1.0
 
 
+@pytest.mark.parametrize("align", ["pooled", "per-class"])
+def test_a_per_class_preset_is_scored_with_one_offset_per_class_as_training_calibrates(align):
+    """Class A fires 60 ms late, class B 60 ms early (both outside +-50 ms): with the drum
+    presets' ``per-class`` alignment each class gets its own offset from the validation audio
+    and every note is found; ``pooled`` gives both classes one offset, which can serve only
+    one of them."""
+    from softloc.experiments.noise_study import _score_decoder
+
+    base = apply_overrides(load_preset("demo"), [
+        "classes=[A, B]", "inference.class_thresholds=[0.2, 0.2]",
+        f"inference.align_to_onsets={align}"])
+    config = cell_config(base, "softloc", seed=0)
+    fr = config.features.frame_rate
+    lag = round(0.06 * fr)
+    onsets_a, onsets_b = np.arange(20, 980, 40), np.arange(40, 980, 40)
+    probs = np.zeros((2, 1000))
+    probs[0, onsets_a + lag] = 0.9
+    probs[1, onsets_b - lag] = 0.9
+    strength = np.zeros(1000)
+    strength[np.concatenate([onsets_a, onsets_b])] = 1.0
+    truth = [(f / fr, "A") for f in onsets_a] + [(f / fr, "B") for f in onsets_b]
+    result = _score_decoder({"v": probs, "t": probs}, "threshold", config,
+                            valid_events={"v": truth}, test_events={"t": truth},
+                            classes=["A", "B"], strengths={"v": strength})
+    per_class_f1 = sorted(result["per_class"][c]["f1"] for c in ("A", "B"))
+    if align == "per-class":
+        assert per_class_f1 == [1.0, 1.0]
+        # the two offsets (-60, +60 ms) average to ~0, the results column's value
+        assert result["time_offset_s"] == pytest.approx(0.0, abs=1.0 / fr)
+    else:  # the one offset lines up one class and throws the other 120 ms off
+        assert per_class_f1 == [0.0, 1.0]
+        assert abs(result["time_offset_s"]) == pytest.approx(0.06, abs=1.0 / fr)
+
+
+def test_decode_adds_one_offset_per_class_when_given_a_sequence():
+    base = apply_overrides(load_preset("demo"), ["classes=[A, B]"])
+    config = cell_config(base, "softloc", seed=0)
+    fr = config.features.frame_rate
+    probs = np.zeros((2, 300))
+    probs[0, 100] = probs[1, 100] = 0.9
+    one = decode(probs, config, time_offset_s=0.01)
+    assert one.times_s.tolist() == pytest.approx([100 / fr + 0.01] * 2)
+    per_class = decode(probs, config, time_offset_s=[0.05, -0.05])
+    assert per_class.classes.tolist() == [1, 0]  # B now first: sorted by time
+    assert per_class.times_s.tolist() == pytest.approx([100 / fr - 0.05, 100 / fr + 0.05])
+    assert per_class.frames.tolist() == [100, 100]
+
+
 @pytest.mark.parametrize("align", ["none", "pooled"])
 def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation_audio(
         align, monkeypatch, tmp_path):

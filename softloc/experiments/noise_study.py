@@ -19,8 +19,8 @@ clean test split. This module holds what every such study needs, in the order a 
    threshold chosen on what it may see, none with a fixed one). It calibrates the time offset of
    its decoder (the registry's for its loss, :func:`decoder_of`) on the validation files: from
    their audio when the preset aligns to onsets (``inference.align_to_onsets`` not ``none``,
-   e.g. ``piano-loco``: the onset strength, which label noise does not move;
-   ``softloc.inference.calibrate.onset_alignment_offset``, pooled over the classes), else on
+   the onset strength, which label noise does not move; ``onset_alignment_offsets``: one
+   offset, or one per class for ``per-class`` as in the drum presets), else on
    the NOISY validation labels (whose median error the ±100 ms matching shrinks towards 0),
    and scores the clean test split (±50 ms, mir_eval matching); the Lightning
    checkpoints are deleted afterwards (``model.pt`` is kept, so :func:`rescore_rows` can score
@@ -56,7 +56,7 @@ from softloc.data.formats import read_annotation_file, write_annotation_file
 from softloc.decode import DEFAULT_THRESHOLDS, Events, decode_events
 from softloc.features import onset_strength
 from softloc.inference import Detector, calibrate_time_offset
-from softloc.inference.calibrate import THRESHOLD_GRID, onset_alignment_offset
+from softloc.inference.calibrate import THRESHOLD_GRID, onset_alignment_offsets
 from softloc.losses.registry import build_loss
 from softloc.metrics import evaluate
 from softloc.noise import parse_noise, perturb_events
@@ -353,12 +353,13 @@ def decoder_of(config: RunConfig) -> str:
                       max_steps=config.train.max_steps).decoder
 
 
-def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float,
-            thresholds: Sequence[float] | None = None) -> Events:
+def _decode(probs: np.ndarray, decoder: str, config: RunConfig,
+            offset_s: float | Sequence[float], thresholds: Sequence[float] | None = None) -> Events:
     """Events of ``probs`` by ``decoder``: with one threshold per class when ``thresholds`` is
     given (or, for ``threshold``, the run's calibrated ``inference.class_thresholds``), else
     with one threshold for all (``inference.threshold`` for ``threshold``, the registry's
-    default for the others)."""
+    default for the others); ``offset_s`` added to the times, one for all classes or one per
+    class."""
     fr = config.features.frame_rate
     min_distance = max(1, round(config.inference.min_distance_s * fr))
     settings: dict[str, Any] = {}
@@ -369,21 +370,22 @@ def _decode(probs: np.ndarray, decoder: str, config: RunConfig, offset_s: float,
     if thresholds is None and decoder == "threshold":  # the run's own, if it calibrated
         thresholds = config.inference.class_thresholds or None
         settings["threshold"] = config.inference.threshold
-    if not thresholds:
-        return decode_events(probs, decoder, frame_rate=fr, time_offset_s=offset_s,
-                             min_distance_frames=min_distance, **settings)
-    settings.pop("threshold", None)
-    parts = [decode_events(probs[c:c + 1], decoder, frame_rate=fr, threshold=thr,
-                           time_offset_s=offset_s, min_distance_frames=min_distance, **settings)
-             for c, thr in enumerate(thresholds)]
+    n_classes = probs.shape[0]
+    offsets = np.broadcast_to(np.asarray(offset_s, dtype=np.float64), (n_classes,))
+    if thresholds:
+        settings.pop("threshold", None)
+    parts = [decode_events(probs[c:c + 1], decoder, frame_rate=fr, time_offset_s=offsets[c],
+                           min_distance_frames=min_distance, **settings,
+                           **({"threshold": thresholds[c]} if thresholds else {}))
+             for c in range(n_classes)]
     classes = np.concatenate([np.full(len(e), c, dtype=np.int64) for c, e in enumerate(parts)])
     times = np.concatenate([e.times_s for e in parts])
     order = np.lexsort((classes, times))
     return Events(frames=np.concatenate([e.frames for e in parts])[order],
                   classes=classes[order],
                   scores=np.concatenate([e.scores for e in parts])[order],
-                  times_s=times[order], n_classes=len(thresholds), frame_rate=fr,
-                  time_offset_s=offset_s)
+                  times_s=times[order], n_classes=n_classes, frame_rate=fr,
+                  time_offset_s=float(np.mean(offsets)))
 
 
 def count_thresholds(probs: Mapping[str, np.ndarray], decoder: str, config: RunConfig, *,
@@ -465,15 +467,14 @@ def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events
     if decoder != "threshold" and not fixed_threshold:
         thresholds = count_thresholds(probs, decoder, config, valid_events=valid_events,
                                       classes=classes)
-    offset = 0.0
+    offset: float | list[float] = 0.0
     if strengths is not None:
         stems = [s for s in valid_events if s in strengths]
-        times = [np.concatenate(_decode(probs[s], decoder, config, 0.0, thresholds).per_class())
-                 for s in stems]
-        found = onset_alignment_offset(times, [strengths[s] for s in stems],
-                                       config.features.frame_rate,
-                                       min_events=config.inference.calibrate_min_events)
-        offset = 0.0 if found is None else found
+        offset, _ = onset_alignment_offsets(
+            [_decode(probs[s], decoder, config, 0.0, thresholds).per_class() for s in stems],
+            [strengths[s] for s in stems], config.features.frame_rate,
+            mode=config.inference.align_to_onsets,
+            min_events=config.inference.calibrate_min_events)
     elif valid_events:
         est, ref = [], []
         for stem, events in valid_events.items():
@@ -487,7 +488,7 @@ def _score_decoder(probs: dict, decoder: str, config: RunConfig, *, valid_events
         events = _decode(probs[stem], decoder, config, offset, thresholds).labelled(classes)
         estimate[stem] = [(max(0.0, t), lab) for t, lab in events]
     result = evaluate(test_events, estimate, classes=list(classes))
-    result["time_offset_s"] = offset
+    result["time_offset_s"] = float(np.mean(offset))
     result["class_thresholds"] = thresholds
     return result
 

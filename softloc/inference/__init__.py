@@ -29,6 +29,7 @@ from softloc.inference.calibrate import (
     calibrate_time_offset,
     calibration_source,
     onset_alignment_offset,
+    onset_alignment_offsets,
 )
 from softloc.inference.detector import (
     INPUT_STAGES,
@@ -83,6 +84,7 @@ __all__ = [
     "calibrate_from_timestamps",
     "calibrate_time_offset",
     "onset_alignment_offset",
+    "onset_alignment_offsets",
     "calibration_source",
     "cleaning_events",
     "collect_audio_inputs",
