@@ -151,6 +151,18 @@ def test_offset_comes_from_the_validation_audio_when_given_else_from_the_noisy_l
     assert from_audio["overall"]["f1"] == 1.0
 
 
+def _late_detector_config(classes, align):
+    """A SoftLoc cell config of the demo preset with ``classes`` calibrated at 0.2, the given
+    ``align_to_onsets``; its frame rate and a 60 ms lag in frames (outside +-50 ms)."""
+    base = apply_overrides(load_preset("demo"), [
+        f"classes=[{', '.join(classes)}]",
+        f"inference.class_thresholds=[{', '.join(['0.2'] * len(classes))}]",
+        f"inference.align_to_onsets={align}"])
+    config = cell_config(base, "softloc", seed=0)
+    fr = config.features.frame_rate
+    return config, fr, round(0.06 * fr)
+
+
 @pytest.mark.parametrize("align", ["pooled", "per-class"])
 def test_a_per_class_preset_is_scored_with_one_offset_per_class_as_training_calibrates(align):
     """Class A fires 60 ms late, class B 60 ms early (both outside +-50 ms): with the drum
@@ -159,12 +171,7 @@ def test_a_per_class_preset_is_scored_with_one_offset_per_class_as_training_cali
     one of them."""
     from softloc.experiments.noise_study import _score_decoder
 
-    base = apply_overrides(load_preset("demo"), [
-        "classes=[A, B]", "inference.class_thresholds=[0.2, 0.2]",
-        f"inference.align_to_onsets={align}"])
-    config = cell_config(base, "softloc", seed=0)
-    fr = config.features.frame_rate
-    lag = round(0.06 * fr)
+    config, fr, lag = _late_detector_config(["A", "B"], align)
     onsets_a, onsets_b = np.arange(20, 980, 40), np.arange(40, 980, 40)
     probs = np.zeros((2, 1000))
     probs[0, onsets_a + lag] = 0.9
@@ -205,12 +212,7 @@ def test_a_run_that_aligns_to_onsets_is_scored_with_the_offset_of_its_validation
     import softloc.experiments.noise_study as study
     from softloc.experiments.noise_study import _score_run
 
-    base = apply_overrides(load_preset("demo"), [
-        "classes=[A]", "inference.class_thresholds=[0.2]",
-        f"inference.align_to_onsets={align}"])
-    config = cell_config(base, "softloc", seed=0)
-    fr = config.features.frame_rate
-    lag = round(0.06 * fr)
+    config, fr, lag = _late_detector_config(["A"], align)
     onsets = np.arange(20, 980, 40)
     probs = np.zeros((1, 1000))
     probs[0, onsets + lag] = 0.9  # fires 60 ms after each sound start
