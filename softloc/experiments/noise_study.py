@@ -20,11 +20,10 @@ clean test split. This module holds what every such study needs, in the order a 
    its decoder (the registry's for its loss, :func:`decoder_of`) on the validation files: from
    their audio when the preset aligns to onsets (``inference.align_to_onsets`` not ``none``,
    the onset strength, which label noise does not move; ``onset_alignment_offsets``: one
-   offset, or one per class for ``per-class`` as in the drum presets), else on
-   the NOISY validation labels (whose median error the ±100 ms matching shrinks towards 0),
-   and scores the clean test split (±50 ms, mir_eval matching); the Lightning
-   checkpoints are deleted afterwards (``model.pt`` is kept, so :func:`rescore_rows` can score
-   a finished study again with other decoders, without training).
+   offset, or one per class for ``per-class`` as in the drum presets), else on the NOISY
+   validation labels (whose median error the ±100 ms matching shrinks towards 0), and scores
+   the clean test split (±50 ms, mir_eval matching); the Lightning checkpoints are deleted
+   afterwards (``model.pt`` is kept: :func:`rescore_rows` scores a study again, no training).
 5. The resumable results table (``softloc.experiments.results_table``; rewritten atomically
    after every run; a rerun skips the runs already in it).
 
@@ -355,11 +354,10 @@ def decoder_of(config: RunConfig) -> str:
 
 def _decode(probs: np.ndarray, decoder: str, config: RunConfig,
             offset_s: float | Sequence[float], thresholds: Sequence[float] | None = None) -> Events:
-    """Events of ``probs`` by ``decoder``: with one threshold per class when ``thresholds`` is
-    given (or, for ``threshold``, the run's calibrated ``inference.class_thresholds``), else
-    with one threshold for all (``inference.threshold`` for ``threshold``, the registry's
-    default for the others); ``offset_s`` added to the times, one for all classes or one per
-    class."""
+    """Events of ``probs`` by ``decoder``, ``offset_s`` (one, or one per class) added: with one
+    threshold per class when ``thresholds`` is given (or, for ``threshold``, the run's
+    calibrated ``inference.class_thresholds``), else one for all (``inference.threshold`` for
+    ``threshold``, the registry's default for the others)."""
     fr = config.features.frame_rate
     min_distance = max(1, round(config.inference.min_distance_s * fr))
     settings: dict[str, Any] = {}
@@ -438,7 +436,8 @@ def count_thresholds(probs: Mapping[str, np.ndarray], decoder: str, config: RunC
             else pooled for c in range(len(classes))]
 
 
-def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
+def decode(probs: np.ndarray, config: RunConfig, *,
+           time_offset_s: float | Sequence[float] = 0.0):
     """Events of ``probs`` ``(class, time)`` by the decoder that fits ``config.loss``
     (:func:`decoder_of`), with the study's settings: the run's calibrated per-class thresholds
     (``inference.class_thresholds``, else ``inference.threshold``) for ``threshold``, the
@@ -446,7 +445,7 @@ def decode(probs: np.ndarray, config: RunConfig, *, time_offset_s: float = 0.0):
     the loss's softness for ``peaks-normalized``, ±50 ms for ``mass-peaks``.
 
     Returns:
-        :class:`softloc.decode.Events` (times shifted by ``time_offset_s``).
+        :class:`softloc.decode.Events` (times shifted by ``time_offset_s``, one per class).
     """
     return _decode(probs, decoder_of(config), config, time_offset_s)
 
